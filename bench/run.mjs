@@ -1,0 +1,35 @@
+#!/usr/bin/env node
+// Benchmark runner. Contract (../shared/DESIGN.md): stdout carries one JSON object per
+// line, {"bench","value","unit",...parameters}; human summaries go to stderr.
+// Usage: npm run bench [-- name-or-prefix ...]
+// Each bench/suites/*.mjs default-exports an array of { name, run(ctx) } where run
+// returns an array of result objects (one per parameter set).
+import { readdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, dirname } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const filters = process.argv.slice(2);
+const suiteFiles = readdirSync(join(here, 'suites')).filter((f) => f.endsWith('.mjs')).sort();
+
+const selected = (name) => filters.length === 0 || filters.some((f) => name === f || name.startsWith(f));
+
+for (const file of suiteFiles) {
+  const mod = await import(pathToFileURL(join(here, 'suites', file)).href);
+  for (const bench of mod.default) {
+    if (!selected(bench.name)) continue;
+    const dir = mkdtempSync(join(process.env.DRKIT_BENCH_DIR ?? tmpdir(), 'drkit-bench-'));
+    try {
+      const results = await bench.run({ dir, log: (msg) => process.stderr.write(`${msg}\n`) });
+      for (const r of results) {
+        process.stdout.write(`${JSON.stringify(r)}\n`);
+        const { bench: name, value, unit, ...params } = r;
+        const extra = Object.entries(params).map(([k, v]) => `${k}=${v}`).join(' ');
+        process.stderr.write(`  ${name.padEnd(28)} ${Number(value).toFixed(3).padStart(14)} ${unit} ${extra}\n`);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+}

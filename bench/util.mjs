@@ -1,0 +1,35 @@
+// Shared helpers for bench suites: timing and statistics. Kept tiny on purpose.
+import { performance } from 'node:perf_hooks';
+
+/** Milliseconds taken by `fn` (awaited). */
+export async function timeMs(fn) {
+  const t0 = performance.now();
+  await fn();
+  return performance.now() - t0;
+}
+
+/** Median of a numeric array. */
+export function median(values) {
+  const s = [...values].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
+}
+
+/** MB/s (10^6 bytes per second) for `bytes` moved in `ms`. */
+export function mbPerSec(bytes, ms) {
+  return bytes / 1e6 / (ms / 1000);
+}
+
+/** Deterministic pseudo-random bytes (xorshift32), so benches are repeatable. */
+export function seededBytes(byteLength, seed = 1) {
+  const out = new Uint8Array(byteLength);
+  const view = new Uint32Array(out.buffer, 0, byteLength >>> 2);
+  let x = seed >>> 0 || 1;
+  for (let i = 0; i < view.length; i++) {
+    x ^= x << 13; x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5; x >>>= 0;
+    view[i] = x;
+  }
+  return out;
+}

@@ -1,0 +1,72 @@
+/**
+ * The ExtentStore contract: immutable extents keyed by fingerprint.
+ *
+ * Integrity promise: every extent is stored with its xxh64 checksum and every read
+ * verifies it; a mismatch rejects with `CORRUPTION`, never with wrong bytes.
+ * Durability promise: extents put (and deletes) are durable once a later `flush()`
+ * resolves. After a crash, every extent whose put was flushed reads back identical,
+ * and an extent that reads back at all reads back correct.
+ *
+ * The store does not count references: deciding when an extent is garbage is the
+ * snapshot layer's job.
+ */
+import type { IoOptions } from './block-device.js';
+
+/** One extent to store. */
+export interface ExtentPut {
+  /** The extent's identity (e.g. a SHA-256 digest); 1-64 bytes. */
+  readonly fingerprint: Uint8Array;
+  /** The extent's bytes. */
+  readonly data: Uint8Array;
+  /** The sender's xxh64 of `data`; when given it is verified before writing (`CORRUPTION` on mismatch). */
+  readonly checksum?: bigint;
+}
+
+/** What the store knows of one extent, without reading its data. */
+export interface ExtentInfo {
+  readonly fingerprint: Uint8Array;
+  readonly byteLength: number;
+  readonly checksum: bigint;
+}
+
+/** Counters a store reports. */
+export interface ExtentStoreStats {
+  readonly extentCount: number;
+  /** Sum of extent lengths. */
+  readonly extentBytes: number;
+  /** Bytes occupied on the medium including allocator overhead. */
+  readonly storedBytes: number;
+  /** Bytes of freed space available for reuse (0 where not applicable). */
+  readonly freeBytes: number;
+}
+
+/** Declared capabilities. */
+export interface ExtentStoreCapabilities {
+  /** `flush()` makes puts survive power loss. */
+  readonly durableFlush: boolean;
+  /** Largest extent accepted, in bytes. */
+  readonly maxExtentBytes: number;
+}
+
+/** Fingerprint-addressed storage of immutable extents. */
+export interface ExtentStore {
+  readonly capabilities: ExtentStoreCapabilities;
+  /** Stores extents; a fingerprint already present is skipped (content addressing). */
+  put(extents: readonly ExtentPut[], options?: IoOptions): Promise<void>;
+  /** The extent's bytes, verified. @throws EXTENT_NOT_FOUND, CORRUPTION */
+  get(fingerprint: Uint8Array, options?: IoOptions): Promise<Uint8Array>;
+  /** Several extents, verified, in request order. @throws EXTENT_NOT_FOUND, CORRUPTION */
+  getMany(fingerprints: readonly Uint8Array[], options?: IoOptions): Promise<Uint8Array[]>;
+  /** Which fingerprints are stored, in request order (the have-query). */
+  has(fingerprints: readonly Uint8Array[], options?: IoOptions): Promise<boolean[]>;
+  /** Removes extents; absent fingerprints are ignored. Their space is reused once the delete is durable. */
+  delete(fingerprints: readonly Uint8Array[], options?: IoOptions): Promise<void>;
+  /** Every stored extent, in fingerprint order. */
+  list(options?: IoOptions): AsyncIterable<ExtentInfo>;
+  /** Counters. */
+  stats(): Promise<ExtentStoreStats>;
+  /** Durability barrier for every put/delete that resolved before the call. */
+  flush(options?: IoOptions): Promise<void>;
+  /** Releases resources. Idempotent. */
+  close(): Promise<void>;
+}

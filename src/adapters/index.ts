@@ -1,0 +1,10 @@
+/**
+ * drkit/adapters: the contracts drkit runs on (BlockDevice, MetaStore, ExtentStore,
+ * Clock) and the portable implementations. Node-only adapters live in
+ * `drkit/adapters/node`.
+ * @packageDocumentation
+ */
+export type { BlockDevice, BlockDeviceCapabilities, BlockRead, BlockWrite, IoOptions } from './block-device.js';
+export type { MetaStore, MetaOp, MetaRange, BatchOptions, MetaStoreStats } from './meta-store.js';
+export type { ExtentStore, ExtentPut, ExtentInfo, ExtentStoreStats, ExtentStoreCapabilities } from './extent-store.js';
+export type { Clock, TimerHandle } from './clock.js';

@@ -1,0 +1,4 @@
+/**
+ * drkit/adapters/node: adapters that need Node.js (files, raw devices).
+ * @packageDocumentation
+ */

@@ -1,0 +1,30 @@
+/**
+ * The one table of drkit error codes. Every `DrkitError` carries one of these codes;
+ * callers branch on `code`, never on message text. `transient` is the default retry
+ * advice for the code (an individual error may override it). docs/errors.md lists the
+ * same table; a test keeps the two in step.
+ */
+export const ERROR_CODES = {
+  INVALID_ARGUMENT: { transient: false, description: 'An argument failed validation (type, range, alignment, shape).' },
+  OUT_OF_RANGE: { transient: false, description: 'An I/O request reaches outside the device or object it addresses.' },
+  NOT_SUPPORTED: { transient: false, description: 'The adapter does not declare the capability the call needs.' },
+  NOT_OPEN: { transient: false, description: 'The handle is closed, or was never opened.' },
+  ABORTED: { transient: false, description: 'The operation was cancelled through its AbortSignal.' },
+  IO_ERROR: { transient: true, description: 'The underlying device or file failed an I/O call.' },
+  SHORT_IO: { transient: true, description: 'A read or write moved fewer bytes than asked and could not be completed.' },
+  NOT_FOUND: { transient: false, description: 'A named object (file, key, snapshot, volume) does not exist.' },
+  ALREADY_EXISTS: { transient: false, description: 'An object with that identity already exists.' },
+  CORRUPTION: { transient: false, description: 'Stored or received bytes failed a checksum, fingerprint or format check.' },
+  EXTENT_NOT_FOUND: { transient: false, description: 'No extent with that fingerprint is stored.' },
+  NO_SPACE: { transient: false, description: 'The device or store has no room for the request.' },
+  FORMAT_VERSION: { transient: false, description: 'An on-disk or wire format version this build cannot read.' },
+  CLOSED: { transient: false, description: 'The object was closed while the operation was in flight.' },
+  BUSY: { transient: true, description: 'The resource is in use (locked, pinned, or at its concurrency bound).' },
+  TIMEOUT: { transient: true, description: 'The operation did not finish within its deadline.' },
+  CRASHED: { transient: false, description: 'A fault injector simulated a crash; the handle is dead until reopened.' },
+  INJECTED_FAULT: { transient: true, description: 'A fault injector failed this I/O on purpose.' },
+  INTERNAL: { transient: false, description: 'An invariant inside drkit was violated: a bug, please report it.' },
+} as const satisfies Record<string, { transient: boolean; description: string }>;
+
+/** A drkit error code: a key of {@link ERROR_CODES}. */
+export type ErrorCode = keyof typeof ERROR_CODES;

@@ -1,0 +1,6 @@
+/**
+ * drkit/testing: conformance suites for adapters, fault injectors, and fast-check
+ * arbitraries. Conformance suites need vitest; arbitraries need fast-check (both are
+ * optional peer dependencies).
+ * @packageDocumentation
+ */
