@@ -8,3 +8,6 @@ export type { BlockDevice, BlockDeviceCapabilities, BlockRead, BlockWrite, IoOpt
 export type { MetaStore, MetaOp, MetaRange, BatchOptions, MetaStoreStats } from './meta-store.js';
 export type { ExtentStore, ExtentPut, ExtentInfo, ExtentStoreStats, ExtentStoreCapabilities } from './extent-store.js';
 export type { Clock, TimerHandle } from './clock.js';
+export { SystemClock } from './system-clock.js';
+export { VirtualClock } from './virtual-clock.js';
+export { MemoryBlockDevice, type MemoryBlockDeviceOptions } from './memory-block-device.js';

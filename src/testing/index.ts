@@ -4,3 +4,4 @@
  * optional peer dependencies).
  * @packageDocumentation
  */
+export { ioWorkloadArbitrary, runIoWorkload, BytesModel, type IoOp, type IoWorkloadOptions } from './io-workload.js';
