@@ -11,3 +11,7 @@ export type { Clock, TimerHandle } from './clock.js';
 export { SystemClock } from './system-clock.js';
 export { VirtualClock } from './virtual-clock.js';
 export { MemoryBlockDevice, type MemoryBlockDeviceOptions } from './memory-block-device.js';
+export { MemoryMetaStore, type MemoryMetaStoreOptions } from './memory-meta-store.js';
+export { guardBlockDevice, type GuardBlockDeviceOptions, type GuardedBlockDevice } from './guard-block-device.js';
+export { MemoryExtentStore, type MemoryExtentStoreOptions } from './memory-extent-store.js';
+export { DeviceExtentStore, type DeviceExtentStoreOptions } from './device-extent-store.js';

@@ -2,3 +2,4 @@
  * drkit/adapters/node: adapters that need Node.js (files, raw devices).
  * @packageDocumentation
  */
+export { RawFileBlockDevice, type RawFileBlockDeviceOptions } from './raw-file-block-device.js';

@@ -1,6 +1,21 @@
 /**
- * drkit/snapshot: this layer's public door. See docs/architecture.md for what it will hold
- * and the issue that brings it; it exports nothing yet.
+ * drkit/snapshot: redirect-on-write volumes, snapshots, clones, consistency groups,
+ * diff, space reclamation and verification.
  * @packageDocumentation
  */
-export {};
+export {
+  SnapshotTree,
+  DEFAULT_BLOCK_BYTES,
+  MIN_BLOCK_BYTES,
+  MAX_BLOCK_BYTES,
+  type SnapshotTreeOptions,
+  type CreateVolumeOptions,
+  type SnapshotOptions,
+  type DiffRange,
+  type ReclaimResult,
+} from './snapshot-tree.js';
+export { Volume } from './volume.js';
+export { SnapshotReader } from './snapshot-reader.js';
+export type { SnapshotInfo, VolumeInfo, ConsistencyLevel } from './records.js';
+export type { QuiesceHooks } from './quiesce.js';
+export type { VerifyReport, VerifyProblem, VerifyProblemCode, VerifyOptions } from './verifier.js';

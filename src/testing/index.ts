@@ -5,3 +5,6 @@
  * @packageDocumentation
  */
 export { ioWorkloadArbitrary, runIoWorkload, BytesModel, type IoOp, type IoWorkloadOptions } from './io-workload.js';
+export { describeExtentStore, type ExtentStoreSuiteOptions } from './describe-extent-store.js';
+export { FaultyBlockDevice, type FaultyBlockDeviceOptions, type FaultyBlockDeviceStats, type FaultyOp, type FaultRule, type CrashOutcome } from './faulty-block-device.js';
+export { describeBlockDevice, type BlockDeviceSuiteOptions } from './describe-block-device.js';

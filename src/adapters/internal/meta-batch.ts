@@ -1,0 +1,59 @@
+/** Validation of MetaStore batches, shared by every MetaStore implementation. */
+import { DrkitError } from '../../core/errors.js';
+import type { MetaOp } from '../meta-store.js';
+
+/**
+ * Largest key, in bytes. Keys are held in memory, compared on every lookup and
+ * repeated in every log record; metadata keys are tens of bytes, so 64 KiB only
+ * stops mistakes (a value passed as a key).
+ */
+export const MAX_KEY_BYTES = 64 * 1024;
+
+/**
+ * Largest batch, in bytes of keys + values (plus {@link OP_OVERHEAD_BYTES} per op). A
+ * batch is one log record that is buffered whole in memory and must be readable whole
+ * at recovery; 64 MiB bounds that buffer while exceeding any sane metadata commit.
+ */
+export const MAX_BATCH_BYTES = 64 * 1024 * 1024;
+
+/** Bytes a batch op costs beyond its key and value (its encoded header). */
+export const OP_OVERHEAD_BYTES = 9;
+
+/**
+ * Validates `ops` and returns their encoded size (keys + values + per-op overhead).
+ * @throws INVALID_ARGUMENT for a non-array, an unknown op kind, non-Uint8Array keys or
+ * values, a key over {@link MAX_KEY_BYTES} or a batch over {@link MAX_BATCH_BYTES}
+ */
+export function validateBatch(ops: readonly MetaOp[]): number {
+  if (!Array.isArray(ops)) throw new DrkitError('INVALID_ARGUMENT', 'ops must be an array', { data: { name: 'ops' } });
+  let byteLength = 0;
+  for (let i = 0; i < ops.length; i++) {
+    const op = ops[i] as MetaOp | undefined;
+    if (typeof op !== 'object' || op === null) {
+      throw new DrkitError('INVALID_ARGUMENT', `ops[${i}] must be an object`, { data: { name: 'ops', index: i } });
+    }
+    if (!(op.key instanceof Uint8Array)) {
+      throw new DrkitError('INVALID_ARGUMENT', `ops[${i}].key must be a Uint8Array`, { data: { name: 'key', index: i } });
+    }
+    if (op.key.length > MAX_KEY_BYTES) {
+      throw new DrkitError('INVALID_ARGUMENT', `ops[${i}].key is ${op.key.length} bytes; the bound is ${MAX_KEY_BYTES}`, {
+        data: { name: 'key', index: i, byteLength: op.key.length, limitBytes: MAX_KEY_BYTES },
+      });
+    }
+    byteLength += OP_OVERHEAD_BYTES + op.key.length;
+    if (op.kind === 'put') {
+      if (!(op.value instanceof Uint8Array)) {
+        throw new DrkitError('INVALID_ARGUMENT', `ops[${i}].value must be a Uint8Array`, { data: { name: 'value', index: i } });
+      }
+      byteLength += op.value.length;
+    } else if (op.kind !== 'del') {
+      throw new DrkitError('INVALID_ARGUMENT', `ops[${i}].kind must be 'put' or 'del'`, { data: { name: 'kind', index: i } });
+    }
+    if (byteLength > MAX_BATCH_BYTES) {
+      throw new DrkitError('INVALID_ARGUMENT', `batch exceeds ${MAX_BATCH_BYTES} bytes`, {
+        data: { name: 'ops', limitBytes: MAX_BATCH_BYTES },
+      });
+    }
+  }
+  return byteLength;
+}

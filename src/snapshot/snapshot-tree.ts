@@ -1,0 +1,753 @@
+/**
+ * SnapshotTree: redirect-on-write volumes with O(1) snapshots and clones.
+ *
+ * One tree owns one ExtentStore and a key prefix in one MetaStore, and holds any number
+ * of volumes (a site's volume pool): all of them share content-addressed extents (local
+ * dedup) and every snapshot, clone and consistency group lives here.
+ *
+ * Durability and fault model:
+ * - Writes change the in-memory block map; `flush()` (on the tree or any volume of it)
+ *   first flushes the ExtentStore and then commits every metadata change as ONE atomic
+ *   MetaStore batch. A crash rolls every volume back to its last commit; a committed
+ *   snapshot is never touched by a crash because snapshot creation is itself a durable
+ *   commit and snapshot nodes are never changed in place.
+ * - The metadata that references an extent is committed only after the extent is
+ *   durable, so no crash leaves a dangling fingerprint. A crash can leave leaked
+ *   extents (stored, never committed); {@link SnapshotTree.verify} reports them and
+ *   {@link SnapshotTree.collectGarbage} removes them.
+ * - An extent is deleted from the ExtentStore only after the metadata saying nothing
+ *   references it is durable.
+ * - If a commit fails, the tree refuses further work (code of the failure); reopen it.
+ *
+ * Every mutation is serialised by one mutex; reads run concurrently with writes and see
+ * the block map as of the moment the read looked it up.
+ */
+import { bytesToKey, utf8 } from '../core/bytes.js';
+import { DrkitError, throwIfAborted } from '../core/errors.js';
+import { assertPositiveInteger } from '../core/validate.js';
+import type { Clock } from '../adapters/clock.js';
+import type { ExtentStore } from '../adapters/extent-store.js';
+import type { MetaOp, MetaStore } from '../adapters/meta-store.js';
+import { SystemClock } from '../adapters/system-clock.js';
+import { sha256Fingerprinter, type Fingerprinter } from '../dedup/fingerprint.js';
+import { diffRoots, heightFor, reclaimNode } from './internal/block-map.js';
+import { decodeCount, TAG, TreeKeys } from './internal/keys.js';
+import { MapStore } from './internal/map-store.js';
+import { Mutex } from './internal/mutex.js';
+import { runPostThaw, runPreFreeze, type QuiesceHooks } from './quiesce.js';
+import { RECORD_FORMAT_VERSION, type SnapshotInfo, type SnapshotRecord, type TreeRecord, type VolumeInfo, type VolumeRecord } from './records.js';
+import { SnapshotReader } from './snapshot-reader.js';
+import { Volume } from './volume.js';
+import { verifyTree, type VerifyOptions, type VerifyReport } from './verifier.js';
+import type { TreeCore } from './internal/tree-core.js';
+
+/** Default block size: 16 KiB (see docs/architecture.md, "Choosing the block size"). */
+export const DEFAULT_BLOCK_BYTES = 16384;
+/** Smallest and largest block sizes accepted. */
+export const MIN_BLOCK_BYTES = 512;
+export const MAX_BLOCK_BYTES = 1 << 20;
+/**
+ * Uncommitted block-map nodes after which a write commits (without fsync) so memory
+ * stays bounded: 4096 nodes of at most ~8 KiB is ~32 MiB.
+ */
+const AUTO_COMMIT_DIRTY_NODES = 4096;
+
+/** Options of {@link SnapshotTree.open}. */
+export interface SnapshotTreeOptions {
+  /** Where every metadata record lives. */
+  meta: MetaStore;
+  /** Where block contents live; the tree must be its only user (it counts references). */
+  extents: ExtentStore;
+  /** Key prefix in `meta`, so several trees can share one MetaStore. @defaultValue 'st/' */
+  keyPrefix?: string;
+  /** Content fingerprint. Must match the one the tree was created with. @defaultValue sha256Fingerprinter */
+  fingerprinter?: Fingerprinter;
+  /** Source of snapshot times and quiesce deadlines. @defaultValue new SystemClock() */
+  clock?: Clock;
+}
+
+/** Options of {@link SnapshotTree.createVolume}. */
+export interface CreateVolumeOptions {
+  name: string;
+  /** Logical length; a multiple of blockBytes. */
+  byteLength: number;
+  /** Block size, a power of two in [512, 1 MiB]. @defaultValue 16384 */
+  blockBytes?: number;
+}
+
+/** Options of {@link SnapshotTree.snapshot} and {@link SnapshotTree.snapshotGroup}. */
+export interface SnapshotOptions {
+  name: string;
+  userMetadata?: Record<string, string>;
+  /** Ask for application consistency: run these hooks around the commit. */
+  quiesce?: QuiesceHooks;
+  /** Deadline of preFreeze. @defaultValue 30000 */
+  quiesceTimeoutMs?: number;
+}
+
+/** One changed run of blocks between two snapshots. */
+export interface DiffRange {
+  readonly blockIndex: number;
+  readonly blockCount: number;
+  readonly byteOffset: number;
+  readonly byteLength: number;
+  /** The blocks' fingerprints in the newer snapshot; undefined = the block is zero there. */
+  readonly fingerprints: readonly (Uint8Array | undefined)[];
+}
+
+/** Result of one {@link SnapshotTree.reclaim} call. */
+export interface ReclaimResult {
+  readonly nodesReclaimed: number;
+  readonly extentsDeleted: number;
+  /** True when nothing is left to reclaim. */
+  readonly done: boolean;
+}
+
+/** Redirect-on-write volumes, snapshots and clones over an ExtentStore and a MetaStore. */
+export class SnapshotTree {
+  readonly #meta: MetaStore;
+  readonly #extents: ExtentStore;
+  readonly #keys: TreeKeys;
+  readonly #fingerprinter: Fingerprinter;
+  readonly #clock: Clock;
+  readonly #mutex = new Mutex();
+  readonly #record: TreeRecord;
+  readonly #map: MapStore;
+  readonly #volumes = new Map<string, VolumeRecord>();
+  readonly #snapshots = new Map<string, SnapshotRecord>();
+  readonly #dirtyVolumes = new Set<string>();
+  readonly #deletedVolumes = new Set<string>();
+  readonly #newSnapshots = new Set<string>();
+  readonly #deletedSnapshots = new Set<string>();
+  /** Nodes with rc 0 whose reclamation is committed-queued. */
+  readonly #freeNodes: number[] = [];
+  /** Extents whose rc reached 0 durably, to delete from the ExtentStore. */
+  readonly #deadExtents = new Map<string, Uint8Array>();
+  readonly #pins = new Map<string, number>();
+  readonly #openHandles = new Map<string, number>();
+  #activeReads = 0;
+  #failure: DrkitError | undefined;
+  #closed = false;
+  readonly #core: TreeCore;
+
+  private constructor(options: SnapshotTreeOptions, keys: TreeKeys, record: TreeRecord, fingerprinter: Fingerprinter, clock: Clock) {
+    this.#meta = options.meta;
+    this.#extents = options.extents;
+    this.#keys = keys;
+    this.#fingerprinter = fingerprinter;
+    this.#clock = clock;
+    this.#record = record;
+    this.#map = new MapStore(options.meta, keys, record.digestBytes, record.nextNodeId);
+    const tree = this;
+    this.#core = {
+      map: this.#map,
+      extents: this.#extents,
+      fingerprinter,
+      run: (fn) => tree.#mutate(fn),
+      volume: (id) => tree.#volumeRecord(id),
+      markVolumeDirty: (id) => {
+        tree.#dirtyVolumes.add(id);
+      },
+      afterWrite: async () => {
+        if (tree.#map.dirtyNodeCount >= AUTO_COMMIT_DIRTY_NODES) await tree.#commit(false);
+      },
+      flush: (signal) => tree.flush({ signal }),
+      beginRead: () => {
+        tree.#ensureUsable();
+        tree.#activeReads++;
+      },
+      endRead: () => {
+        tree.#activeReads--;
+      },
+      releaseHandle: (volumeId) => tree.#release(tree.#openHandles, volumeId),
+      releasePin: (snapshotId) => tree.#release(tree.#pins, snapshotId),
+    };
+  }
+
+  /**
+   * Opens the tree stored under `keyPrefix` in `meta`, creating it when absent.
+   * @throws FORMAT_VERSION for an unknown record version, INVALID_ARGUMENT when the
+   *   fingerprinter differs from the tree's, CORRUPTION for malformed records
+   */
+  static async open(options: SnapshotTreeOptions): Promise<SnapshotTree> {
+    const keys = new TreeKeys(utf8(options.keyPrefix ?? 'st/'));
+    const fingerprinter = options.fingerprinter ?? sha256Fingerprinter;
+    const clock = options.clock ?? new SystemClock();
+    const stored = await options.meta.get(keys.tree());
+    let record: TreeRecord;
+    if (stored === undefined) {
+      record = {
+        formatVersion: RECORD_FORMAT_VERSION,
+        fingerprintAlgorithm: fingerprinter.algorithm,
+        digestBytes: fingerprinter.digestBytes,
+        nextNodeId: 1,
+        nextVolumeSeq: 1,
+        nextSnapshotSeq: 1,
+        nextGroupSeq: 1,
+      };
+      await options.meta.batch([{ kind: 'put', key: keys.tree(), value: encodeJson(record) }], { sync: true });
+    } else {
+      record = decodeJson<TreeRecord>(stored, 'tree record');
+      if (record.fingerprintAlgorithm !== fingerprinter.algorithm || record.digestBytes !== fingerprinter.digestBytes) {
+        throw new DrkitError('INVALID_ARGUMENT', `tree uses ${record.fingerprintAlgorithm} fingerprints, not ${fingerprinter.algorithm}`, {
+          data: { stored: record.fingerprintAlgorithm, given: fingerprinter.algorithm },
+        });
+      }
+    }
+    const tree = new SnapshotTree(options, keys, record, fingerprinter, clock);
+    await tree.#load();
+    return tree;
+  }
+
+  async #load(): Promise<void> {
+    for await (const [, value] of this.#meta.iterate({ prefix: this.#keys.tagPrefix(TAG.volume) })) {
+      const v = decodeJson<VolumeRecord>(value, 'volume record');
+      this.#volumes.set(v.id, v);
+    }
+    for await (const [, value] of this.#meta.iterate({ prefix: this.#keys.tagPrefix(TAG.snapshot) })) {
+      const s = decodeJson<SnapshotRecord>(value, 'snapshot record');
+      this.#snapshots.set(s.id, s);
+    }
+    for await (const [key] of this.#meta.iterate({ prefix: this.#keys.tagPrefix(TAG.freeNode) })) this.#freeNodes.push(this.#keys.idOf(key));
+    for await (const [key] of this.#meta.iterate({ prefix: this.#keys.tagPrefix(TAG.deadExtent) })) {
+      const fp = this.#keys.tail(key).slice();
+      this.#deadExtents.set(bytesToKey(fp), fp);
+    }
+  }
+
+  /** The fingerprint function of this tree. */
+  get fingerprinter(): Fingerprinter {
+    return this.#fingerprinter;
+  }
+
+  /** The clock snapshots are timed with. */
+  get clock(): Clock {
+    return this.#clock;
+  }
+
+  // ---------------------------------------------------------------- volumes
+
+  /**
+   * Creates an empty (all-zero) volume and returns a writable handle to it.
+   * @throws INVALID_ARGUMENT for a bad name, length or block size
+   */
+  async createVolume(options: CreateVolumeOptions): Promise<Volume> {
+    const blockBytes = options.blockBytes ?? DEFAULT_BLOCK_BYTES;
+    validateName(options.name);
+    assertPositiveInteger(options.byteLength, 'byteLength');
+    assertPositiveInteger(blockBytes, 'blockBytes');
+    if (blockBytes < MIN_BLOCK_BYTES || blockBytes > MAX_BLOCK_BYTES || (blockBytes & (blockBytes - 1)) !== 0) {
+      throw new DrkitError('INVALID_ARGUMENT', `blockBytes must be a power of two in [${MIN_BLOCK_BYTES}, ${MAX_BLOCK_BYTES}]`, { data: { blockBytes } });
+    }
+    if (options.byteLength % blockBytes !== 0) {
+      throw new DrkitError('INVALID_ARGUMENT', 'byteLength must be a multiple of blockBytes', { data: { byteLength: options.byteLength, blockBytes } });
+    }
+    const id = await this.#mutate(async () => {
+      const volume: VolumeRecord = {
+        formatVersion: RECORD_FORMAT_VERSION,
+        id: `vol-${this.#record.nextVolumeSeq++}`,
+        name: options.name,
+        byteLength: options.byteLength,
+        blockBytes,
+        parentSnapshotId: undefined,
+        createdMs: this.#clock.now(),
+        root: 0,
+      };
+      this.#volumes.set(volume.id, volume);
+      this.#dirtyVolumes.add(volume.id);
+      await this.#commit(true);
+      return volume.id;
+    });
+    return this.openVolume(id);
+  }
+
+  /**
+   * A writable handle to a volume. Handles share state; close each one you open.
+   * @throws NOT_FOUND
+   */
+  async openVolume(volumeId: string): Promise<Volume> {
+    this.#ensureUsable();
+    const record = this.#volumeRecord(volumeId);
+    this.#openHandles.set(volumeId, (this.#openHandles.get(volumeId) ?? 0) + 1);
+    return new Volume(this.#core, record.id, record.byteLength, record.blockBytes, heightFor(record.byteLength / record.blockBytes));
+  }
+
+  /** Every volume, in id order of creation. */
+  listVolumes(): VolumeInfo[] {
+    return [...this.#volumes.values()].map(volumeInfo);
+  }
+
+  /** One volume. @throws NOT_FOUND */
+  getVolume(volumeId: string): VolumeInfo {
+    return volumeInfo(this.#volumeRecord(volumeId));
+  }
+
+  /**
+   * Deletes a volume (its snapshots stay). Space is reclaimed once nothing references it.
+   * @throws NOT_FOUND, BUSY while a handle to it is open
+   */
+  async deleteVolume(volumeId: string, options: { reclaim?: boolean } = {}): Promise<void> {
+    await this.#mutate(async () => {
+      const volume = this.#volumeRecord(volumeId);
+      if ((this.#openHandles.get(volumeId) ?? 0) > 0) {
+        throw new DrkitError('BUSY', `volume ${volumeId} has open handles`, { data: { volumeId } });
+      }
+      if (volume.root !== 0) await this.#map.decNode(volume.root);
+      this.#volumes.delete(volumeId);
+      this.#dirtyVolumes.delete(volumeId);
+      this.#deletedVolumes.add(volumeId);
+      await this.#commit(true);
+    });
+    if (options.reclaim !== false) await this.reclaim();
+  }
+
+  // -------------------------------------------------------------- snapshots
+
+  /**
+   * Snapshots one volume: O(1) in its size. With `quiesce`, runs the hooks around the
+   * commit; if they fail or time out, the snapshot is crash-consistent and says why.
+   * @throws NOT_FOUND, INVALID_ARGUMENT
+   */
+  async snapshot(volumeId: string, options: SnapshotOptions): Promise<SnapshotInfo> {
+    const [info] = await this.#snapshotVolumes([volumeId], options, false);
+    return info!;
+  }
+
+  /**
+   * Snapshots several volumes in one atomic metadata commit (a consistency group): a
+   * crash leaves all of them or none.
+   * @throws NOT_FOUND, INVALID_ARGUMENT (empty or repeated volumes)
+   */
+  async snapshotGroup(volumeIds: readonly string[], options: SnapshotOptions): Promise<SnapshotInfo[]> {
+    if (volumeIds.length === 0 || new Set(volumeIds).size !== volumeIds.length) {
+      throw new DrkitError('INVALID_ARGUMENT', 'a consistency group needs distinct volumes', { data: { volumeIds: [...volumeIds] } });
+    }
+    return this.#snapshotVolumes(volumeIds, options, true);
+  }
+
+  async #snapshotVolumes(volumeIds: readonly string[], options: SnapshotOptions, group: boolean): Promise<SnapshotInfo[]> {
+    validateName(options.name);
+    const userMetadata = validateUserMetadata(options.userMetadata);
+    for (const id of volumeIds) this.#volumeRecord(id);
+    const timeoutMs = options.quiesceTimeoutMs ?? 30_000;
+    assertPositiveInteger(timeoutMs, 'quiesceTimeoutMs');
+    let fallbackReason: string | undefined;
+    let frozen = false;
+    if (options.quiesce !== undefined) {
+      const outcome = await runPreFreeze(options.quiesce, timeoutMs, this.#clock);
+      frozen = outcome.frozen;
+      if (!outcome.frozen) fallbackReason = outcome.reason;
+    }
+    try {
+      return await this.#mutate(async () => {
+        const groupId = group ? `cg-${this.#record.nextGroupSeq++}` : undefined;
+        const createdMs = this.#clock.now();
+        const infos: SnapshotInfo[] = [];
+        for (const volumeId of volumeIds) {
+          const volume = this.#volumeRecord(volumeId);
+          if (volume.root !== 0) await this.#map.incNode(volume.root);
+          const record: SnapshotRecord = {
+            formatVersion: RECORD_FORMAT_VERSION,
+            id: `snap-${this.#record.nextSnapshotSeq++}`,
+            name: options.name,
+            volumeId,
+            parentSnapshotId: volume.parentSnapshotId,
+            createdMs,
+            byteLength: volume.byteLength,
+            blockBytes: volume.blockBytes,
+            consistency: frozen ? 'application' : 'crash',
+            groupId,
+            fallbackReason,
+            userMetadata,
+            root: volume.root,
+          };
+          this.#snapshots.set(record.id, record);
+          this.#newSnapshots.add(record.id);
+          // The volume now descends from this snapshot (lineage).
+          this.#volumes.set(volumeId, { ...volume, parentSnapshotId: record.id });
+          this.#dirtyVolumes.add(volumeId);
+          infos.push(snapshotInfo(record));
+        }
+        await this.#commit(true);
+        return infos;
+      });
+    } finally {
+      if (options.quiesce !== undefined) await runPostThaw(options.quiesce);
+    }
+  }
+
+  /** Every snapshot (optionally of one volume), oldest first. */
+  listSnapshots(filter: { volumeId?: string; groupId?: string } = {}): SnapshotInfo[] {
+    return [...this.#snapshots.values()]
+      .filter((s) => (filter.volumeId === undefined || s.volumeId === filter.volumeId) && (filter.groupId === undefined || s.groupId === filter.groupId))
+      .sort((a, b) => a.createdMs - b.createdMs || seqOf(a.id) - seqOf(b.id))
+      .map(snapshotInfo);
+  }
+
+  /** One snapshot. @throws NOT_FOUND */
+  getSnapshot(snapshotId: string): SnapshotInfo {
+    return snapshotInfo(this.#snapshotRecord(snapshotId));
+  }
+
+  /** The chain of existing ancestors of a snapshot, nearest first (deleted ones are skipped over by their recorded parent). */
+  lineage(snapshotId: string): SnapshotInfo[] {
+    const out: SnapshotInfo[] = [];
+    let next = this.#snapshotRecord(snapshotId).parentSnapshotId;
+    const seen = new Set<string>();
+    while (next !== undefined && !seen.has(next)) {
+      seen.add(next);
+      const s = this.#snapshots.get(next);
+      if (s === undefined) break;
+      out.push(snapshotInfo(s));
+      next = s.parentSnapshotId;
+    }
+    return out;
+  }
+
+  /**
+   * A read-only device over a snapshot. While it is open the snapshot cannot be deleted.
+   * @throws NOT_FOUND
+   */
+  openSnapshot(snapshotId: string): SnapshotReader {
+    this.#ensureUsable();
+    const s = this.#snapshotRecord(snapshotId);
+    this.#pins.set(snapshotId, (this.#pins.get(snapshotId) ?? 0) + 1);
+    return new SnapshotReader(this.#core, s.id, s.root, s.byteLength, s.blockBytes, heightFor(s.byteLength / s.blockBytes));
+  }
+
+  /**
+   * Creates a new writable volume whose contents are the snapshot's: O(1).
+   * @throws NOT_FOUND, INVALID_ARGUMENT
+   */
+  async clone(snapshotId: string, options: { name: string }): Promise<Volume> {
+    validateName(options.name);
+    const id = await this.#mutate(async () => {
+      const s = this.#snapshotRecord(snapshotId);
+      if (s.root !== 0) await this.#map.incNode(s.root);
+      const volume: VolumeRecord = {
+        formatVersion: RECORD_FORMAT_VERSION,
+        id: `vol-${this.#record.nextVolumeSeq++}`,
+        name: options.name,
+        byteLength: s.byteLength,
+        blockBytes: s.blockBytes,
+        parentSnapshotId: s.id,
+        createdMs: this.#clock.now(),
+        root: s.root,
+      };
+      this.#volumes.set(volume.id, volume);
+      this.#dirtyVolumes.add(volume.id);
+      await this.#commit(true);
+      return volume.id;
+    });
+    return this.openVolume(id);
+  }
+
+  /**
+   * Reverts a volume in place to a snapshot (of it or of any volume of the same
+   * geometry). Unflushed and later writes of the volume are discarded.
+   * @throws NOT_FOUND, INVALID_ARGUMENT for a geometry mismatch
+   */
+  async restore(volumeId: string, snapshotId: string, options: { reclaim?: boolean } = {}): Promise<void> {
+    await this.#mutate(async () => {
+      const volume = this.#volumeRecord(volumeId);
+      const s = this.#snapshotRecord(snapshotId);
+      if (s.byteLength !== volume.byteLength || s.blockBytes !== volume.blockBytes) {
+        throw new DrkitError('INVALID_ARGUMENT', `snapshot ${snapshotId} does not match volume ${volumeId}'s geometry`, {
+          data: { volumeId, snapshotId },
+        });
+      }
+      if (s.root !== 0) await this.#map.incNode(s.root);
+      if (volume.root !== 0) await this.#map.decNode(volume.root);
+      this.#volumes.set(volumeId, { ...volume, root: s.root, parentSnapshotId: s.id });
+      this.#dirtyVolumes.add(volumeId);
+      await this.#commit(true);
+    });
+    if (options.reclaim !== false) await this.reclaim();
+  }
+
+  /**
+   * Deletes a snapshot. Its blocks are reclaimed once no other root references them
+   * (by default right away; pass `reclaim: false` and call {@link reclaim} to pace it).
+   * @throws NOT_FOUND, BUSY while a reader or a diff holds it
+   */
+  async deleteSnapshot(snapshotId: string, options: { reclaim?: boolean } = {}): Promise<void> {
+    await this.#mutate(async () => {
+      const s = this.#snapshotRecord(snapshotId);
+      if ((this.#pins.get(snapshotId) ?? 0) > 0) {
+        throw new DrkitError('BUSY', `snapshot ${snapshotId} is in use`, { data: { snapshotId } });
+      }
+      if (s.root !== 0) await this.#map.decNode(s.root);
+      this.#snapshots.delete(snapshotId);
+      this.#newSnapshots.delete(snapshotId);
+      this.#deletedSnapshots.add(snapshotId);
+      await this.#commit(true);
+    });
+    if (options.reclaim !== false) await this.reclaim();
+  }
+
+  /**
+   * The blocks that differ between snapshot `fromId` (undefined = an all-zero volume)
+   * and snapshot `toId`, as runs of consecutive blocks with their fingerprints in `toId`.
+   * Cost is proportional to the changed blocks: shared subtrees are skipped unread.
+   * Both snapshots are pinned while the iteration runs.
+   * @throws NOT_FOUND, INVALID_ARGUMENT for snapshots of different geometry
+   */
+  async *diff(fromId: string | undefined, toId: string, options: { signal?: AbortSignal } = {}): AsyncGenerator<DiffRange> {
+    const to = this.#snapshotRecord(toId);
+    const from = fromId === undefined ? undefined : this.#snapshotRecord(fromId);
+    if (from !== undefined && (from.byteLength !== to.byteLength || from.blockBytes !== to.blockBytes)) {
+      throw new DrkitError('INVALID_ARGUMENT', `snapshots ${fromId} and ${toId} differ in geometry`, { data: { fromId, toId } });
+    }
+    const pinned = [toId, ...(fromId === undefined ? [] : [fromId])];
+    for (const id of pinned) this.#pins.set(id, (this.#pins.get(id) ?? 0) + 1);
+    try {
+      const blockBytes = to.blockBytes;
+      let run: { blockIndex: number; fingerprints: (Uint8Array | undefined)[] } | undefined;
+      const emit = (r: NonNullable<typeof run>): DiffRange => ({
+        blockIndex: r.blockIndex,
+        blockCount: r.fingerprints.length,
+        byteOffset: r.blockIndex * blockBytes,
+        byteLength: r.fingerprints.length * blockBytes,
+        fingerprints: r.fingerprints,
+      });
+      const MAX_RUN_BLOCKS = 256; // one leaf: bounds a range's memory and matches the tree
+      for await (const changes of diffRoots(this.#map, from?.root ?? 0, to.root, heightFor(to.byteLength / blockBytes))) {
+        throwIfAborted(options.signal);
+        for (const c of changes) {
+          if (run !== undefined && run.blockIndex + run.fingerprints.length === c.blockIndex && run.fingerprints.length < MAX_RUN_BLOCKS) {
+            run.fingerprints.push(c.after);
+            continue;
+          }
+          if (run !== undefined) yield emit(run);
+          run = { blockIndex: c.blockIndex, fingerprints: [c.after] };
+        }
+      }
+      if (run !== undefined) yield emit(run);
+    } finally {
+      for (const id of pinned) this.#release(this.#pins, id);
+    }
+  }
+
+  // ----------------------------------------------------- durability and space
+
+  /**
+   * Commits every change of every volume durably.
+   * @throws the commit's failure (the tree then refuses further work)
+   */
+  async flush(options: { signal?: AbortSignal } = {}): Promise<void> {
+    throwIfAborted(options.signal);
+    await this.#mutate(() => this.#commit(true));
+  }
+
+  /**
+   * Reclaims space of deleted snapshots and volumes, at most `maxNodes` block-map nodes
+   * per call (so it can run incrementally beside writes), deleting extents nothing
+   * references any more.
+   */
+  async reclaim(options: { maxNodes?: number; signal?: AbortSignal } = {}): Promise<ReclaimResult> {
+    const maxNodes = options.maxNodes ?? Number.POSITIVE_INFINITY;
+    return this.#mutate(async () => {
+      let nodesReclaimed = 0;
+      while (this.#freeNodes.length > 0 && nodesReclaimed < maxNodes) {
+        if (options.signal?.aborted) break;
+        await reclaimNode(this.#map, this.#freeNodes.pop()!);
+        nodesReclaimed++;
+        if (this.#freeNodes.length === 0) await this.#commit(false);
+      }
+      await this.#commit(true);
+      const extentsDeleted = await this.#deleteDeadExtents();
+      return { nodesReclaimed, extentsDeleted, done: this.#freeNodes.length === 0 && this.#deadExtents.size === 0 };
+    });
+  }
+
+  /** Deletes extents whose zero reference count is durable, unless a read may still use them. */
+  async #deleteDeadExtents(): Promise<number> {
+    if (this.#deadExtents.size === 0 || this.#activeReads > 0) return 0;
+    const candidates = [...this.#deadExtents.values()];
+    await this.#map.prefetchExtentRcs(candidates);
+    const dead = candidates.filter((fp) => this.#map.extentRc(fp) === 0);
+    await this.#extents.delete(dead);
+    await this.#extents.flush();
+    const ops: MetaOp[] = candidates.map((fp) => ({ kind: 'del', key: this.#keys.fingerprint(TAG.deadExtent, fp) }));
+    await this.#meta.batch(ops);
+    this.#deadExtents.clear();
+    return dead.length;
+  }
+
+  /**
+   * Removes extents the ExtentStore holds but no block references and no dead-list
+   * entry accounts for (left by a crash between an extent write and its commit).
+   * Scans the whole store: run it after recovery, not on a hot path.
+   */
+  async collectGarbage(): Promise<{ leakedExtentsDeleted: number }> {
+    return this.#mutate(async () => {
+      await this.#commit(true);
+      const leaked: Uint8Array[] = [];
+      const BATCH_EXTENTS = 1024; // bounds one rc lookup batch
+      let batch: Uint8Array[] = [];
+      const check = async () => {
+        const rcs = await this.#meta.getMany(batch.map((fp) => this.#keys.fingerprint(TAG.extentRc, fp)));
+        batch.forEach((fp, i) => {
+          if (decodeCount(rcs[i]) === 0 && !this.#deadExtents.has(bytesToKey(fp))) leaked.push(fp);
+        });
+        batch = [];
+      };
+      for await (const info of this.#extents.list()) {
+        batch.push(info.fingerprint);
+        if (batch.length >= BATCH_EXTENTS) await check();
+      }
+      if (batch.length > 0) await check();
+      if (this.#activeReads > 0 || leaked.length === 0) return { leakedExtentsDeleted: 0 };
+      await this.#extents.delete(leaked);
+      await this.#extents.flush();
+      return { leakedExtentsDeleted: leaked.length };
+    });
+  }
+
+  /** Checks reference counts, dangling and leaked nodes and extents, and (optionally) every extent's checksum and fingerprint. */
+  async verify(options: VerifyOptions = {}): Promise<VerifyReport> {
+    return this.#mutate(async () => {
+      await this.#commit(true);
+      return verifyTree({
+        meta: this.#meta,
+        extents: this.#extents,
+        keys: this.#keys,
+        map: this.#map,
+        fingerprinter: this.#fingerprinter,
+        roots: [
+          ...[...this.#volumes.values()].map((v) => ({ owner: v.id, root: v.root, blockCount: v.byteLength / v.blockBytes })),
+          ...[...this.#snapshots.values()].map((s) => ({ owner: s.id, root: s.root, blockCount: s.byteLength / s.blockBytes })),
+        ],
+        freeNodes: new Set(this.#freeNodes),
+        deadExtents: new Set(this.#deadExtents.keys()),
+        options,
+      });
+    });
+  }
+
+  /** Releases the tree. Does not flush: unflushed writes are lost, as in a crash. Idempotent. */
+  async close(): Promise<void> {
+    this.#closed = true;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  // ---------------------------------------------------------------- internals
+
+  #ensureUsable(): void {
+    if (this.#closed) throw new DrkitError('NOT_OPEN', 'snapshot tree is closed');
+    if (this.#failure !== undefined) throw this.#failure;
+  }
+
+  async #mutate<T>(fn: () => Promise<T>): Promise<T> {
+    this.#ensureUsable();
+    return this.#mutex.run(async () => {
+      this.#ensureUsable();
+      return fn();
+    });
+  }
+
+  /** Writes every pending change as one atomic batch; extents are made durable first. */
+  async #commit(sync: boolean): Promise<void> {
+    if (!this.#map.dirty && this.#dirtyVolumes.size + this.#deletedVolumes.size + this.#newSnapshots.size + this.#deletedSnapshots.size === 0) {
+      if (sync) await this.#meta.flush();
+      return;
+    }
+    try {
+      await this.#extents.flush();
+      const { ops, freedNodes, deadExtents } = this.#map.takeCommitOps();
+      this.#record.nextNodeId = this.#map.nextNodeId;
+      ops.push({ kind: 'put', key: this.#keys.tree(), value: encodeJson(this.#record) });
+      for (const id of this.#dirtyVolumes) {
+        const v = this.#volumes.get(id);
+        if (v !== undefined) ops.push({ kind: 'put', key: this.#keys.named(TAG.volume, id), value: encodeJson(v) });
+      }
+      for (const id of this.#deletedVolumes) ops.push({ kind: 'del', key: this.#keys.named(TAG.volume, id) });
+      for (const id of this.#newSnapshots) ops.push({ kind: 'put', key: this.#keys.named(TAG.snapshot, id), value: encodeJson(this.#snapshots.get(id)!) });
+      for (const id of this.#deletedSnapshots) ops.push({ kind: 'del', key: this.#keys.named(TAG.snapshot, id) });
+      await this.#meta.batch(ops, { sync });
+      this.#dirtyVolumes.clear();
+      this.#deletedVolumes.clear();
+      this.#newSnapshots.clear();
+      this.#deletedSnapshots.clear();
+      this.#freeNodes.push(...freedNodes);
+      for (const fp of deadExtents) this.#deadExtents.set(bytesToKey(fp), fp);
+    } catch (err) {
+      this.#failure =
+        err instanceof DrkitError && err.code !== 'INTERNAL'
+          ? new DrkitError(err.code, `snapshot tree commit failed; reopen the tree: ${err.message}`, { cause: err, transient: false })
+          : new DrkitError('IO_ERROR', 'snapshot tree commit failed; reopen the tree', { cause: err, transient: false });
+      throw this.#failure;
+    }
+  }
+
+  #release(counts: Map<string, number>, id: string): void {
+    const n = (counts.get(id) ?? 0) - 1;
+    if (n <= 0) counts.delete(id);
+    else counts.set(id, n);
+  }
+
+  #volumeRecord(volumeId: string): VolumeRecord {
+    const v = this.#volumes.get(volumeId);
+    if (v === undefined) throw new DrkitError('NOT_FOUND', `no volume ${volumeId}`, { data: { volumeId } });
+    return v;
+  }
+
+  #snapshotRecord(snapshotId: string): SnapshotRecord {
+    const s = this.#snapshots.get(snapshotId);
+    if (s === undefined) throw new DrkitError('NOT_FOUND', `no snapshot ${snapshotId}`, { data: { snapshotId } });
+    return s;
+  }
+}
+
+function encodeJson(value: unknown): Uint8Array {
+  return utf8(JSON.stringify(value));
+}
+
+function decodeJson<T extends { formatVersion: number }>(bytes: Uint8Array, what: string): T {
+  let value: T;
+  try {
+    value = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes)) as T;
+  } catch (err) {
+    throw new DrkitError('CORRUPTION', `${what} is not valid JSON`, { cause: err });
+  }
+  if (value?.formatVersion !== RECORD_FORMAT_VERSION) {
+    throw new DrkitError('FORMAT_VERSION', `${what} has format version ${String(value?.formatVersion)}`, { data: { what } });
+  }
+  return value;
+}
+
+function seqOf(id: string): number {
+  return Number(id.slice(id.lastIndexOf('-') + 1));
+}
+
+function validateName(name: unknown): asserts name is string {
+  const MAX_NAME_CHARS = 256; // names are labels, not payloads
+  if (typeof name !== 'string' || name.length === 0 || name.length > MAX_NAME_CHARS) {
+    throw new DrkitError('INVALID_ARGUMENT', `name must be a string of 1-${MAX_NAME_CHARS} characters`, { data: { name: String(name) } });
+  }
+}
+
+function validateUserMetadata(meta: Record<string, string> | undefined): Readonly<Record<string, string>> {
+  if (meta === undefined) return Object.freeze({});
+  const MAX_METADATA_BYTES = 64 * 1024; // snapshot records are read in full at open
+  if (typeof meta !== 'object' || meta === null || Object.values(meta).some((v) => typeof v !== 'string')) {
+    throw new DrkitError('INVALID_ARGUMENT', 'userMetadata must map strings to strings');
+  }
+  if (JSON.stringify(meta).length > MAX_METADATA_BYTES) {
+    throw new DrkitError('INVALID_ARGUMENT', `userMetadata exceeds ${MAX_METADATA_BYTES} bytes`);
+  }
+  return Object.freeze({ ...meta });
+}
+
+function snapshotInfo(r: SnapshotRecord): SnapshotInfo {
+  const { formatVersion: _v, root: _r, ...info } = r;
+  return Object.freeze({ ...info, userMetadata: Object.freeze({ ...info.userMetadata }) });
+}
+
+function volumeInfo(r: VolumeRecord): VolumeInfo {
+  return Object.freeze({ id: r.id, name: r.name, byteLength: r.byteLength, blockBytes: r.blockBytes, parentSnapshotId: r.parentSnapshotId, createdMs: r.createdMs });
+}
+

@@ -1,0 +1,168 @@
+/**
+ * Volume: a writable virtual block device (the seed's vDisk) whose contents are a
+ * block map in a SnapshotTree. It implements the BlockDevice contract, so a volume, a
+ * clone and a raw file are interchangeable wherever a device is expected.
+ *
+ * Redirect-on-write: a write never overwrites an extent. Each touched block is hashed;
+ * an all-zero block becomes a hole; other content is stored as a new extent unless the
+ * tree already holds that fingerprint (local dedup), and the map entry is redirected.
+ * Partial-block writes read the block's current content first (read-modify-write).
+ *
+ * Durability: writes are durable once `flush()` resolves (it commits the whole tree).
+ */
+import { bytesToKey } from '../core/bytes.js';
+import { DrkitError, throwIfAborted } from '../core/errors.js';
+import { assertBytes, assertRange } from '../core/validate.js';
+import type { BlockDevice, BlockDeviceCapabilities, BlockRead, BlockWrite, IoOptions } from '../adapters/block-device.js';
+import type { ExtentPut } from '../adapters/extent-store.js';
+import { applyUpdates, type BlockUpdate } from './internal/block-map.js';
+import { readImage } from './internal/block-reader.js';
+import type { TreeCore } from './internal/tree-core.js';
+import { isAllZero } from './internal/zero.js';
+
+/** Concurrent calls a volume serves; mutations are serialised by the tree anyway. */
+const VOLUME_MAX_CONCURRENCY = 64;
+
+/** A writable handle to a volume of a SnapshotTree. Obtain with `tree.createVolume`, `tree.openVolume` or `tree.clone`. */
+export class Volume implements BlockDevice {
+  /** The volume's id in its tree. */
+  readonly id: string;
+  readonly byteLength: number;
+  /** Block size: the unit of redirect-on-write, dedup and replication. */
+  readonly blockBytes: number;
+  readonly capabilities: BlockDeviceCapabilities;
+  readonly #core: TreeCore;
+  readonly #height: number;
+  #closed = false;
+
+  /** @internal use SnapshotTree to obtain volumes */
+  constructor(core: TreeCore, id: string, byteLength: number, blockBytes: number, height: number) {
+    this.#core = core;
+    this.id = id;
+    this.byteLength = byteLength;
+    this.blockBytes = blockBytes;
+    this.#height = height;
+    this.capabilities = Object.freeze({
+      durableFlush: core.extents.capabilities.durableFlush,
+      discard: true,
+      resizable: false,
+      alignmentBytes: 1,
+      atomicWriteBytes: blockBytes,
+      maxConcurrency: VOLUME_MAX_CONCURRENCY,
+    });
+  }
+
+  /** @throws OUT_OF_RANGE, INVALID_ARGUMENT, NOT_OPEN, ABORTED, CORRUPTION */
+  async read(byteOffset: number, byteLength: number, options: IoOptions = {}): Promise<Uint8Array> {
+    this.#check('read', byteOffset, byteLength, options.signal);
+    this.#core.beginRead();
+    try {
+      const record = this.#core.volume(this.id);
+      return await readImage(this.#core.map, this.#core.extents, { root: record.root, height: this.#height, blockBytes: this.blockBytes }, byteOffset, byteLength, options.signal);
+    } finally {
+      this.#core.endRead();
+    }
+  }
+
+  /** Reads in request order. */
+  async readv(reads: readonly BlockRead[], options: IoOptions = {}): Promise<Uint8Array[]> {
+    const out: Uint8Array[] = [];
+    for (const r of reads) out.push(await this.read(r.byteOffset, r.byteLength, options));
+    return out;
+  }
+
+  /** @throws OUT_OF_RANGE, INVALID_ARGUMENT, NOT_OPEN, ABORTED */
+  async write(byteOffset: number, data: Uint8Array, options: IoOptions = {}): Promise<void> {
+    assertBytes(data, 'data');
+    this.#check('write', byteOffset, data.length, options.signal);
+    if (data.length === 0) return;
+    await this.#core.run(() => this.#apply(byteOffset, data.length, data));
+  }
+
+  /** Writes in order under one lock acquisition. */
+  async writev(writes: readonly BlockWrite[], options: IoOptions = {}): Promise<void> {
+    for (const w of writes) {
+      assertBytes(w.data, 'data');
+      this.#check('write', w.byteOffset, w.data.length, options.signal);
+    }
+    await this.#core.run(async () => {
+      for (const w of writes) if (w.data.length > 0) await this.#apply(w.byteOffset, w.data.length, w.data);
+    });
+  }
+
+  /** Makes the range read as zero; whole blocks become holes and free their extents' references. */
+  async discard(byteOffset: number, byteLength: number, options: IoOptions = {}): Promise<void> {
+    this.#check('discard', byteOffset, byteLength, options.signal);
+    if (byteLength === 0) return;
+    await this.#core.run(() => this.#apply(byteOffset, byteLength, undefined));
+  }
+
+  /** Commits the tree durably (every volume of it). */
+  async flush(options: IoOptions = {}): Promise<void> {
+    this.#check('flush', 0, 0, options.signal);
+    await this.#core.flush(options.signal);
+  }
+
+  /** Volumes have a fixed length. @throws NOT_SUPPORTED */
+  async resize(_byteLength: number): Promise<void> {
+    throw new DrkitError('NOT_SUPPORTED', 'volumes cannot be resized', { data: { volumeId: this.id } });
+  }
+
+  /** Releases this handle (no implicit flush). Idempotent. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#core.releaseHandle(this.id);
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  #check(what: string, byteOffset: number, byteLength: number, signal: AbortSignal | undefined): void {
+    if (this.#closed) throw new DrkitError('NOT_OPEN', `volume ${this.id} handle is closed`, { data: { volumeId: this.id } });
+    throwIfAborted(signal);
+    assertRange(byteOffset, byteLength, this.byteLength, `volume ${this.id} ${what}`);
+  }
+
+  /** Redirects every block of the range to new content (`data` undefined = zeros). Runs under the tree mutex. */
+  async #apply(byteOffset: number, byteLength: number, data: Uint8Array | undefined): Promise<void> {
+    const core = this.#core;
+    const record = core.volume(this.id);
+    const bs = this.blockBytes;
+    const firstBlock = Math.floor(byteOffset / bs);
+    const lastBlock = Math.floor((byteOffset + byteLength - 1) / bs);
+    const updates: BlockUpdate[] = [];
+    const puts = new Map<string, ExtentPut>();
+    for (let b = firstBlock; b <= lastBlock; b++) {
+      const blockStart = b * bs;
+      const from = Math.max(byteOffset, blockStart);
+      const to = Math.min(byteOffset + byteLength, blockStart + bs);
+      let content: Uint8Array | undefined;
+      if (from === blockStart && to === blockStart + bs) {
+        content = data === undefined ? undefined : data.subarray(from - byteOffset, to - byteOffset);
+      } else {
+        // Read-modify-write of a partial block.
+        const current = await readImage(core.map, core.extents, { root: record.root, height: this.#height, blockBytes: bs }, blockStart, bs);
+        if (data === undefined) current.fill(0, from - blockStart, to - blockStart);
+        else current.set(data.subarray(from - byteOffset, to - byteOffset), from - blockStart);
+        content = current;
+      }
+      if (content === undefined || isAllZero(content)) {
+        updates.push({ blockIndex: b, fingerprint: undefined });
+        continue;
+      }
+      const fingerprint = core.fingerprinter.fingerprint(content);
+      updates.push({ blockIndex: b, fingerprint });
+      const key = bytesToKey(fingerprint);
+      if (!puts.has(key)) puts.set(key, { fingerprint, data: content });
+    }
+    const candidates = [...puts.values()];
+    await core.map.prefetchExtentRcs(candidates.map((p) => p.fingerprint));
+    const missing = candidates.filter((p) => core.map.extentRc(p.fingerprint) === 0);
+    if (missing.length > 0) await core.extents.put(missing);
+    record.root = await applyUpdates(core.map, record.root, this.#height, updates);
+    core.markVolumeDirty(this.id);
+    await core.afterWrite();
+  }
+}

@@ -1,0 +1,54 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { MemoryBlockDevice, guardBlockDevice, type BlockDevice } from '../../src/adapters/index.js';
+import { RawFileBlockDevice } from '../../src/adapters/node.js';
+import { describeBlockDevice, FaultyBlockDevice } from '../../src/testing/index.js';
+
+describeBlockDevice({
+  name: 'MemoryBlockDevice',
+  create: ({ byteLength }) => MemoryBlockDevice.create({ byteLength }),
+});
+
+describeBlockDevice({
+  name: 'MemoryBlockDevice (4 KiB aligned)',
+  create: ({ byteLength }) => MemoryBlockDevice.create({ byteLength, alignmentBytes: 4096 }),
+  byteLength: 256 * 1024,
+});
+
+const rawDir = mkdtempSync(join(tmpdir(), 'drkit-bd-'));
+let rawCount = 0;
+describeBlockDevice({
+  name: 'RawFileBlockDevice',
+  create: ({ byteLength }) => RawFileBlockDevice.open({ path: join(rawDir, `dev-${rawCount++}`), create: { byteLength } }),
+  reopen: async (device) => {
+    const path = (device as RawFileBlockDevice).path;
+    await device.close();
+    return RawFileBlockDevice.open({ path });
+  },
+  cleanup: async () => rmSync(rawDir, { recursive: true, force: true }),
+});
+
+// The wrapper with no faults configured must be indistinguishable from its inner device.
+const inners = new WeakMap<BlockDevice, BlockDevice>();
+describeBlockDevice({
+  name: 'FaultyBlockDevice (no faults) over memory',
+  create: async ({ byteLength }) => {
+    const inner = await MemoryBlockDevice.create({ byteLength });
+    const d = new FaultyBlockDevice(inner, { seed: 1, ownsInner: false });
+    inners.set(d, inner);
+    return d;
+  },
+  reopen: async (device) => {
+    await device.close();
+    const inner = inners.get(device) as BlockDevice;
+    const d = new FaultyBlockDevice(inner, { seed: 2, ownsInner: false });
+    inners.set(d, inner);
+    return d;
+  },
+});
+
+describeBlockDevice({
+  name: 'guardBlockDevice over memory',
+  create: async ({ byteLength }) => guardBlockDevice(await MemoryBlockDevice.create({ byteLength }), { maxConcurrency: 2 }),
+});
