@@ -15,3 +15,4 @@ export { MemoryMetaStore, type MemoryMetaStoreOptions } from './memory-meta-stor
 export { guardBlockDevice, type GuardBlockDeviceOptions, type GuardedBlockDevice } from './guard-block-device.js';
 export { MemoryExtentStore, type MemoryExtentStoreOptions } from './memory-extent-store.js';
 export { DeviceExtentStore, type DeviceExtentStoreOptions } from './device-extent-store.js';
+export { LogMetaStore, type LogMetaStoreOptions } from './log-meta-store.js';

@@ -170,9 +170,9 @@ export class LogMetaStore implements MetaStore {
     const storeOptions = { closeDevice: options.closeDevice ?? false, compactMinDeadBytes, compactDeadRatio };
 
     if (sb === undefined) {
-      if (decoded[0] !== 'empty' || decoded[1] !== 'empty') {
-        throw new DrkitError('CORRUPTION', 'LogMetaStore: neither superblock copy is valid');
-      }
+      // Every complete superblock write fills both slots, so one empty slot beside an
+      // invalid one can only be a format torn by a crash: the device holds no store yet.
+      if (!decoded.includes('empty')) throw new DrkitError('CORRUPTION', 'LogMetaStore: neither superblock copy is valid');
       if (options.create === false) throw new DrkitError('NOT_FOUND', 'LogMetaStore: the device holds no store and create is false');
       const initial: Superblock = { generation: 0, epoch: 0, logStart: layout.regionStart, firstSeq: 1, sealedEnd: layout.regionStart, sealedSeq: 1 };
       const store = new LogMetaStore(device, xxh, new MemTable(), layout, storeOptions, initial, { tail: layout.regionStart, tailPrefix: new Uint8Array(0), nextSeq: 1 });
@@ -193,7 +193,10 @@ export class LogMetaStore implements MetaStore {
       sealedSeq: recovered.nextSeq,
     };
     const prefixBytes = recovered.tail % alignmentBytes;
-    const tailPrefix = prefixBytes > 0 ? await device.read(recovered.tail - prefixBytes, prefixBytes, { signal }) : new Uint8Array(0);
+    const tailPrefix =
+      prefixBytes > 0
+        ? (await device.read(recovered.tail - prefixBytes, alignmentBytes, { signal })).slice(0, prefixBytes)
+        : new Uint8Array(0);
     const store = new LogMetaStore(device, xxh, table, layout, storeOptions, sb, { tail: recovered.tail, tailPrefix, nextSeq: recovered.nextSeq });
     await store.writeSuperblock(sealed, signal);
     store.sb = sealed;

@@ -3,3 +3,4 @@
  * @packageDocumentation
  */
 export { RawFileBlockDevice, type RawFileBlockDeviceOptions } from './raw-file-block-device.js';
+export { FileMetaStore, type FileMetaStoreOptions } from './file-meta-store.js';

@@ -22,22 +22,24 @@
  * Every mutation is serialised by one mutex; reads run concurrently with writes and see
  * the block map as of the moment the read looked it up.
  */
-import { bytesToKey, utf8 } from '../core/bytes.js';
+import { utf8 } from '../core/bytes.js';
 import { DrkitError, throwIfAborted } from '../core/errors.js';
 import { assertPositiveInteger } from '../core/validate.js';
 import type { Clock } from '../adapters/clock.js';
 import type { ExtentStore } from '../adapters/extent-store.js';
-import type { MetaOp, MetaStore } from '../adapters/meta-store.js';
+import type { MetaStore } from '../adapters/meta-store.js';
 import { SystemClock } from '../adapters/system-clock.js';
 import { sha256Fingerprinter, type Fingerprinter } from '../dedup/fingerprint.js';
-import { diffRoots, heightFor, reclaimNode } from './internal/block-map.js';
-import { decodeCount, TAG, TreeKeys } from './internal/keys.js';
+import { diffRoots, heightFor } from './internal/block-map.js';
+import { TAG, TreeKeys } from './internal/keys.js';
 import { MapStore } from './internal/map-store.js';
+import { SpaceReclaimer } from './internal/space-reclaimer.js';
 import { Mutex } from './internal/mutex.js';
 import { runPostThaw, runPreFreeze, type QuiesceHooks } from './quiesce.js';
 import { RECORD_FORMAT_VERSION, type SnapshotInfo, type SnapshotRecord, type TreeRecord, type VolumeInfo, type VolumeRecord } from './records.js';
 import { SnapshotReader } from './snapshot-reader.js';
 import { Volume } from './volume.js';
+import { decodeJson, encodeJson, seqOf, snapshotInfo, validateName, validateUserMetadata, volumeInfo } from './internal/record-codec.js';
 import { verifyTree, type VerifyOptions, type VerifyReport } from './verifier.js';
 import type { TreeCore } from './internal/tree-core.js';
 
@@ -119,10 +121,7 @@ export class SnapshotTree {
   readonly #deletedVolumes = new Set<string>();
   readonly #newSnapshots = new Set<string>();
   readonly #deletedSnapshots = new Set<string>();
-  /** Nodes with rc 0 whose reclamation is committed-queued. */
-  readonly #freeNodes: number[] = [];
-  /** Extents whose rc reached 0 durably, to delete from the ExtentStore. */
-  readonly #deadExtents = new Map<string, Uint8Array>();
+  readonly #reclaimer: SpaceReclaimer;
   readonly #pins = new Map<string, number>();
   readonly #openHandles = new Map<string, number>();
   #activeReads = 0;
@@ -138,6 +137,7 @@ export class SnapshotTree {
     this.#clock = clock;
     this.#record = record;
     this.#map = new MapStore(options.meta, keys, record.digestBytes, record.nextNodeId);
+    this.#reclaimer = new SpaceReclaimer(options.meta, options.extents, keys, this.#map);
     const tree = this;
     this.#core = {
       map: this.#map,
@@ -208,11 +208,7 @@ export class SnapshotTree {
       const s = decodeJson<SnapshotRecord>(value, 'snapshot record');
       this.#snapshots.set(s.id, s);
     }
-    for await (const [key] of this.#meta.iterate({ prefix: this.#keys.tagPrefix(TAG.freeNode) })) this.#freeNodes.push(this.#keys.idOf(key));
-    for await (const [key] of this.#meta.iterate({ prefix: this.#keys.tagPrefix(TAG.deadExtent) })) {
-      const fp = this.#keys.tail(key).slice();
-      this.#deadExtents.set(bytesToKey(fp), fp);
-    }
+    await this.#reclaimer.load();
   }
 
   /** The fingerprint function of this tree. */
@@ -547,60 +543,21 @@ export class SnapshotTree {
   async reclaim(options: { maxNodes?: number; signal?: AbortSignal } = {}): Promise<ReclaimResult> {
     const maxNodes = options.maxNodes ?? Number.POSITIVE_INFINITY;
     return this.#mutate(async () => {
-      let nodesReclaimed = 0;
-      while (this.#freeNodes.length > 0 && nodesReclaimed < maxNodes) {
-        if (options.signal?.aborted) break;
-        await reclaimNode(this.#map, this.#freeNodes.pop()!);
-        nodesReclaimed++;
-        if (this.#freeNodes.length === 0) await this.#commit(false);
-      }
-      await this.#commit(true);
-      const extentsDeleted = await this.#deleteDeadExtents();
-      return { nodesReclaimed, extentsDeleted, done: this.#freeNodes.length === 0 && this.#deadExtents.size === 0 };
+      const r = await this.#reclaimer.step(maxNodes, options.signal, (sync) => this.#commit(sync), () => this.#activeReads);
+      return { ...r, done: this.#reclaimer.idle };
     });
   }
 
-  /** Deletes extents whose zero reference count is durable, unless a read may still use them. */
-  async #deleteDeadExtents(): Promise<number> {
-    if (this.#deadExtents.size === 0 || this.#activeReads > 0) return 0;
-    const candidates = [...this.#deadExtents.values()];
-    await this.#map.prefetchExtentRcs(candidates);
-    const dead = candidates.filter((fp) => this.#map.extentRc(fp) === 0);
-    await this.#extents.delete(dead);
-    await this.#extents.flush();
-    const ops: MetaOp[] = candidates.map((fp) => ({ kind: 'del', key: this.#keys.fingerprint(TAG.deadExtent, fp) }));
-    await this.#meta.batch(ops);
-    this.#deadExtents.clear();
-    return dead.length;
-  }
-
   /**
-   * Removes extents the ExtentStore holds but no block references and no dead-list
-   * entry accounts for (left by a crash between an extent write and its commit).
-   * Scans the whole store: run it after recovery, not on a hot path.
+   * Removes extents the ExtentStore holds but no block references (left by a crash
+   * between an extent write and its commit). Scans the whole store: run it after
+   * recovery, not on a hot path. Does nothing while reads are in flight.
    */
   async collectGarbage(): Promise<{ leakedExtentsDeleted: number }> {
     return this.#mutate(async () => {
       await this.#commit(true);
-      const leaked: Uint8Array[] = [];
-      const BATCH_EXTENTS = 1024; // bounds one rc lookup batch
-      let batch: Uint8Array[] = [];
-      const check = async () => {
-        const rcs = await this.#meta.getMany(batch.map((fp) => this.#keys.fingerprint(TAG.extentRc, fp)));
-        batch.forEach((fp, i) => {
-          if (decodeCount(rcs[i]) === 0 && !this.#deadExtents.has(bytesToKey(fp))) leaked.push(fp);
-        });
-        batch = [];
-      };
-      for await (const info of this.#extents.list()) {
-        batch.push(info.fingerprint);
-        if (batch.length >= BATCH_EXTENTS) await check();
-      }
-      if (batch.length > 0) await check();
-      if (this.#activeReads > 0 || leaked.length === 0) return { leakedExtentsDeleted: 0 };
-      await this.#extents.delete(leaked);
-      await this.#extents.flush();
-      return { leakedExtentsDeleted: leaked.length };
+      if (this.#activeReads > 0) return { leakedExtentsDeleted: 0 };
+      return { leakedExtentsDeleted: await this.#reclaimer.collectLeaked() };
     });
   }
 
@@ -618,8 +575,8 @@ export class SnapshotTree {
           ...[...this.#volumes.values()].map((v) => ({ owner: v.id, root: v.root, blockCount: v.byteLength / v.blockBytes })),
           ...[...this.#snapshots.values()].map((s) => ({ owner: s.id, root: s.root, blockCount: s.byteLength / s.blockBytes })),
         ],
-        freeNodes: new Set(this.#freeNodes),
-        deadExtents: new Set(this.#deadExtents.keys()),
+        freeNodes: new Set(this.#reclaimer.freeNodes),
+        deadExtents: new Set(this.#reclaimer.deadExtents.keys()),
         options,
       });
     });
@@ -672,8 +629,7 @@ export class SnapshotTree {
       this.#deletedVolumes.clear();
       this.#newSnapshots.clear();
       this.#deletedSnapshots.clear();
-      this.#freeNodes.push(...freedNodes);
-      for (const fp of deadExtents) this.#deadExtents.set(bytesToKey(fp), fp);
+      this.#reclaimer.enqueue(freedNodes, deadExtents);
     } catch (err) {
       this.#failure =
         err instanceof DrkitError && err.code !== 'INTERNAL'
@@ -701,53 +657,3 @@ export class SnapshotTree {
     return s;
   }
 }
-
-function encodeJson(value: unknown): Uint8Array {
-  return utf8(JSON.stringify(value));
-}
-
-function decodeJson<T extends { formatVersion: number }>(bytes: Uint8Array, what: string): T {
-  let value: T;
-  try {
-    value = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes)) as T;
-  } catch (err) {
-    throw new DrkitError('CORRUPTION', `${what} is not valid JSON`, { cause: err });
-  }
-  if (value?.formatVersion !== RECORD_FORMAT_VERSION) {
-    throw new DrkitError('FORMAT_VERSION', `${what} has format version ${String(value?.formatVersion)}`, { data: { what } });
-  }
-  return value;
-}
-
-function seqOf(id: string): number {
-  return Number(id.slice(id.lastIndexOf('-') + 1));
-}
-
-function validateName(name: unknown): asserts name is string {
-  const MAX_NAME_CHARS = 256; // names are labels, not payloads
-  if (typeof name !== 'string' || name.length === 0 || name.length > MAX_NAME_CHARS) {
-    throw new DrkitError('INVALID_ARGUMENT', `name must be a string of 1-${MAX_NAME_CHARS} characters`, { data: { name: String(name) } });
-  }
-}
-
-function validateUserMetadata(meta: Record<string, string> | undefined): Readonly<Record<string, string>> {
-  if (meta === undefined) return Object.freeze({});
-  const MAX_METADATA_BYTES = 64 * 1024; // snapshot records are read in full at open
-  if (typeof meta !== 'object' || meta === null || Object.values(meta).some((v) => typeof v !== 'string')) {
-    throw new DrkitError('INVALID_ARGUMENT', 'userMetadata must map strings to strings');
-  }
-  if (JSON.stringify(meta).length > MAX_METADATA_BYTES) {
-    throw new DrkitError('INVALID_ARGUMENT', `userMetadata exceeds ${MAX_METADATA_BYTES} bytes`);
-  }
-  return Object.freeze({ ...meta });
-}
-
-function snapshotInfo(r: SnapshotRecord): SnapshotInfo {
-  const { formatVersion: _v, root: _r, ...info } = r;
-  return Object.freeze({ ...info, userMetadata: Object.freeze({ ...info.userMetadata }) });
-}
-
-function volumeInfo(r: VolumeRecord): VolumeInfo {
-  return Object.freeze({ id: r.id, name: r.name, byteLength: r.byteLength, blockBytes: r.blockBytes, parentSnapshotId: r.parentSnapshotId, createdMs: r.createdMs });
-}
-

@@ -52,6 +52,26 @@ async function expectCode(p: Promise<unknown>, code: string, what = ''): Promise
   expect(isDrkitError(err) ? err.code : `no DrkitError (${String(err)})`, `${what} expected rejection with ${code}`).toBe(code);
 }
 
+/** Fast byte comparison: vitest's deep equality is slow on large typed arrays. */
+function expectBytes(got: Uint8Array | undefined, want: Uint8Array, what = 'bytes'): void {
+  expect(got instanceof Uint8Array, `${what}: not a Uint8Array`).toBe(true);
+  const g = got as Uint8Array;
+  expect(g.byteLength, `${what}: length`).toBe(want.byteLength);
+  let first = -1;
+  for (let i = 0; i < want.byteLength; i++) {
+    if (g[i] !== want[i]) {
+      first = i;
+      break;
+    }
+  }
+  expect(first, `${what}: first differing byte (want ${want[first]}, got ${g[first]})`).toBe(-1);
+}
+
+function isZero(bytes: Uint8Array): boolean {
+  for (let i = 0; i < bytes.byteLength; i++) if (bytes[i] !== 0) return false;
+  return true;
+}
+
 function pattern(byteLength: number, seed: number): Uint8Array {
   const out = new Uint8Array(byteLength);
   let x = seed >>> 0 || 1;
@@ -102,7 +122,7 @@ export function describeBlockDevice(options: BlockDeviceSuiteOptions): void {
 
     it('reads zeros from a fresh device', async () => {
       const d = await fresh();
-      expect((await d.read(0, byteLength)).every((b) => b === 0)).toBe(true);
+      expect(isZero(await d.read(0, byteLength))).toBe(true);
     });
 
     it(`matches a byte-array model on random workloads (seed ${seed})`, async () => {
@@ -115,7 +135,7 @@ export function describeBlockDevice(options: BlockDeviceSuiteOptions): void {
           expect(mismatch).toBeUndefined();
           const model = new BytesModel(byteLength);
           for (const op of ops) model.apply(op);
-          expect(await d.read(0, byteLength)).toEqual(model.bytes);
+          expectBytes(await d.read(0, byteLength), model.bytes);
           await d.close();
         }),
         { seed, numRuns },
@@ -132,10 +152,10 @@ export function describeBlockDevice(options: BlockDeviceSuiteOptions): void {
       const want = new Uint8Array(12 * a);
       want.set(first, 2 * a);
       want.set(second, 6 * a);
-      expect(await d.read(0, 12 * a)).toEqual(want);
+      expectBytes(await d.read(0, 12 * a), want);
       await d.write(a, pattern(2 * a, 3)); // overlaps the head
       want.set(pattern(2 * a, 3), a);
-      expect(await d.read(0, 12 * a)).toEqual(want);
+      expectBytes(await d.read(0, 12 * a), want);
     });
 
     it(`writev and readv equal the same sequential calls (seed ${seed})`, async () => {
@@ -156,7 +176,7 @@ export function describeBlockDevice(options: BlockDeviceSuiteOptions): void {
           expect(got.length).toBe(reads.length);
           for (let i = 0; i < reads.length; i++) {
             const r = reads[i] as { byteOffset: number; byteLength: number };
-            expect(got[i]).toEqual(await sequential.read(r.byteOffset, r.byteLength));
+            expectBytes(got[i], await sequential.read(r.byteOffset, r.byteLength));
           }
           await vectored.close();
           await sequential.close();
@@ -177,7 +197,7 @@ export function describeBlockDevice(options: BlockDeviceSuiteOptions): void {
       if (d.capabilities.discard) await expectCode(d.discard(byteLength - a, 2 * a), 'OUT_OF_RANGE', 'discard');
       // A rejected writev changes nothing.
       await expectCode(d.writev([{ byteOffset: 0, data: new Uint8Array(a).fill(9) }, { byteOffset: byteLength, data: new Uint8Array(a) }]), 'OUT_OF_RANGE');
-      expect((await d.read(0, a)).every((b) => b === 0)).toBe(true);
+      expect(isZero(await d.read(0, a))).toBe(true);
     });
 
     it('rejects malformed arguments with INVALID_ARGUMENT', async () => {
@@ -228,7 +248,7 @@ export function describeBlockDevice(options: BlockDeviceSuiteOptions): void {
       await expectCode(d.flush({ signal }), 'ABORTED', 'flush');
       if (d.capabilities.discard) await expectCode(d.discard(0, a, { signal }), 'ABORTED', 'discard');
       if (d.capabilities.resizable) await expectCode(d.resize(byteLength + a, { signal }), 'ABORTED', 'resize');
-      expect((await d.read(0, a)).every((b) => b === 0), 'aborted writes must not land').toBe(true);
+      expect(isZero(await d.read(0, a)), 'aborted writes must not land').toBe(true);
       expect(d.byteLength).toBe(byteLength);
     });
 
@@ -244,9 +264,9 @@ export function describeBlockDevice(options: BlockDeviceSuiteOptions): void {
       await d.discard(2 * a, 3 * a);
       const want = data.slice();
       want.fill(0, 2 * a, 5 * a);
-      expect(await d.read(0, 8 * a)).toEqual(want);
+      expectBytes(await d.read(0, 8 * a), want);
       await d.discard(0, byteLength);
-      expect((await d.read(0, byteLength)).every((b) => b === 0)).toBe(true);
+      expect(isZero(await d.read(0, byteLength))).toBe(true);
     });
 
     it('resize grows with zeros and shrinks, or fails with NOT_SUPPORTED when not declared', async () => {
@@ -260,14 +280,14 @@ export function describeBlockDevice(options: BlockDeviceSuiteOptions): void {
       await d.write(byteLength - 2 * a, tail);
       await d.resize(byteLength + 4 * a);
       expect(d.byteLength).toBe(byteLength + 4 * a);
-      expect(await d.read(byteLength - 2 * a, 2 * a)).toEqual(tail);
-      expect((await d.read(byteLength, 4 * a)).every((b) => b === 0)).toBe(true);
+      expectBytes(await d.read(byteLength - 2 * a, 2 * a), tail);
+      expect(isZero(await d.read(byteLength, 4 * a))).toBe(true);
       await d.resize(byteLength - a);
       expect(d.byteLength).toBe(byteLength - a);
       await expectCode(d.read(byteLength - a, a), 'OUT_OF_RANGE', 'read past shrunk end');
       await d.resize(byteLength);
-      expect(await d.read(byteLength - 2 * a, a)).toEqual(tail.subarray(0, a));
-      expect((await d.read(byteLength - a, a)).every((b) => b === 0), 'shrunk-away bytes must read as zero').toBe(true);
+      expectBytes(await d.read(byteLength - 2 * a, a), tail.subarray(0, a));
+      expect(isZero(await d.read(byteLength - a, a)), 'shrunk-away bytes must read as zero').toBe(true);
     });
 
     it('flush resolves, also with nothing to flush and when called concurrently', async () => {
@@ -275,7 +295,7 @@ export function describeBlockDevice(options: BlockDeviceSuiteOptions): void {
       await d.flush();
       await d.write(0, pattern(d.capabilities.alignmentBytes * 4, 6));
       await Promise.all([d.flush(), d.flush()]);
-      expect(await d.read(0, d.capabilities.alignmentBytes * 4)).toEqual(pattern(d.capabilities.alignmentBytes * 4, 6));
+      expectBytes(await d.read(0, d.capabilities.alignmentBytes * 4), pattern(d.capabilities.alignmentBytes * 4, 6));
     });
 
     if (options.reopen) {
@@ -290,9 +310,9 @@ export function describeBlockDevice(options: BlockDeviceSuiteOptions): void {
         const again = await reopen(d);
         open.push(again);
         expect(again.byteLength).toBe(byteLength);
-        expect(await again.read(3 * a, 16 * a)).toEqual(data);
-        expect(await again.read(byteLength - a, a)).toEqual(pattern(a, 8));
-        expect((await again.read(0, 3 * a)).every((b) => b === 0)).toBe(true);
+        expectBytes(await again.read(3 * a, 16 * a), data);
+        expectBytes(await again.read(byteLength - a, a), pattern(a, 8));
+        expect(isZero(await again.read(0, 3 * a))).toBe(true);
       });
     }
   });

@@ -9,10 +9,11 @@ import { DeviceExtentStore, type DeviceExtentStoreOptions } from '../../src/adap
 import { MemoryExtentStore } from '../../src/adapters/memory-extent-store.js';
 import { MemoryBlockDevice } from '../../src/adapters/memory-block-device.js';
 import { MemoryMetaStore } from '../../src/adapters/memory-meta-store.js';
+import { LogMetaStore } from '../../src/adapters/log-meta-store.js';
 import { RawFileBlockDevice } from '../../src/adapters/raw-file-block-device.js';
 import { ExtentAllocator } from '../../src/adapters/internal/extent-allocator.js';
 import { decodeEntry } from '../../src/adapters/internal/extent-index-codec.js';
-import { fixtureData, fixtureExtent, fixtureFingerprint } from '../../src/testing/internal/extent-fixtures.js';
+import { expectSameBytes, fixtureData, fixtureExtent, fixtureFingerprint } from '../../src/testing/internal/extent-fixtures.js';
 import { describeExtentStore } from '../../src/testing/describe-extent-store.js';
 import { concatBytes, utf8 } from '../../src/core/bytes.js';
 import { isDrkitError } from '../../src/core/errors.js';
@@ -121,6 +122,38 @@ describeExtentStore({
   },
   ...deviceSuiteHooks,
   numRuns: 10,
+});
+
+describeExtentStore({
+  name: 'DeviceExtentStore over RawFileBlockDevice + LogMetaStore (temp files)',
+  open: async () => {
+    const n = fileCounter++;
+    const dataPath = join(tmp, `data-${n}`);
+    const metaPath = join(tmp, `meta-${n}`);
+    const openMedia = async (create: boolean) => {
+      const device = await RawFileBlockDevice.open({ path: dataPath, create: create ? { byteLength: 64 * 1024 } : undefined });
+      const metaDevice = await RawFileBlockDevice.open({ path: metaPath, create: create ? { byteLength: 256 * 1024 } : undefined });
+      const meta = await LogMetaStore.open({ device: metaDevice, closeDevice: true });
+      toClose.push(device, meta);
+      return { device, meta };
+    };
+    const media = await openMedia(true);
+    const backing: Backing = {
+      ...media,
+      // A restart: both files are closed and opened again; the index is recovered from its log.
+      reopenMedia: async () => {
+        await backing.meta.close();
+        await backing.device.close();
+        const again = await openMedia(false);
+        backing.device = again.device;
+        backing.meta = again.meta;
+        return again;
+      },
+    };
+    return openOn(backing);
+  },
+  ...deviceSuiteHooks,
+  numRuns: 15,
 });
 
 // ---- allocator ---------------------------------------------------------------------
@@ -234,8 +267,8 @@ describe('DeviceExtentStore', () => {
     await store.put([fixtureExtent(3, 8192)]);
     await store.flush();
     expect((await locate(meta, fixtureFingerprint(3))).byteOffset).toBe(first.byteOffset);
-    expect(await store.get(fixtureFingerprint(2))).toEqual(fixtureData(2, 8192));
-    expect(await store.get(fixtureFingerprint(3))).toEqual(fixtureData(3, 8192));
+    expectSameBytes(await store.get(fixtureFingerprint(2)), fixtureData(2, 8192));
+    expectSameBytes(await store.get(fixtureFingerprint(3)), fixtureData(3, 8192));
     await store.close();
   });
 
@@ -282,7 +315,7 @@ describe('DeviceExtentStore', () => {
     const { device, store } = await fresh(16 * 1024);
     await store.put(Array.from({ length: 20 }, (_, i) => fixtureExtent(i, 60_000)));
     expect(device.byteLength).toBeGreaterThanOrEqual(20 * 61_440 + 4096);
-    for (let i = 0; i < 20; i++) expect(await store.get(fixtureFingerprint(i))).toEqual(fixtureData(i, 60_000));
+    for (let i = 0; i < 20; i++) expectSameBytes(await store.get(fixtureFingerprint(i)), fixtureData(i, 60_000));
     await store.close();
 
     const inner = await MemoryBlockDevice.create({ byteLength: 32 * 1024 });
@@ -308,7 +341,7 @@ describe('DeviceExtentStore', () => {
     // Padding after the extent's last byte is not part of it: damage there is harmless.
     const e2 = await locate(meta, fixtureFingerprint(2));
     await flipBit(device, e2.byteOffset + e2.byteLength + 5);
-    expect(await store.get(fixtureFingerprint(2))).toEqual(extents[1]!.data);
+    expectSameBytes(await store.get(fixtureFingerprint(2)), extents[1]!.data);
     await store.close();
   });
 
@@ -325,7 +358,7 @@ describe('DeviceExtentStore', () => {
       'INVALID_ARGUMENT',
     );
     const again = await DeviceExtentStore.open({ device: a.device, meta: a.meta });
-    expect(await again.get(fixtureFingerprint(1))).toEqual(fixtureData(1));
+    expectSameBytes(await again.get(fixtureFingerprint(1)), fixtureData(1));
     await again.close();
   });
 

@@ -67,6 +67,7 @@ class WindowReader {
   constructor(
     private readonly device: BlockDevice,
     readonly endByte: number,
+    private readonly alignmentBytes: number,
     private readonly signal: AbortSignal | undefined,
   ) {}
 
@@ -75,10 +76,13 @@ class WindowReader {
     const at = byteOffset - this.windowStart;
     if (at >= 0 && at + byteLength <= this.window.length) return this.window.subarray(at, at + byteLength);
     throwIfAborted(this.signal);
-    const readBytes = Math.min(Math.max(byteLength, READ_CHUNK_BYTES), this.endByte - byteOffset);
-    this.window = await this.device.read(byteOffset, readBytes, { signal: this.signal });
-    this.windowStart = byteOffset;
-    return this.window.subarray(0, byteLength);
+    // Reads must be aligned; the device length is a multiple of the alignment.
+    const start = Math.floor(byteOffset / this.alignmentBytes) * this.alignmentBytes;
+    const wanted = Math.max(byteOffset + byteLength - start, READ_CHUNK_BYTES);
+    const end = Math.min(Math.ceil((start + wanted) / this.alignmentBytes) * this.alignmentBytes, this.endByte);
+    this.window = await this.device.read(start, end - start, { signal: this.signal });
+    this.windowStart = start;
+    return this.window.subarray(byteOffset - start, byteOffset - start + byteLength);
   }
 }
 
@@ -94,7 +98,7 @@ export async function recoverLog(
   table: MemTable,
   signal?: AbortSignal,
 ): Promise<RecoveredLog> {
-  const reader = new WindowReader(device, device.byteLength, signal);
+  const reader = new WindowReader(device, device.byteLength, device.capabilities.alignmentBytes, signal);
   if (sb.sealedEnd > reader.endByte) throw corruption('superblock points past the device end', { sealedEnd: sb.sealedEnd });
   let pos = sb.logStart;
   let seq = sb.firstSeq;

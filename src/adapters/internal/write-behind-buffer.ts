@@ -30,13 +30,27 @@ export interface WriteBehindLimits {
   runMaxBytes: number;
 }
 
-/** A contiguous span of pending bytes, written by one sink call. */
-export interface PendingRun {
+/** Bytes to lay over file data at `byteOffset` (chunks back to back). */
+export interface PendingBytes {
   readonly byteOffset: number;
+  readonly byteLength: number;
+  readonly chunks: readonly Uint8Array[];
+}
+
+/** A contiguous span of pending bytes, written by one sink call. */
+interface PendingRun extends PendingBytes {
   byteLength: number;
   readonly chunks: Uint8Array[];
   readonly seq: number;
   issued: boolean;
+  /** Slabs this run's chunks live in (one entry per reference taken). */
+  readonly slabs: Slab[];
+}
+
+/** A staging buffer, recycled once no pending run references it. */
+interface Slab {
+  readonly bytes: Uint8Array;
+  refs: number;
 }
 
 interface SpaceWaiter {
@@ -62,8 +76,10 @@ export class WriteBehindBuffer {
   readonly #drainWaiters: DrainWaiter[] = [];
   #pendingBytes = 0;
   #seq = 0;
-  #slab: Uint8Array | undefined;
+  #slab: Slab | undefined;
   #slabCursor = 0;
+  /** Recycled slabs: reusing warm memory avoids page faults and GC churn on every MiB. */
+  readonly #freeSlabs: Slab[] = [];
   #tail: PendingRun | undefined;
   #pumpScheduled = false;
   #failure: DrkitError | undefined;
@@ -102,19 +118,30 @@ export class WriteBehindBuffer {
     return new Promise<void>((resolve, reject) => this.#drainWaiters.push({ seq, resolve, reject }));
   }
 
-  /** Pending runs touching [byteOffset, byteOffset + byteLength), in write order. */
-  overlapping(byteOffset: number, byteLength: number): PendingRun[] {
+  /**
+   * Copies of the pending bytes inside [byteOffset, byteOffset + byteLength), in write
+   * order. Copies, because staging slabs are recycled while a reader awaits its file
+   * read; reads that overlap pending writes are rare, so the extra copy is cheap.
+   */
+  overlapping(byteOffset: number, byteLength: number): PendingBytes[] {
     if (this.#pending.size === 0) return [];
     const end = byteOffset + byteLength;
-    const out: PendingRun[] = [];
+    const out: PendingBytes[] = [];
     for (const run of this.#pending) {
-      if (run.byteOffset < end && byteOffset < run.byteOffset + run.byteLength) out.push(run);
+      if (!(run.byteOffset < end && byteOffset < run.byteOffset + run.byteLength)) continue;
+      let pos = run.byteOffset;
+      for (const chunk of run.chunks) {
+        const from = Math.max(pos, byteOffset);
+        const to = Math.min(pos + chunk.byteLength, end);
+        if (from < to) out.push({ byteOffset: from, byteLength: to - from, chunks: [chunk.slice(from - pos, to - pos)] });
+        pos += chunk.byteLength;
+      }
     }
     return out;
   }
 
   /** Copies the bytes of `runs` (in order, later wins) over `out`, which holds [byteOffset, ...). */
-  static overlay(runs: readonly PendingRun[], byteOffset: number, out: Uint8Array): void {
+  static overlay(runs: readonly PendingBytes[], byteOffset: number, out: Uint8Array): void {
     const end = byteOffset + out.byteLength;
     for (const run of runs) {
       let pos = run.byteOffset;
@@ -143,17 +170,25 @@ export class WriteBehindBuffer {
   }
 
   #append(byteOffset: number, data: Uint8Array): void {
-    const copy = this.#stage(data);
+    const slab = this.#currentSlab(data.byteLength);
+    const copy = slab.bytes.subarray(this.#slabCursor, this.#slabCursor + data.byteLength);
+    copy.set(data);
+    this.#slabCursor += data.byteLength;
     const tail = this.#tail;
     if (tail && !tail.issued && tail.byteOffset + tail.byteLength === byteOffset && tail.byteLength + data.byteLength <= this.#limits.runMaxBytes) {
       const last = tail.chunks[tail.chunks.length - 1] as Uint8Array;
       // Staged back to back in the same slab: widen the view instead of adding an iovec.
       if (last.buffer === copy.buffer && last.byteOffset + last.byteLength === copy.byteOffset) {
         tail.chunks[tail.chunks.length - 1] = new Uint8Array(last.buffer, last.byteOffset, last.byteLength + copy.byteLength);
-      } else tail.chunks.push(copy);
+      } else {
+        tail.chunks.push(copy);
+        slab.refs++;
+        tail.slabs.push(slab);
+      }
       tail.byteLength += data.byteLength;
     } else {
-      const run: PendingRun = { byteOffset, byteLength: data.byteLength, chunks: [copy], seq: ++this.#seq, issued: false };
+      slab.refs++;
+      const run: PendingRun = { byteOffset, byteLength: data.byteLength, chunks: [copy], seq: ++this.#seq, issued: false, slabs: [slab] };
       this.#pending.add(run);
       this.#toIssue.push(run);
       this.#tail = run;
@@ -161,17 +196,22 @@ export class WriteBehindBuffer {
     this.#schedulePump();
   }
 
-  /** Copies into the current slab (a fresh one when full), avoiding an allocation per write. */
-  #stage(data: Uint8Array): Uint8Array {
+  /** The slab to stage `byteCount` bytes in: the current one, a recycled one, or a new one. */
+  #currentSlab(byteCount: number): Slab {
     const slabBytes = this.#limits.runMaxBytes;
-    if (!this.#slab || this.#slabCursor + data.byteLength > slabBytes) {
-      this.#slab = new Uint8Array(Buffer.allocUnsafeSlow(slabBytes).buffer, 0, slabBytes);
-      this.#slabCursor = 0;
+    if (this.#slab && this.#slabCursor + byteCount <= slabBytes) return this.#slab;
+    const retired = this.#slab;
+    this.#slab = this.#freeSlabs.pop() ?? { bytes: new Uint8Array(Buffer.allocUnsafeSlow(slabBytes).buffer, 0, slabBytes), refs: 0 };
+    this.#slabCursor = 0;
+    if (retired && retired.refs === 0) this.#recycle(retired);
+    return this.#slab;
+  }
+
+  #recycle(slab: Slab): void {
+    // Keep at most as many slabs as the pending bound can fill, plus the staging one.
+    if (slab !== this.#slab && this.#freeSlabs.length < this.#limits.maxPendingBytes / this.#limits.runMaxBytes + 1) {
+      this.#freeSlabs.push(slab);
     }
-    const copy = this.#slab.subarray(this.#slabCursor, this.#slabCursor + data.byteLength);
-    copy.set(data);
-    this.#slabCursor += data.byteLength;
-    return copy;
   }
 
   #schedulePump(): void {
@@ -204,6 +244,12 @@ export class WriteBehindBuffer {
     this.#inFlight.delete(run);
     this.#pending.delete(run);
     this.#pendingBytes -= run.byteLength;
+    for (const slab of run.slabs) {
+      if (--slab.refs === 0) {
+        if (slab === this.#slab) this.#slabCursor = 0; // nothing lives in it: restart at the top
+        else this.#recycle(slab);
+      }
+    }
     const oldest = this.#pending.values().next().value as PendingRun | undefined;
     const minSeq = oldest ? oldest.seq : Infinity;
     for (let i = this.#drainWaiters.length - 1; i >= 0; i--) {

@@ -2,6 +2,7 @@
  * Deterministic extents for the ExtentStore conformance suite and crash tests: extent
  * `id` always has the same fingerprint and bytes, so a model only needs to track ids.
  */
+import { expect } from 'vitest';
 import { DrkitError } from '../../core/errors.js';
 
 /**
@@ -46,4 +47,21 @@ export function fixtureData(id: number, byteLength: number = FIXTURE_LENGTHS[id 
 /** An ExtentPut for extent `id`. */
 export function fixtureExtent(id: number, byteLength?: number): { fingerprint: Uint8Array; data: Uint8Array } {
   return { fingerprint: fixtureFingerprint(id), data: fixtureData(id, byteLength) };
+}
+
+/**
+ * Asserts two byte arrays are equal, fast: vitest's deep equality walks typed arrays
+ * element by element (seconds for a few MiB), and its diff of megabytes helps nobody.
+ */
+export function expectSameBytes(actual: Uint8Array, expected: Uint8Array, what = 'bytes'): void {
+  expect(actual, `${what}: not a Uint8Array`).toBeInstanceOf(Uint8Array);
+  let firstDiff = -1;
+  const n = Math.min(actual.byteLength, expected.byteLength);
+  for (let i = 0; i < n; i++) {
+    if (actual[i] !== expected[i]) {
+      firstDiff = i;
+      break;
+    }
+  }
+  expect({ byteLength: actual.byteLength, firstDiff }, what).toEqual({ byteLength: expected.byteLength, firstDiff: -1 });
 }

@@ -7,7 +7,7 @@ import { expect } from 'vitest';
 import type { ExtentStore } from '../../adapters/extent-store.js';
 import { toHex } from '../../core/bytes.js';
 import { isDrkitError } from '../../core/errors.js';
-import { fixtureData, fixtureFingerprint } from './extent-fixtures.js';
+import { expectSameBytes, fixtureData, fixtureFingerprint } from './extent-fixtures.js';
 
 /** Distinct extent ids a workload draws from: few, so puts, deletes and dedup collide often. */
 const MODEL_IDS = 12;
@@ -83,7 +83,7 @@ async function step(
     case 'get': {
       const want = model.get(op.id);
       if (want) {
-        expect(await store.get(fixtureFingerprint(op.id))).toEqual(want);
+        expectSameBytes(await store.get(fixtureFingerprint(op.id)), want);
       } else {
         const err = await store.get(fixtureFingerprint(op.id)).then(
           () => undefined,
