@@ -7,7 +7,7 @@ import { RawFileBlockDevice } from '../../dist/adapters/node.js';
 import { timeMs, median, mbPerSec, seededBytes } from '../util.mjs';
 
 /** Repeats per bench: odd, so the median is a measured run. */
-const REPEATS = 3;
+const REPEATS = 5;
 const SEQ_BYTES = 512 * 1024 * 1024;
 const SEQ_IO_BYTES = 64 * 1024;
 const RAND_BYTES = 256 * 1024 * 1024;

@@ -186,7 +186,9 @@ export class LogMetaStore implements MetaStore {
     await device.flush({ signal });
     const sealed: Superblock = {
       generation: sb.generation + 1,
-      epoch: sb.epoch + 1,
+      // Not +1: a compaction that crashed before its flip may have written records of
+      // epoch + 1 past the tail, and an epoch must never be reused.
+      epoch: sb.epoch + 2,
       logStart: sb.logStart,
       firstSeq: sb.firstSeq,
       sealedEnd: recovered.tail,
@@ -452,6 +454,17 @@ export class LogMetaStore implements MetaStore {
     this.compactRequested = false;
     const compactWaiters = this.compactWaiters;
     this.compactWaiters = [];
+    try {
+      await this.writeGenerationNow(signal);
+    } catch (err) {
+      // Hand them back so that fail() rejects them with the error.
+      this.compactWaiters.push(...compactWaiters);
+      throw err;
+    }
+    for (const w of compactWaiters) w.resolve();
+  }
+
+  private async writeGenerationNow(signal: AbortSignal | undefined): Promise<void> {
     this.takePending();
     const coveredTicket = this.enqueuedTicket;
     const entries = this.table.freeze();
@@ -541,7 +554,6 @@ export class LogMetaStore implements MetaStore {
     this.writtenTicket = coveredTicket;
     this.durableTicket = coveredTicket;
     this.waiters = settle(this.waiters, coveredTicket);
-    for (const w of compactWaiters) w.resolve();
   }
 
   /**

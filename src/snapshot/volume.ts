@@ -104,7 +104,8 @@ export class Volume implements BlockDevice {
   }
 
   /** Volumes have a fixed length. @throws NOT_SUPPORTED */
-  async resize(_byteLength: number): Promise<void> {
+  async resize(_byteLength: number, options: IoOptions = {}): Promise<void> {
+    this.#check('resize', 0, 0, options.signal);
     throw new DrkitError('NOT_SUPPORTED', 'volumes cannot be resized', { data: { volumeId: this.id } });
   }
 

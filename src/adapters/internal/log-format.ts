@@ -11,8 +11,10 @@
  *   0 magic u32 | 4 version u16 | 6 type u8 | 7 zero u8 | 8 payloadByteLength u32 |
  *  12 zero u32 | 16 epoch u64 | 24 seq u64 | 32 flushedSeq u64 | 40 payloadChecksum u64 |
  *  48 headerChecksum u64 (xxh64 of bytes 0..48)
- * `epoch` names the superblock-era that wrote the record (bumped by every open and
- * every compaction), so bytes left by an earlier era can never pass for live records;
+ * `epoch` names the superblock-era that wrote the record, so bytes left by an earlier
+ * era can never pass for live records. Epochs are never reused: a compaction writes
+ * epoch + 1 (and only flips to it once complete), an open seals with epoch + 2 (skipping
+ * the epoch a crashed compaction may have left on the device);
  * `flushedSeq` is the highest seq known durable when the record was written, which
  * recovery uses to tell a torn tail from mid-log corruption (see log-recovery.ts).
  *
