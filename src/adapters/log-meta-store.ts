@@ -31,6 +31,7 @@ import { loadXxh64, type Xxh64 } from '../core/checksum.js';
 import type { BlockDevice, IoOptions } from './block-device.js';
 import type { BatchOptions, MetaOp, MetaRange, MetaStore, MetaStoreStats } from './meta-store.js';
 import { AlignedAppender } from './internal/aligned-appender.js';
+import { snapshotByteLength, writeSnapshot } from './internal/log-snapshot.js';
 import {
   MIN_SLOT_BYTES,
   RECORD_HEADER_BYTES,
@@ -51,8 +52,6 @@ import { MemTable } from './internal/mem-table.js';
  * the memory held for the writer and the size of one group write.
  */
 const MAX_PENDING_BYTES = 16 * 1024 * 1024;
-/** Payload bytes per snapshot record: big enough to amortise headers, small enough to verify cheaply. */
-const SNAPSHOT_CHUNK_BYTES = 1024 * 1024;
 /** Smallest growth of a resizable device, so a growing log does not resize on every write. */
 const MIN_GROW_BYTES = 1024 * 1024;
 /** Largest supported device alignment: superblock slots are at least this far apart. */
@@ -471,69 +470,15 @@ export class LogMetaStore implements MetaStore {
     const entryCount = this.table.keyCount;
     const liveBytes = this.table.liveBytes;
 
-    // Pass 1: the generation's size, to choose where it goes.
-    let totalBytes = RECORD_HEADER_BYTES + 16;
-    let chunkPayload = 4;
-    let chunkEntries = 0;
-    for (const [key, value] of entries()) {
-      const entryBytes = OP_OVERHEAD_BYTES + key.length + value.length;
-      if (chunkEntries > 0 && chunkPayload + entryBytes > SNAPSHOT_CHUNK_BYTES) {
-        totalBytes += RECORD_HEADER_BYTES + chunkPayload;
-        chunkPayload = 4;
-        chunkEntries = 0;
-      }
-      chunkPayload += entryBytes;
-      chunkEntries++;
-    }
-    if (chunkEntries > 0) totalBytes += RECORD_HEADER_BYTES + chunkPayload;
     const { alignmentBytes, regionStart } = this.layout;
+    const totalBytes = snapshotByteLength(entries);
+    // Below the current generation when it fits there, else after the tail: never over live bytes.
     const start = regionStart + alignUp(totalBytes, alignmentBytes) <= this.sb.logStart ? regionStart : alignUp(this.tail, alignmentBytes);
     await this.ensureCapacity(start + alignUp(totalBytes, alignmentBytes));
-
-    // Pass 2: write it.
     const epoch = this.sb.epoch + 1;
     const firstSeq = this.nextSeq;
-    let seq = firstSeq;
     const appender = new AlignedAppender(this.device, start, alignmentBytes, signal);
-    const emit = async (type: RecordTypeCode, record: Uint8Array): Promise<void> => {
-      const payloadChecksum = this.xxh.hash(record.subarray(RECORD_HEADER_BYTES));
-      const payloadByteLength = record.length - RECORD_HEADER_BYTES;
-      writeRecordHeader(this.xxh, record, 0, { type, payloadByteLength, epoch, seq: seq++, flushedSeq: 0, payloadChecksum });
-      await appender.append(record);
-    };
-    let chunk: [string, Uint8Array][] = [];
-    let chunkBytes = 4;
-    const emitChunk = async (): Promise<void> => {
-      const record = new Uint8Array(RECORD_HEADER_BYTES + chunkBytes);
-      const view = new DataView(record.buffer);
-      view.setUint32(RECORD_HEADER_BYTES, chunk.length, true);
-      let at = RECORD_HEADER_BYTES + 4;
-      for (const [key, value] of chunk) {
-        view.setUint8(at, 1);
-        view.setUint32(at + 1, key.length, true);
-        view.setUint32(at + 5, value.length, true);
-        at += OP_OVERHEAD_BYTES;
-        for (let i = 0; i < key.length; i++) record[at + i] = key.charCodeAt(i);
-        at += key.length;
-        record.set(value, at);
-        at += value.length;
-      }
-      await emit(RecordType.SNAPSHOT, record);
-      chunk = [];
-      chunkBytes = 4;
-    };
-    for (const entry of entries()) {
-      const entryBytes = OP_OVERHEAD_BYTES + entry[0].length + entry[1].length;
-      if (chunk.length > 0 && chunkBytes + entryBytes > SNAPSHOT_CHUNK_BYTES) await emitChunk();
-      chunk.push(entry);
-      chunkBytes += entryBytes;
-    }
-    if (chunk.length > 0) await emitChunk();
-    const end = new Uint8Array(RECORD_HEADER_BYTES + 16);
-    const endView = new DataView(end.buffer);
-    endView.setBigUint64(RECORD_HEADER_BYTES, BigInt(entryCount), true);
-    endView.setBigUint64(RECORD_HEADER_BYTES + 8, BigInt(liveBytes), true);
-    await emit(RecordType.SNAPSHOT_END, end);
+    const seq = await writeSnapshot(this.xxh, appender, entries, { epoch, firstSeq, entryCount, liveBytes });
     const tailPrefix = await appender.finish();
     await this.device.flush({ signal });
 

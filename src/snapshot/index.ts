@@ -14,7 +14,7 @@ export {
   type DiffRange,
   type ReclaimResult,
 } from './snapshot-tree.js';
-export { Volume } from './volume.js';
+export { Volume, type BlockMapping } from './volume.js';
 export { SnapshotReader } from './snapshot-reader.js';
 export type { SnapshotInfo, VolumeInfo, ConsistencyLevel } from './records.js';
 export type { QuiesceHooks } from './quiesce.js';

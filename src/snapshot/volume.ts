@@ -20,6 +20,12 @@ import { readImage } from './internal/block-reader.js';
 import type { TreeCore } from './internal/tree-core.js';
 import { isAllZero } from './internal/zero.js';
 
+/** One entry of {@link Volume.mapBlocks}: a block and the fingerprint it should read as (undefined = zeros). */
+export interface BlockMapping {
+  readonly blockIndex: number;
+  readonly fingerprint: Uint8Array | undefined;
+}
+
 /** Concurrent calls a volume serves; mutations are serialised by the tree anyway. */
 const VOLUME_MAX_CONCURRENCY = 64;
 
@@ -95,6 +101,46 @@ export class Volume implements BlockDevice {
     this.#check('discard', byteOffset, byteLength, options.signal);
     if (byteLength === 0) return;
     await this.#core.run(() => this.#apply(byteOffset, byteLength, undefined));
+  }
+
+  /**
+   * Points blocks at extents the tree already stores, moving no data: how a replication
+   * target applies a received block map, and how bulk imports reuse known content.
+   * Later entries for the same block win.
+   * @throws OUT_OF_RANGE for a block past the end, EXTENT_NOT_FOUND for a fingerprint the
+   *   ExtentStore does not hold, INVALID_ARGUMENT for a malformed fingerprint
+   */
+  async mapBlocks(updates: readonly BlockMapping[], options: IoOptions = {}): Promise<void> {
+    this.#check('mapBlocks', 0, 0, options.signal);
+    const blockCount = this.byteLength / this.blockBytes;
+    const byBlock = new Map<number, Uint8Array | undefined>();
+    for (const u of updates) {
+      if (!Number.isSafeInteger(u.blockIndex) || u.blockIndex < 0 || u.blockIndex >= blockCount) {
+        throw new DrkitError('OUT_OF_RANGE', `block ${u.blockIndex} is outside volume ${this.id} (${blockCount} blocks)`, { data: { blockIndex: u.blockIndex, blockCount } });
+      }
+      if (u.fingerprint !== undefined && (!(u.fingerprint instanceof Uint8Array) || u.fingerprint.length !== this.#core.fingerprinter.digestBytes)) {
+        throw new DrkitError('INVALID_ARGUMENT', `fingerprint of block ${u.blockIndex} must be ${this.#core.fingerprinter.digestBytes} bytes`);
+      }
+      byBlock.set(u.blockIndex, u.fingerprint);
+    }
+    const sorted: BlockUpdate[] = [...byBlock.entries()].sort((a, b) => a[0] - b[0]).map(([blockIndex, fingerprint]) => ({ blockIndex, fingerprint }));
+    const core = this.#core;
+    await core.run(async () => {
+      const unique = new Map<string, Uint8Array>();
+      for (const u of sorted) if (u.fingerprint !== undefined) unique.set(bytesToKey(u.fingerprint), u.fingerprint);
+      const fps = [...unique.values()];
+      await core.map.prefetchExtentRcs(fps);
+      const unknown = fps.filter((fp) => core.map.extentRc(fp) === 0);
+      if (unknown.length > 0) {
+        const present = await core.extents.has(unknown, options);
+        const missing = unknown.findIndex((_, i) => !present[i]);
+        if (missing >= 0) throw new DrkitError('EXTENT_NOT_FOUND', 'mapBlocks names an extent the store does not hold', { data: { index: missing } });
+      }
+      const record = core.volume(this.id);
+      record.root = await applyUpdates(core.map, record.root, this.#height, sorted);
+      core.markVolumeDirty(this.id);
+      await core.afterWrite();
+    });
   }
 
   /** Commits the tree durably (every volume of it). */

@@ -60,7 +60,7 @@ function randomOps(rng: ReturnType<typeof prng>, round: number): MetaOp[] {
 }
 
 const STORE_OPTIONS = { compactMinDeadBytes: 2048, compactDeadRatio: 0.4 };
-const SEEDS = Number(process.env.CRASH_SEEDS ?? 240);
+const SEEDS = Number(process.env.CRASH_SEEDS ?? 400);
 
 /** One session: open (maybe crashing inside it), run random calls until the armed crash fires. */
 async function crashSession(inner: MemoryBlockDevice, seed: number, session: number, base: State): Promise<State> {
@@ -120,7 +120,6 @@ async function crashSession(inner: MemoryBlockDevice, seed: number, session: num
 describe('LogMetaStore crash recovery', () => {
   it(`recovers a prefix containing every durable batch, over ${SEEDS} seeds`, async () => {
     for (let seed = Number(process.env.CRASH_FIRST ?? 1); seed <= SEEDS; seed++) {
-      if (process.env.CRASH_DEBUG) console.log("seed", seed);
       const inner = await MemoryBlockDevice.create({ byteLength: 64 * 1024 });
       let state: State = new Map();
       try {

@@ -55,3 +55,20 @@ describe('SnapshotTree basics', () => {
     expect(tree.listSnapshots()).toEqual([]);
   });
 });
+
+describe('Volume.mapBlocks', () => {
+  it('points blocks at stored extents without moving data, and refuses unknown fingerprints', async () => {
+    const { tree } = await openTree();
+    const a = await tree.createVolume({ name: 'a', byteLength: 64 * KiB, blockBytes: 4 * KiB });
+    const b = await tree.createVolume({ name: 'b', byteLength: 64 * KiB, blockBytes: 4 * KiB });
+    await a.write(0, fill(4 * KiB, 5));
+    const fp = tree.fingerprinter.fingerprint(fill(4 * KiB, 5));
+    await b.mapBlocks([{ blockIndex: 3, fingerprint: fp }, { blockIndex: 15, fingerprint: fp }, { blockIndex: 15, fingerprint: undefined }]);
+    expect(await b.read(3 * KiB * 4, 4 * KiB)).toEqual(fill(4 * KiB, 5));
+    expect(await b.read(15 * KiB * 4, 4 * KiB)).toEqual(fill(4 * KiB, 0));
+    await expect(b.mapBlocks([{ blockIndex: 16, fingerprint: fp }])).rejects.toMatchObject({ code: 'OUT_OF_RANGE' });
+    await expect(b.mapBlocks([{ blockIndex: 1, fingerprint: new Uint8Array(32).fill(1) }])).rejects.toMatchObject({ code: 'EXTENT_NOT_FOUND' });
+    await expect(b.mapBlocks([{ blockIndex: 1, fingerprint: new Uint8Array(3) }])).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    expect((await tree.verify({ readData: true })).problems).toEqual([]);
+  });
+});

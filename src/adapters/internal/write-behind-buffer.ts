@@ -65,6 +65,7 @@ interface DrainWaiter {
   reject: (err: unknown) => void;
 }
 
+/** See the module header: bounded, ordered, read-your-writes, poisoned on failure. */
 export class WriteBehindBuffer {
   readonly #sink: WriteSink;
   readonly #limits: WriteBehindLimits;

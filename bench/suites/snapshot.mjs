@@ -1,0 +1,318 @@
+// Snapshot-tree benches (issue 3): creation cost vs volume size, diff cost vs change,
+// volume I/O on raw files against plain fs in the same run, read cost vs snapshot depth,
+// and metadata per mapped byte for several block sizes.
+import fs from 'node:fs';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { DeviceExtentStore, MemoryExtentStore, MemoryMetaStore } from '../../dist/adapters/index.js';
+import { FileMetaStore, RawFileBlockDevice } from '../../dist/adapters/node.js';
+import { SnapshotTree } from '../../dist/snapshot/index.js';
+import { mbPerSec, median, seededBytes, timeMs } from '../util.mjs';
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+const GiB = 1024 * MiB;
+const IO_BYTES = 64 * KiB;
+/** Snapshots (and clones) timed per size; the median is reported. */
+const CREATE_SAMPLES = 21;
+
+/** A tree whose metadata and extents live in raw files under `dir` (durable commits). */
+async function fileTree(dir, name, dataBytes) {
+  const device = await RawFileBlockDevice.open({ path: join(dir, `${name}.data`), create: { byteLength: dataBytes } });
+  const meta = await FileMetaStore.open({ path: join(dir, `${name}.meta`), create: true });
+  const extents = await DeviceExtentStore.open({ device, meta });
+  const tree = await SnapshotTree.open({ meta, extents });
+  return {
+    tree,
+    meta,
+    extents,
+    async close() {
+      await tree.close();
+      await extents.close();
+      await meta.close();
+      await device.close();
+    },
+  };
+}
+
+async function memoryTree() {
+  const meta = await MemoryMetaStore.open();
+  const extents = await MemoryExtentStore.open();
+  const tree = await SnapshotTree.open({ meta, extents });
+  return { tree, meta, extents, close: () => tree.close() };
+}
+
+/** Fills every block of `vol`: distinct content written through the write path when small, else mapped onto a few extents. */
+async function fillVolume(vol, distinct) {
+  const blockCount = vol.byteLength / vol.blockBytes;
+  if (distinct) {
+    const chunk = seededBytes(IO_BYTES, 3);
+    for (let off = 0; off < vol.byteLength; off += IO_BYTES) {
+      new DataView(chunk.buffer).setUint32(0, off / IO_BYTES); // every 64 KiB differs
+      for (let b = 0; b < IO_BYTES; b += vol.blockBytes) new DataView(chunk.buffer).setUint32(b, off + b);
+      await vol.write(off, chunk);
+    }
+    return;
+  }
+  // Sparse, repetitive fill: 16 distinct blocks, then every block mapped onto them.
+  for (let i = 0; i < 16; i++) await vol.write(i * vol.blockBytes, seededBytes(vol.blockBytes, 100 + i));
+  const BATCH_BLOCKS = 65536; // bounds the update array of one mapBlocks call
+  const known = await knownFingerprints(vol, 16);
+  for (let first = 16; first < blockCount; first += BATCH_BLOCKS) {
+    const updates = [];
+    for (let b = first; b < Math.min(blockCount, first + BATCH_BLOCKS); b++) updates.push({ blockIndex: b, fingerprint: known[b % 16] });
+    await vol.mapBlocks(updates);
+  }
+}
+
+/** Fingerprints of the first `n` blocks, read back through a snapshot diff from empty. */
+async function knownFingerprints(vol, n) {
+  const tree = vol.__tree;
+  const s = await tree.snapshot(vol.id, { name: 'fp-probe' });
+  const out = [];
+  for await (const r of tree.diff(undefined, s.id)) for (const fp of r.fingerprints) if (out.length < n) out.push(fp);
+  await tree.deleteSnapshot(s.id);
+  return out;
+}
+
+async function createVolume(tree, opts) {
+  const vol = await tree.createVolume(opts);
+  vol.__tree = tree;
+  return vol;
+}
+
+/** Median ms of snapshot() and clone() on a fully mapped volume, each after a one-block write. */
+async function timeCreation(tree, vol) {
+  const snapMs = [];
+  const cloneMs = [];
+  const block = seededBytes(vol.blockBytes, 77);
+  for (let i = 0; i < CREATE_SAMPLES; i++) {
+    block[0] = i;
+    await vol.write((i % 16) * vol.blockBytes, block);
+    await tree.flush();
+    let t0 = performance.now();
+    const s = await tree.snapshot(vol.id, { name: `s${i}` });
+    snapMs.push(performance.now() - t0);
+    t0 = performance.now();
+    const c = await tree.clone(s.id, { name: `c${i}` });
+    cloneMs.push(performance.now() - t0);
+    await c.close();
+  }
+  return { snapshotMs: median(snapMs), cloneMs: median(cloneMs) };
+}
+
+export default [
+  {
+    name: 'snapshot.create',
+    async run({ dir, log }) {
+      const results = [];
+      for (const store of ['memory', 'file']) {
+        const byBytes = {};
+        for (const logicalBytes of [GiB, 64 * GiB]) {
+          const t = store === 'memory' ? await memoryTree() : await fileTree(dir, `create-${logicalBytes}`, 64 * MiB);
+          const vol = await createVolume(t.tree, { name: 'v', byteLength: logicalBytes });
+          const fillMs = await timeMs(() => fillVolume(vol, false));
+          await t.tree.flush();
+          log(`  filled ${logicalBytes / GiB} GiB (${store}) in ${fillMs.toFixed(0)} ms`);
+          byBytes[logicalBytes] = await timeCreation(t.tree, vol);
+          await vol.close();
+          await t.close();
+        }
+        for (const logicalBytes of [GiB, 64 * GiB]) {
+          const durable = store === 'file';
+          const common = { logicalBytes, store, durableCommitIncluded: durable, fill: 'fully mapped, 16 distinct 16 KiB extents', samples: CREATE_SAMPLES };
+          results.push({ bench: 'snapshot.create', value: byBytes[logicalBytes].snapshotMs, unit: 'ms', ...common, ratio64to1: byBytes[64 * GiB].snapshotMs / byBytes[GiB].snapshotMs });
+          results.push({ bench: 'clone.create', value: byBytes[logicalBytes].cloneMs, unit: 'ms', ...common, ratio64to1: byBytes[64 * GiB].cloneMs / byBytes[GiB].cloneMs });
+        }
+      }
+      return results;
+    },
+  },
+  {
+    name: 'snapshot.diff',
+    async run({ log }) {
+      const t = await memoryTree();
+      const logicalBytes = GiB;
+      const vol = await createVolume(t.tree, { name: 'v', byteLength: logicalBytes });
+      await fillVolume(vol, false);
+      const base = await t.tree.snapshot(vol.id, { name: 'base' });
+      const blockCount = logicalBytes / vol.blockBytes;
+      // The changed content lives in a second volume so restores of `vol` keep it referenced.
+      const keeper = await createVolume(t.tree, { name: 'keeper', byteLength: vol.blockBytes * 16 });
+      await keeper.write(0, seededBytes(vol.blockBytes, 999));
+      const [fpOther] = await knownFingerprints(keeper, 1);
+      const results = [];
+      const snaps = {};
+      for (const changedFraction of [0.01, 1.0]) {
+        await t.tree.restore(vol.id, base.id);
+        const stride = Math.round(1 / changedFraction);
+        const updates = [];
+        for (let b = 0; b < blockCount; b += stride) updates.push({ blockIndex: b, fingerprint: fpOther });
+        await vol.mapBlocks(updates);
+        snaps[changedFraction] = { id: (await t.tree.snapshot(vol.id, { name: `changed-${changedFraction}` })).id, changedBlocks: updates.length };
+      }
+      const times = {};
+      for (const changedFraction of [0.01, 1.0]) {
+        const samples = [];
+        let blocks = 0;
+        for (let i = 0; i < 5; i++) {
+          blocks = 0;
+          samples.push(await timeMs(async () => {
+            for await (const r of t.tree.diff(base.id, snaps[changedFraction].id)) blocks += r.blockCount;
+          }));
+        }
+        times[changedFraction] = median(samples);
+        log(`  diff ${changedFraction}: ${blocks} blocks`);
+        results.push({ bench: 'snapshot.diff', value: times[changedFraction], unit: 'ms', changedFraction, changedBlocks: blocks, logicalBytes, blockBytes: vol.blockBytes });
+      }
+      for (const r of results) r.ratioToFullChange = times[r.changedFraction] / times[1.0];
+      await t.close();
+      return results;
+    },
+  },
+  {
+    name: 'volume.seqwrite',
+    async run({ dir }) {
+      const byteLength = 512 * MiB;
+      const data = seededBytes(IO_BYTES, 5);
+      // Plain fs baseline in the same run: writeSync of 64 KiB, then fsync.
+      const fsPath = join(dir, 'fs.img');
+      const fsMs = await timeMs(async () => {
+        const fd = fs.openSync(fsPath, 'w');
+        for (let off = 0; off < byteLength; off += IO_BYTES) {
+          data[0] = off >>> 16;
+          fs.writeSync(fd, data, 0, IO_BYTES, off);
+        }
+        fs.fsyncSync(fd);
+        fs.closeSync(fd);
+      });
+      fs.rmSync(fsPath);
+      const t = await fileTree(dir, 'seq', 64 * MiB);
+      const vol = await createVolume(t.tree, { name: 'v', byteLength });
+      const writeMs = await timeMs(async () => {
+        for (let off = 0; off < byteLength; off += IO_BYTES) {
+          new DataView(data.buffer).setUint32(0, off);
+          new DataView(data.buffer).setUint32(16 * KiB, off);
+          new DataView(data.buffer).setUint32(32 * KiB, off);
+          new DataView(data.buffer).setUint32(48 * KiB, off);
+          await vol.write(off, data);
+        }
+        await vol.flush();
+      });
+      const readMs = await timeMs(async () => {
+        for (let off = 0; off < byteLength; off += IO_BYTES) await vol.read(off, IO_BYTES);
+      });
+      await vol.close();
+      await t.close();
+      const fsMBps = mbPerSec(byteLength, fsMs);
+      const common = { byteLength, ioBytes: IO_BYTES, blockBytes: 16 * KiB, backing: 'raw files (DeviceExtentStore + FileMetaStore)' };
+      return [
+        { bench: 'fs.seqwrite', value: fsMBps, unit: 'MB/s', byteLength, ioBytes: IO_BYTES, api: 'writeSync', fsyncIncluded: true },
+        { bench: 'volume.seqwrite', value: mbPerSec(byteLength, writeMs), unit: 'MB/s', ...common, flushIncluded: true, ratioToFs: mbPerSec(byteLength, writeMs) / fsMBps },
+        { bench: 'volume.seqread', value: mbPerSec(byteLength, readMs), unit: 'MB/s', ...common, cache: 'warm' },
+      ];
+    },
+  },
+  {
+    name: 'volume.randwrite4k',
+    async run({ dir }) {
+      const byteLength = 256 * MiB;
+      const writes = 16384;
+      const FLUSH_EVERY = 256;
+      const t = await fileTree(dir, 'rand', 64 * MiB);
+      const vol = await createVolume(t.tree, { name: 'v', byteLength });
+      await fillVolume(vol, true);
+      await vol.flush();
+      const data = seededBytes(4 * KiB, 11);
+      let x = 12345;
+      const ms = await timeMs(async () => {
+        for (let i = 0; i < writes; i++) {
+          x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
+          data[0] = i & 0xff;
+          data[1] = i >> 8;
+          await vol.write((x % (byteLength / (4 * KiB))) * 4 * KiB, data);
+          if ((i + 1) % FLUSH_EVERY === 0) await vol.flush();
+        }
+      });
+      await vol.close();
+      await t.close();
+      return [{ bench: 'volume.randwrite4k', value: writes / (ms / 1000), unit: 'IOPS', byteLength, ioBytes: 4 * KiB, blockBytes: 16 * KiB, writes, flushEvery: FLUSH_EVERY, backing: 'raw files' }];
+    },
+  },
+  {
+    name: 'volume.read.depth',
+    async run({ dir }) {
+      const byteLength = 256 * MiB;
+      const results = [];
+      for (const depth of [1, 100]) {
+        const t = await fileTree(dir, `depth-${depth}`, 64 * MiB);
+        const vol = await createVolume(t.tree, { name: 'v', byteLength });
+        await fillVolume(vol, true);
+        const block = seededBytes(16 * KiB, 21);
+        for (let i = 0; i < depth; i++) {
+          block[0] = i;
+          await vol.write(((i * 7919) % (byteLength / (16 * KiB))) * 16 * KiB, block);
+          await t.tree.snapshot(vol.id, { name: `s${i}` });
+        }
+        await vol.read(0, IO_BYTES); // warm
+        const samples = [];
+        for (let r = 0; r < 3; r++) {
+          samples.push(await timeMs(async () => {
+            for (let off = 0; off < byteLength; off += IO_BYTES) await vol.read(off, IO_BYTES);
+          }));
+        }
+        results.push({ bench: 'volume.read.depth', value: mbPerSec(byteLength, median(samples)), unit: 'MB/s', depth, byteLength, ioBytes: IO_BYTES, cache: 'warm' });
+        await vol.close();
+        await t.close();
+      }
+      results[1].ratioToDepth1 = results[1].value / results[0].value;
+      return results;
+    },
+  },
+  {
+    name: 'metadata.bytesPerMappedGiB',
+    async run({ dir, log }) {
+      const byteLength = 256 * MiB;
+      const results = [];
+      for (const blockBytes of [4 * KiB, 16 * KiB, 64 * KiB]) {
+        const t = await fileTree(dir, `meta-${blockBytes}`, 64 * MiB);
+        const vol = await createVolume(t.tree, { name: 'v', byteLength, blockBytes });
+        const ms = await timeMs(() => fillVolume(vol, true));
+        await vol.flush();
+        await t.meta.compact?.();
+        const stats = await t.meta.stats();
+        const perGiB = (stats.liveBytes * GiB) / byteLength;
+        // Scattered 4 KiB overwrites of 5% of the 4 KiB pages: how many bytes change at block granularity.
+        const s0 = await t.tree.snapshot(vol.id, { name: 'before' });
+        const pages = byteLength / (4 * KiB);
+        const page = seededBytes(4 * KiB, 31);
+        let x = 777;
+        const touched = Math.round(pages * 0.05);
+        for (let i = 0; i < touched; i++) {
+          x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
+          page[0] = i & 0xff;
+          await vol.write((x % pages) * 4 * KiB, page);
+        }
+        const s1 = await t.tree.snapshot(vol.id, { name: 'after' });
+        let changedBytes = 0;
+        for await (const r of t.tree.diff(s0.id, s1.id)) changedBytes += r.byteLength;
+        log(`  blockBytes ${blockBytes}: fill ${mbPerSec(byteLength, ms).toFixed(0)} MB/s, meta ${(stats.liveBytes / MiB).toFixed(2)} MiB, 5% scattered 4K -> ${(changedBytes / MiB).toFixed(1)} MiB changed`);
+        results.push({
+          bench: 'metadata.bytesPerMappedGiB',
+          value: perGiB,
+          unit: 'bytes',
+          blockBytes,
+          fractionOfMapped: perGiB / GiB,
+          mappedBytes: byteLength,
+          metaKeys: stats.keyCount,
+          changedBytesAfter5pctScattered4k: changedBytes,
+          writtenBytesAfter5pctScattered4k: touched * 4 * KiB,
+          fillMBps: mbPerSec(byteLength, ms),
+        });
+        await vol.close();
+        await t.close();
+      }
+      return results;
+    },
+  },
+];
