@@ -152,37 +152,48 @@ export interface BlockChange {
   readonly after: Uint8Array | undefined;
 }
 
+/** Changes gathered before a diff yields: amortises generator overhead, bounds memory. */
+const DIFF_YIELD_CHANGES = 4096;
+
 /**
  * Blocks whose fingerprints differ between two roots of the same height, in ascending
- * order. Subtrees with the same node id are skipped unvisited, so the cost is
- * proportional to the changed part of the trees.
+ * order, in batches. Subtrees with the same node id are skipped unvisited, so the cost
+ * is proportional to the nodes on paths to changed blocks (a leaf holding any change is
+ * scanned whole: 256 slot comparisons, by reference first).
  */
 export async function* diffRoots(store: MapStore, rootA: number, rootB: number, height: number): AsyncGenerator<BlockChange[]> {
-  yield* diffNodes(store, rootA, rootB, height - 1, 0);
-}
-
-async function* diffNodes(store: MapStore, a: number, b: number, level: number, baseBlock: number): AsyncGenerator<BlockChange[]> {
-  if (a === b) return;
-  const na = a === 0 ? undefined : await store.node(a);
-  const nb = b === 0 ? undefined : await store.node(b);
-  if (level === 0) {
-    const changes: BlockChange[] = [];
-    for (let i = 0; i < FANOUT; i++) {
-      const before = na?.slots[i] as Uint8Array | undefined;
-      const after = nb?.slots[i] as Uint8Array | undefined;
-      if (before === after) continue;
-      if (before !== undefined && after !== undefined && equalBytes(before, after)) continue;
-      changes.push({ blockIndex: baseBlock + i, before, after });
+  if (rootA === rootB) return;
+  // Explicit DFS stack in descending slot order, so pops come out ascending.
+  const stack: { a: number; b: number; level: number; baseBlock: number }[] = [{ a: rootA, b: rootB, level: height - 1, baseBlock: 0 }];
+  let out: BlockChange[] = [];
+  while (stack.length > 0) {
+    const { a, b, level, baseBlock } = stack.pop()!;
+    const na = a === 0 ? undefined : (store.cachedNode(a) ?? (await store.node(a)));
+    const nb = b === 0 ? undefined : (store.cachedNode(b) ?? (await store.node(b)));
+    if (level === 0) {
+      const sa = na?.slots as (Uint8Array | undefined)[] | undefined;
+      const sb = nb?.slots as (Uint8Array | undefined)[] | undefined;
+      for (let i = 0; i < FANOUT; i++) {
+        const before = sa?.[i];
+        const after = sb?.[i];
+        if (before === after) continue;
+        if (before !== undefined && after !== undefined && equalBytes(before, after)) continue;
+        out.push({ blockIndex: baseBlock + i, before, after });
+      }
+      if (out.length >= DIFF_YIELD_CHANGES) {
+        yield out;
+        out = [];
+      }
+      continue;
     }
-    if (changes.length > 0) yield changes;
-    return;
+    const span = FANOUT ** level;
+    for (let i = FANOUT - 1; i >= 0; i--) {
+      const ca = (na?.slots[i] as number | undefined) ?? 0;
+      const cb = (nb?.slots[i] as number | undefined) ?? 0;
+      if (ca !== cb) stack.push({ a: ca, b: cb, level: level - 1, baseBlock: baseBlock + i * span });
+    }
   }
-  const span = FANOUT ** level;
-  for (let i = 0; i < FANOUT; i++) {
-    const ca = (na?.slots[i] as number | undefined) ?? 0;
-    const cb = (nb?.slots[i] as number | undefined) ?? 0;
-    if (ca !== cb) yield* diffNodes(store, ca, cb, level - 1, baseBlock + i * span);
-  }
+  if (out.length > 0) yield out;
 }
 
 /**
