@@ -1,21 +1,29 @@
-import { defineConfig } from 'tsup';
+import { defineConfig, type Options } from 'tsup';
 
-export default defineConfig({
-  entry: {
-    index: 'src/index.ts',
-    'adapters/index': 'src/adapters/index.ts',
-    'adapters/node': 'src/adapters/node.ts',
-    'dedup/index': 'src/dedup/index.ts',
-    'snapshot/index': 'src/snapshot/index.ts',
-    'replication/index': 'src/replication/index.ts',
-    'policy/index': 'src/policy/index.ts',
-    'testing/index': 'src/testing/index.ts',
-  },
-  format: ['esm', 'cjs'],
+const entries = {
+  index: 'src/index.ts',
+  'adapters/index': 'src/adapters/index.ts',
+  'adapters/node': 'src/adapters/node.ts',
+  'dedup/index': 'src/dedup/index.ts',
+  'snapshot/index': 'src/snapshot/index.ts',
+  'replication/index': 'src/replication/index.ts',
+  'policy/index': 'src/policy/index.ts',
+  // CommonJS door of drkit/testing: everything but the vitest suites.
+  'testing/core': 'src/testing/core.ts',
+};
+
+const common: Options = {
   dts: true,
   sourcemap: true,
-  clean: true,
   splitting: true,
   target: 'node20',
   external: ['vitest', 'fast-check'],
-});
+};
+
+// One ESM graph for every entry, so all subpaths share one copy of each module (one
+// DrkitError class). The full drkit/testing is ESM only: its suites load vitest with a
+// top-level await, which CommonJS cannot express.
+export default defineConfig([
+  { ...common, format: ['esm'], entry: { ...entries, 'testing/index': 'src/testing/index.ts' } },
+  { ...common, format: ['cjs'], entry: entries },
+]);

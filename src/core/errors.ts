@@ -11,6 +11,12 @@ export interface DrkitErrorOptions {
 }
 
 /**
+ * Brand shared by every copy of drkit loaded in one process (ESM and CJS builds, two
+ * installed versions), so `instanceof DrkitError` and {@link isDrkitError} hold across them.
+ */
+const DRKIT_ERROR_BRAND = Symbol.for('drkit.error');
+
+/**
  * The single error class of drkit. Branch on {@link DrkitError.code}; read
  * {@link DrkitError.transient} to decide whether to retry.
  */
@@ -28,6 +34,13 @@ export class DrkitError extends Error {
     this.code = code;
     this.transient = options.transient ?? ERROR_CODES[code].transient;
     this.data = Object.freeze({ ...(options.data ?? {}) });
+    Object.defineProperty(this, DRKIT_ERROR_BRAND, { value: true });
+  }
+
+  /** Recognises DrkitErrors from any copy of drkit (subclasses keep the prototype check). */
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    if (this !== DrkitError) return Function.prototype[Symbol.hasInstance].call(this, value);
+    return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[DRKIT_ERROR_BRAND] === true;
   }
 }
 

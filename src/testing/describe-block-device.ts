@@ -10,7 +10,7 @@
  * Offsets and lengths are multiples of the device's `alignmentBytes`; the suite checks
  * capability-dependent calls (discard, resize) against what the device declares.
  */
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { vitest } from './internal/vitest-api.js';
 import fc from 'fast-check';
 import type { BlockDevice } from '../adapters/block-device.js';
 import { isDrkitError } from '../core/errors.js';
@@ -49,14 +49,14 @@ async function rejection(p: Promise<unknown>): Promise<unknown> {
 /** Asserts `p` rejects with a DrkitError of `code`. */
 async function expectCode(p: Promise<unknown>, code: string, what = ''): Promise<void> {
   const err = await rejection(p);
-  expect(isDrkitError(err) ? err.code : `no DrkitError (${String(err)})`, `${what} expected rejection with ${code}`).toBe(code);
+  vitest().expect(isDrkitError(err) ? err.code : `no DrkitError (${String(err)})`, `${what} expected rejection with ${code}`).toBe(code);
 }
 
 /** Fast byte comparison: vitest's deep equality is slow on large typed arrays. */
 function expectBytes(got: Uint8Array | undefined, want: Uint8Array, what = 'bytes'): void {
-  expect(got instanceof Uint8Array, `${what}: not a Uint8Array`).toBe(true);
+  vitest().expect(got instanceof Uint8Array, `${what}: not a Uint8Array`).toBe(true);
   const g = got as Uint8Array;
-  expect(g.byteLength, `${what}: length`).toBe(want.byteLength);
+  vitest().expect(g.byteLength, `${what}: length`).toBe(want.byteLength);
   let first = -1;
   for (let i = 0; i < want.byteLength; i++) {
     if (g[i] !== want[i]) {
@@ -64,7 +64,7 @@ function expectBytes(got: Uint8Array | undefined, want: Uint8Array, what = 'byte
       break;
     }
   }
-  expect(first, `${what}: first differing byte (want ${want[first]}, got ${g[first]})`).toBe(-1);
+  vitest().expect(first, `${what}: first differing byte (want ${want[first]}, got ${g[first]})`).toBe(-1);
 }
 
 function isZero(bytes: Uint8Array): boolean {
@@ -100,39 +100,39 @@ export function describeBlockDevice(options: BlockDeviceSuiteOptions): void {
     return device;
   }
 
-  describe(`BlockDevice conformance: ${options.name}`, () => {
-    afterEach(async () => {
+  vitest().describe(`BlockDevice conformance: ${options.name}`, () => {
+    vitest().afterEach(async () => {
       for (const d of open.splice(0)) await d.close().catch(() => undefined);
     });
-    afterAll(async () => {
+    vitest().afterAll(async () => {
       await options.cleanup?.();
     });
 
-    it('declares frozen, well-formed capabilities and the asked length', async () => {
+    vitest().it('declares frozen, well-formed capabilities and the asked length', async () => {
       const d = await fresh();
       const c = d.capabilities;
-      expect(Object.isFrozen(c)).toBe(true);
-      for (const flag of ['durableFlush', 'discard', 'resizable'] as const) expect(typeof c[flag]).toBe('boolean');
+      vitest().expect(Object.isFrozen(c)).toBe(true);
+      for (const flag of ['durableFlush', 'discard', 'resizable'] as const) vitest().expect(typeof c[flag]).toBe('boolean');
       for (const n of ['alignmentBytes', 'atomicWriteBytes', 'maxConcurrency'] as const) {
-        expect(Number.isSafeInteger(c[n]) && c[n] > 0, `${n} = ${c[n]}`).toBe(true);
+        vitest().expect(Number.isSafeInteger(c[n]) && c[n] > 0, `${n} = ${c[n]}`).toBe(true);
       }
-      expect(byteLength % c.alignmentBytes).toBe(0);
-      expect(d.byteLength).toBe(byteLength);
+      vitest().expect(byteLength % c.alignmentBytes).toBe(0);
+      vitest().expect(d.byteLength).toBe(byteLength);
     });
 
-    it('reads zeros from a fresh device', async () => {
+    vitest().it('reads zeros from a fresh device', async () => {
       const d = await fresh();
-      expect(isZero(await d.read(0, byteLength))).toBe(true);
+      vitest().expect(isZero(await d.read(0, byteLength))).toBe(true);
     });
 
-    it(`matches a byte-array model on random workloads (seed ${seed})`, async () => {
+    vitest().it(`matches a byte-array model on random workloads (seed ${seed})`, async () => {
       const probe = await fresh();
       const { alignmentBytes, discard } = probe.capabilities;
       await fc.assert(
         fc.asyncProperty(ioWorkloadArbitrary({ byteLength, alignmentBytes, discard, maxOps: 30, maxIoBytes: 8192 }), async (ops) => {
           const d = await fresh();
           const mismatch = await runIoWorkload(d, ops, new BytesModel(byteLength));
-          expect(mismatch).toBeUndefined();
+          vitest().expect(mismatch).toBeUndefined();
           const model = new BytesModel(byteLength);
           for (const op of ops) model.apply(op);
           expectBytes(await d.read(0, byteLength), model.bytes);
@@ -142,7 +142,7 @@ export function describeBlockDevice(options: BlockDeviceSuiteOptions): void {
       );
     });
 
-    it('keeps the later bytes of partially overlapping writes', async () => {
+    vitest().it('keeps the later bytes of partially overlapping writes', async () => {
       const d = await fresh();
       const a = d.capabilities.alignmentBytes;
       const first = pattern(8 * a, 1);
@@ -158,7 +158,7 @@ export function describeBlockDevice(options: BlockDeviceSuiteOptions): void {
       expectBytes(await d.read(0, 12 * a), want);
     });
 
-    it(`writev and readv equal the same sequential calls (seed ${seed})`, async () => {
+    vitest().it(`writev and readv equal the same sequential calls (seed ${seed})`, async () => {
       const probe = await fresh();
       const a = probe.capabilities.alignmentBytes;
       const units = byteLength / a;
@@ -173,7 +173,7 @@ export function describeBlockDevice(options: BlockDeviceSuiteOptions): void {
           await vectored.writev(batch);
           for (const w of batch) await sequential.write(w.byteOffset, w.data);
           const got = await vectored.readv(reads);
-          expect(got.length).toBe(reads.length);
+          vitest().expect(got.length).toBe(reads.length);
           for (let i = 0; i < reads.length; i++) {
             const r = reads[i] as { byteOffset: number; byteLength: number };
             expectBytes(got[i], await sequential.read(r.byteOffset, r.byteLength));
@@ -185,7 +185,7 @@ export function describeBlockDevice(options: BlockDeviceSuiteOptions): void {
       );
     });
 
-    it('rejects I/O past the end with OUT_OF_RANGE', async () => {
+    vitest().it('rejects I/O past the end with OUT_OF_RANGE', async () => {
       const d = await fresh();
       const a = d.capabilities.alignmentBytes;
       await expectCode(d.read(byteLength, a), 'OUT_OF_RANGE', 'read at end');
@@ -197,10 +197,10 @@ export function describeBlockDevice(options: BlockDeviceSuiteOptions): void {
       if (d.capabilities.discard) await expectCode(d.discard(byteLength - a, 2 * a), 'OUT_OF_RANGE', 'discard');
       // A rejected writev changes nothing.
       await expectCode(d.writev([{ byteOffset: 0, data: new Uint8Array(a).fill(9) }, { byteOffset: byteLength, data: new Uint8Array(a) }]), 'OUT_OF_RANGE');
-      expect(isZero(await d.read(0, a))).toBe(true);
+      vitest().expect(isZero(await d.read(0, a))).toBe(true);
     });
 
-    it('rejects malformed arguments with INVALID_ARGUMENT', async () => {
+    vitest().it('rejects malformed arguments with INVALID_ARGUMENT', async () => {
       const d = await fresh();
       const a = d.capabilities.alignmentBytes;
       await expectCode(d.read(-a, a), 'INVALID_ARGUMENT', 'negative offset');
@@ -220,7 +220,7 @@ export function describeBlockDevice(options: BlockDeviceSuiteOptions): void {
       }
     });
 
-    it('rejects every call after close with NOT_OPEN, and close is idempotent', async () => {
+    vitest().it('rejects every call after close with NOT_OPEN, and close is idempotent', async () => {
       const d = await fresh();
       const a = d.capabilities.alignmentBytes;
       await d.close();
@@ -235,7 +235,7 @@ export function describeBlockDevice(options: BlockDeviceSuiteOptions): void {
       await Promise.all([d.close(), d.close()]);
     });
 
-    it('rejects calls with an aborted signal with ABORTED', async () => {
+    vitest().it('rejects calls with an aborted signal with ABORTED', async () => {
       const d = await fresh();
       const a = d.capabilities.alignmentBytes;
       const ac = new AbortController();
@@ -248,11 +248,11 @@ export function describeBlockDevice(options: BlockDeviceSuiteOptions): void {
       await expectCode(d.flush({ signal }), 'ABORTED', 'flush');
       if (d.capabilities.discard) await expectCode(d.discard(0, a, { signal }), 'ABORTED', 'discard');
       if (d.capabilities.resizable) await expectCode(d.resize(byteLength + a, { signal }), 'ABORTED', 'resize');
-      expect(isZero(await d.read(0, a)), 'aborted writes must not land').toBe(true);
-      expect(d.byteLength).toBe(byteLength);
+      vitest().expect(isZero(await d.read(0, a)), 'aborted writes must not land').toBe(true);
+      vitest().expect(d.byteLength).toBe(byteLength);
     });
 
-    it('discard zeroes the range, or fails with NOT_SUPPORTED when not declared', async () => {
+    vitest().it('discard zeroes the range, or fails with NOT_SUPPORTED when not declared', async () => {
       const d = await fresh();
       const a = d.capabilities.alignmentBytes;
       if (!d.capabilities.discard) {
@@ -266,10 +266,10 @@ export function describeBlockDevice(options: BlockDeviceSuiteOptions): void {
       want.fill(0, 2 * a, 5 * a);
       expectBytes(await d.read(0, 8 * a), want);
       await d.discard(0, byteLength);
-      expect(isZero(await d.read(0, byteLength))).toBe(true);
+      vitest().expect(isZero(await d.read(0, byteLength))).toBe(true);
     });
 
-    it('resize grows with zeros and shrinks, or fails with NOT_SUPPORTED when not declared', async () => {
+    vitest().it('resize grows with zeros and shrinks, or fails with NOT_SUPPORTED when not declared', async () => {
       const d = await fresh();
       const a = d.capabilities.alignmentBytes;
       if (!d.capabilities.resizable) {
@@ -279,18 +279,18 @@ export function describeBlockDevice(options: BlockDeviceSuiteOptions): void {
       const tail = pattern(2 * a, 5);
       await d.write(byteLength - 2 * a, tail);
       await d.resize(byteLength + 4 * a);
-      expect(d.byteLength).toBe(byteLength + 4 * a);
+      vitest().expect(d.byteLength).toBe(byteLength + 4 * a);
       expectBytes(await d.read(byteLength - 2 * a, 2 * a), tail);
-      expect(isZero(await d.read(byteLength, 4 * a))).toBe(true);
+      vitest().expect(isZero(await d.read(byteLength, 4 * a))).toBe(true);
       await d.resize(byteLength - a);
-      expect(d.byteLength).toBe(byteLength - a);
+      vitest().expect(d.byteLength).toBe(byteLength - a);
       await expectCode(d.read(byteLength - a, a), 'OUT_OF_RANGE', 'read past shrunk end');
       await d.resize(byteLength);
       expectBytes(await d.read(byteLength - 2 * a, a), tail.subarray(0, a));
-      expect(isZero(await d.read(byteLength - a, a)), 'shrunk-away bytes must read as zero').toBe(true);
+      vitest().expect(isZero(await d.read(byteLength - a, a)), 'shrunk-away bytes must read as zero').toBe(true);
     });
 
-    it('flush resolves, also with nothing to flush and when called concurrently', async () => {
+    vitest().it('flush resolves, also with nothing to flush and when called concurrently', async () => {
       const d = await fresh();
       await d.flush();
       await d.write(0, pattern(d.capabilities.alignmentBytes * 4, 6));
@@ -300,7 +300,7 @@ export function describeBlockDevice(options: BlockDeviceSuiteOptions): void {
 
     if (options.reopen) {
       const reopen = options.reopen;
-      it('keeps flushed data across close and reopen', async () => {
+      vitest().it('keeps flushed data across close and reopen', async () => {
         const d = await fresh();
         const a = d.capabilities.alignmentBytes;
         const data = pattern(16 * a, 7);
@@ -309,10 +309,10 @@ export function describeBlockDevice(options: BlockDeviceSuiteOptions): void {
         await d.flush();
         const again = await reopen(d);
         open.push(again);
-        expect(again.byteLength).toBe(byteLength);
+        vitest().expect(again.byteLength).toBe(byteLength);
         expectBytes(await again.read(3 * a, 16 * a), data);
         expectBytes(await again.read(byteLength - a, a), pattern(a, 8));
-        expect(isZero(await again.read(0, 3 * a))).toBe(true);
+        vitest().expect(isZero(await again.read(0, 3 * a))).toBe(true);
       });
     }
   });

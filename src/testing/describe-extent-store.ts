@@ -7,7 +7,7 @@
  * describeExtentStore({ name: 'MyStore', open: () => MyStore.open(...) });
  * ```
  */
-import { describe, expect, it } from 'vitest';
+import { vitest } from './internal/vitest-api.js';
 import type { ExtentStore } from '../adapters/extent-store.js';
 import { loadXxh64 } from '../core/checksum.js';
 import { toHex } from '../core/bytes.js';
@@ -50,7 +50,7 @@ async function rejection(p: Promise<unknown>): Promise<unknown> {
 /** Asserts `p` rejects with a DrkitError of `code`. */
 async function expectCode(p: Promise<unknown>, code: string): Promise<void> {
   const err = await rejection(p);
-  expect(isDrkitError(err) ? err.code : String(err), `expected rejection with ${code}`).toBe(code);
+  vitest().expect(isDrkitError(err) ? err.code : String(err), `expected rejection with ${code}`).toBe(code);
 }
 
 async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {
@@ -78,15 +78,15 @@ export function describeExtentStore(options: ExtentStoreSuiteOptions): void {
     }
   }
 
-  describe(`ExtentStore conformance: ${options.name}`, () => {
-    it('declares capabilities', () =>
+  vitest().describe(`ExtentStore conformance: ${options.name}`, () => {
+    vitest().it('declares capabilities', () =>
       withStore(async ({ store }) => {
-        expect(typeof store.capabilities.durableFlush).toBe('boolean');
-        expect(Number.isSafeInteger(store.capabilities.maxExtentBytes)).toBe(true);
-        expect(store.capabilities.maxExtentBytes).toBeGreaterThanOrEqual(64 * 1024);
+        vitest().expect(typeof store.capabilities.durableFlush).toBe('boolean');
+        vitest().expect(Number.isSafeInteger(store.capabilities.maxExtentBytes)).toBe(true);
+        vitest().expect(store.capabilities.maxExtentBytes).toBeGreaterThanOrEqual(64 * 1024);
       }));
 
-    it('round-trips extents of many lengths, including empty and maxExtentBytes', () =>
+    vitest().it('round-trips extents of many lengths, including empty and maxExtentBytes', () =>
       withStore(async ({ store }) => {
         const extents = Array.from({ length: 10 }, (_, id) => fixtureExtent(id));
         const biggest = fixtureExtent(99, store.capabilities.maxExtentBytes);
@@ -94,7 +94,7 @@ export function describeExtentStore(options: ExtentStoreSuiteOptions): void {
         for (const e of [...extents, biggest]) expectSameBytes(await store.get(e.fingerprint), e.data);
       }));
 
-    it('keeps its own copy: callers may mutate inputs and results', () =>
+    vitest().it('keeps its own copy: callers may mutate inputs and results', () =>
       withStore(async ({ store }) => {
         const e = fixtureExtent(3, 1000);
         const data = e.data.slice();
@@ -106,80 +106,80 @@ export function describeExtentStore(options: ExtentStoreSuiteOptions): void {
         expectSameBytes(await store.get(e.fingerprint), e.data);
       }));
 
-    it('stores a fingerprint once (dedup within and across calls) and counts it once', () =>
+    vitest().it('stores a fingerprint once (dedup within and across calls) and counts it once', () =>
       withStore(async ({ store }) => {
         const a = fixtureExtent(1, 5000);
         const b = fixtureExtent(2, 300);
         await store.put([a, a, b]);
         await store.put([a]);
         const stats = await store.stats();
-        expect(stats.extentCount).toBe(2);
-        expect(stats.extentBytes).toBe(5300);
-        expect(stats.storedBytes).toBeGreaterThanOrEqual(stats.extentBytes);
-        expect(stats.freeBytes).toBeGreaterThanOrEqual(0);
+        vitest().expect(stats.extentCount).toBe(2);
+        vitest().expect(stats.extentBytes).toBe(5300);
+        vitest().expect(stats.storedBytes).toBeGreaterThanOrEqual(stats.extentBytes);
+        vitest().expect(stats.freeBytes).toBeGreaterThanOrEqual(0);
         expectSameBytes(await store.get(a.fingerprint), a.data);
       }));
 
-    it('answers has() for a batch in request order', () =>
+    vitest().it('answers has() for a batch in request order', () =>
       withStore(async ({ store }) => {
         await store.put([fixtureExtent(1), fixtureExtent(3)]);
         const ask = [1, 2, 3, 1, 4].map(fixtureFingerprint);
-        expect(await store.has(ask)).toEqual([true, false, true, true, false]);
-        expect(await store.has([])).toEqual([]);
+        vitest().expect(await store.has(ask)).toEqual([true, false, true, true, false]);
+        vitest().expect(await store.has([])).toEqual([]);
       }));
 
-    it('deletes: then EXTENT_NOT_FOUND, has false, stats down; absent ones ignored', () =>
+    vitest().it('deletes: then EXTENT_NOT_FOUND, has false, stats down; absent ones ignored', () =>
       withStore(async ({ store }) => {
         await store.put([fixtureExtent(1, 4096), fixtureExtent(2, 10)]);
         await store.delete([fixtureFingerprint(1), fixtureFingerprint(7)]);
         await expectCode(store.get(fixtureFingerprint(1)), 'EXTENT_NOT_FOUND');
-        expect(await store.has([fixtureFingerprint(1), fixtureFingerprint(2)])).toEqual([false, true]);
+        vitest().expect(await store.has([fixtureFingerprint(1), fixtureFingerprint(2)])).toEqual([false, true]);
         const stats = await store.stats();
-        expect(stats.extentCount).toBe(1);
-        expect(stats.extentBytes).toBe(10);
+        vitest().expect(stats.extentCount).toBe(1);
+        vitest().expect(stats.extentBytes).toBe(10);
         await store.put([fixtureExtent(1, 4096)]);
         expectSameBytes(await store.get(fixtureFingerprint(1)), fixtureData(1, 4096));
       }));
 
-    it('getMany returns request order (duplicates allowed) and rejects on a missing one', () =>
+    vitest().it('getMany returns request order (duplicates allowed) and rejects on a missing one', () =>
       withStore(async ({ store }) => {
         const ids = [4, 8, 5, 9];
         await store.put(ids.map((id) => fixtureExtent(id)));
         const order = [9, 4, 9, 8, 5];
         const got = await store.getMany(order.map(fixtureFingerprint));
-        expect(got.length).toBe(order.length);
+        vitest().expect(got.length).toBe(order.length);
         got.forEach((bytes, i) => expectSameBytes(bytes, fixtureData(order[i]!), `getMany[${i}]`));
-        expect(await store.getMany([])).toEqual([]);
+        vitest().expect(await store.getMany([])).toEqual([]);
         await expectCode(store.getMany([fixtureFingerprint(4), fixtureFingerprint(6)]), 'EXTENT_NOT_FOUND');
       }));
 
-    it('lists every extent in unsigned fingerprint order with length and xxh64', () =>
+    vitest().it('lists every extent in unsigned fingerprint order with length and xxh64', () =>
       withStore(async ({ store }) => {
         const xxh = await loadXxh64();
         const fps = [[0x02], [0x01, 0x00], [0xff, 0x00, 0x01], [0x01], [0x80]].map((b) => new Uint8Array(b));
         await store.put(fps.map((fingerprint, i) => ({ fingerprint, data: fixtureData(i, i * 700) })));
         const listed = await collect(store.list());
-        expect(listed.map((e) => toHex(e.fingerprint))).toEqual(['01', '0100', '02', '80', 'ff0001']);
+        vitest().expect(listed.map((e) => toHex(e.fingerprint))).toEqual(['01', '0100', '02', '80', 'ff0001']);
         for (const info of listed) {
           const i = fps.findIndex((fp) => toHex(fp) === toHex(info.fingerprint));
-          expect(info.byteLength).toBe(i * 700);
-          expect(info.checksum).toBe(xxh.hash(fixtureData(i, i * 700)));
+          vitest().expect(info.byteLength).toBe(i * 700);
+          vitest().expect(info.checksum).toBe(xxh.hash(fixtureData(i, i * 700)));
         }
       }));
 
-    it('verifies a given checksum: a mismatch rejects CORRUPTION and stores nothing of the call', () =>
+    vitest().it('verifies a given checksum: a mismatch rejects CORRUPTION and stores nothing of the call', () =>
       withStore(async ({ store }) => {
         const xxh = await loadXxh64();
         const good = fixtureExtent(1, 2000);
         const bad = fixtureExtent(2, 2000);
         await expectCode(store.put([{ ...good, checksum: xxh.hash(good.data) }, { ...bad, checksum: xxh.hash(bad.data) ^ 1n }]), 'CORRUPTION');
-        expect(await store.has([good.fingerprint, bad.fingerprint])).toEqual([false, false]);
-        expect((await store.stats()).extentCount).toBe(0);
+        vitest().expect(await store.has([good.fingerprint, bad.fingerprint])).toEqual([false, false]);
+        vitest().expect((await store.stats()).extentCount).toBe(0);
         await store.put([{ ...good, checksum: xxh.hash(good.data) }]);
         expectSameBytes(await store.get(good.fingerprint), good.data);
       }));
 
-    it('rejects bad fingerprints, data and sizes with INVALID_ARGUMENT', () =>
+    vitest().it('rejects bad fingerprints, data and sizes with INVALID_ARGUMENT', () =>
       withStore(async ({ store }) => {
         const bads: unknown[] = [new Uint8Array(0), new Uint8Array(65), 'abc', undefined, [1, 2]];
         const data = new Uint8Array(10);
@@ -198,19 +198,19 @@ export function describeExtentStore(options: ExtentStoreSuiteOptions): void {
         await expectCode(store.put([{ fingerprint: fp, data, checksum: 5 as unknown as bigint }]), 'INVALID_ARGUMENT');
         await expectCode(store.put(null as unknown as []), 'INVALID_ARGUMENT');
         await expectCode(store.has('x' as unknown as []), 'INVALID_ARGUMENT');
-        expect(await store.has([fp])).toEqual([false]);
+        vitest().expect(await store.has([fp])).toEqual([false]);
       }));
 
-    it('rejects with ABORTED when the signal is already aborted', () =>
+    vitest().it('rejects with ABORTED when the signal is already aborted', () =>
       withStore(async ({ store }) => {
         const signal = AbortSignal.abort();
         await expectCode(store.put([fixtureExtent(1)], { signal }), 'ABORTED');
         await expectCode(store.get(fixtureFingerprint(1), { signal }), 'ABORTED');
         await expectCode(store.flush({ signal }), 'ABORTED');
-        expect(await store.has([fixtureFingerprint(1)])).toEqual([false]);
+        vitest().expect(await store.has([fixtureFingerprint(1)])).toEqual([false]);
       }));
 
-    it('serves concurrent puts and gets', () =>
+    vitest().it('serves concurrent puts and gets', () =>
       withStore(async ({ store }) => {
         const batches = [0, 1, 2, 3].map((b) => Array.from({ length: 8 }, (_, i) => fixtureExtent(b * 8 + i)));
         await Promise.all(batches.map((batch) => store.put(batch)));
@@ -218,10 +218,10 @@ export function describeExtentStore(options: ExtentStoreSuiteOptions): void {
         const got = await Promise.all(all.map((e) => store.get(e.fingerprint)));
         got.forEach((bytes, i) => expectSameBytes(bytes, all[i]!.data));
         await Promise.all([store.delete([all[0]!.fingerprint]), store.flush(), store.put([fixtureExtent(40)])]);
-        expect(await store.has([all[0]!.fingerprint, fixtureFingerprint(40)])).toEqual([false, true]);
+        vitest().expect(await store.has([all[0]!.fingerprint, fixtureFingerprint(40)])).toEqual([false, true]);
       }));
 
-    it('rejects every call with NOT_OPEN after close, and close is idempotent', async () => {
+    vitest().it('rejects every call with NOT_OPEN after close, and close is idempotent', async () => {
       const store = await open();
       await store.put([fixtureExtent(1)]);
       await store.close();
@@ -238,7 +238,7 @@ export function describeExtentStore(options: ExtentStoreSuiteOptions): void {
     });
 
     if (corrupt) {
-      it('rejects a damaged extent with CORRUPTION naming it, and still serves the others', () =>
+      vitest().it('rejects a damaged extent with CORRUPTION naming it, and still serves the others', () =>
         withStore(async ({ store }) => {
           const a = fixtureExtent(1, 6000);
           const b = fixtureExtent(2, 6000);
@@ -246,15 +246,15 @@ export function describeExtentStore(options: ExtentStoreSuiteOptions): void {
           await store.flush();
           await corrupt(store, a.fingerprint);
           const err = await rejection(store.get(a.fingerprint));
-          expect(isDrkitError(err, 'CORRUPTION'), String(err)).toBe(true);
-          expect((err as { data: Record<string, unknown> }).data.fingerprint).toBe(toHex(a.fingerprint));
+          vitest().expect(isDrkitError(err, 'CORRUPTION'), String(err)).toBe(true);
+          vitest().expect((err as { data: Record<string, unknown> }).data.fingerprint).toBe(toHex(a.fingerprint));
           await expectCode(store.getMany([b.fingerprint, a.fingerprint]), 'CORRUPTION');
           expectSameBytes(await store.get(b.fingerprint), b.data);
         }));
     }
 
     if (reopen) {
-      it('keeps flushed puts and deletes across a reopen', () =>
+      vitest().it('keeps flushed puts and deletes across a reopen', () =>
         withStore(async (ctx) => {
           const ids = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
           await ctx.store.put(ids.map((id) => fixtureExtent(id)));
@@ -268,9 +268,9 @@ export function describeExtentStore(options: ExtentStoreSuiteOptions): void {
             else expectSameBytes(await ctx.store.get(fixtureFingerprint(id)), fixtureData(id));
           }
           const after = await ctx.store.stats();
-          expect(after.extentCount).toBe(before.extentCount);
-          expect(after.extentBytes).toBe(before.extentBytes);
-          expect((await collect(ctx.store.list())).length).toBe(8);
+          vitest().expect(after.extentCount).toBe(before.extentCount);
+          vitest().expect(after.extentBytes).toBe(before.extentBytes);
+          vitest().expect((await collect(ctx.store.list())).length).toBe(8);
           // The store stays writable after reopening, without disturbing what is there.
           await ctx.store.put([fixtureExtent(3), fixtureExtent(50, 30_000)]);
           for (const id of ids.filter((id) => id !== 8)) expectSameBytes(await ctx.store.get(fixtureFingerprint(id)), fixtureData(id));
@@ -278,7 +278,7 @@ export function describeExtentStore(options: ExtentStoreSuiteOptions): void {
         }));
     }
 
-    it('matches a Map model under random put/delete/get/has/list/flush' + (reopen ? '/reopen' : ''), () =>
+    vitest().it('matches a Map model under random put/delete/get/has/list/flush' + (reopen ? '/reopen' : ''), () =>
       runExtentStoreModel({ open, reopen, seed: options.seed ?? 0x5eed, numRuns: options.numRuns ?? 50 }));
   });
 }

@@ -8,7 +8,7 @@
  * ```
  */
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { vitest } from './internal/vitest-api.js';
 import type { MetaOp, MetaRange, MetaStore } from '../adapters/meta-store.js';
 import { toHex } from '../core/bytes.js';
 import { isDrkitError } from '../core/errors.js';
@@ -46,7 +46,7 @@ async function rejection(p: Promise<unknown> | (() => Promise<unknown>)): Promis
 
 async function expectCode(p: Promise<unknown> | (() => Promise<unknown>), code: string): Promise<void> {
   const err = await rejection(p);
-  expect(isDrkitError(err) ? err.code : String(err), `expected rejection with ${code}`).toBe(code);
+  vitest().expect(isDrkitError(err) ? err.code : String(err), `expected rejection with ${code}`).toBe(code);
 }
 
 async function collect(store: MetaStore, range?: MetaRange): Promise<[string, string][]> {
@@ -87,58 +87,58 @@ export function describeMetaStore(options: MetaStoreSuiteOptions): void {
     return model;
   };
 
-  describe(`MetaStore conformance: ${options.name}`, () => {
-    it('get / put / del', async () => {
+  vitest().describe(`MetaStore conformance: ${options.name}`, () => {
+    vitest().it('get / put / del', async () => {
       await withStore(async (store) => {
-        expect(await store.get(b(1))).toBeUndefined();
+        vitest().expect(await store.get(b(1))).toBeUndefined();
         await store.batch([put(b(1), b(10))]);
-        expect(await store.get(b(1))).toEqual(b(10));
+        vitest().expect(await store.get(b(1))).toEqual(b(10));
         await store.batch([put(b(1), b(11))]);
-        expect(await store.get(b(1))).toEqual(b(11));
+        vitest().expect(await store.get(b(1))).toEqual(b(11));
         await store.batch([del(b(1))]);
-        expect(await store.get(b(1))).toBeUndefined();
+        vitest().expect(await store.get(b(1))).toBeUndefined();
         await store.batch([del(b(2))]); // deleting a missing key is fine
         await store.batch([put(b(), b())]); // empty key and empty value are legal
-        expect(await store.get(b())).toEqual(b());
+        vitest().expect(await store.get(b())).toEqual(b());
       });
     });
 
-    it('stored values are not aliased with caller arrays', async () => {
+    vitest().it('stored values are not aliased with caller arrays', async () => {
       await withStore(async (store) => {
         const value = b(1, 2, 3);
         await store.batch([put(b(9), value)]);
         value[0] = 99;
         const got = (await store.get(b(9)))!;
-        expect(got).toEqual(b(1, 2, 3));
+        vitest().expect(got).toEqual(b(1, 2, 3));
         got[1] = 99;
-        expect(await store.get(b(9))).toEqual(b(1, 2, 3));
+        vitest().expect(await store.get(b(9))).toEqual(b(1, 2, 3));
       });
     });
 
-    it('getMany returns values in request order', async () => {
+    vitest().it('getMany returns values in request order', async () => {
       await withStore(async (store) => {
         await store.batch([put(b(1), b(10)), put(b(2), b(20))]);
-        expect(await store.getMany([b(2), b(3), b(1), b(2)])).toEqual([b(20), undefined, b(10), b(20)]);
-        expect(await store.getMany([])).toEqual([]);
+        vitest().expect(await store.getMany([b(2), b(3), b(1), b(2)])).toEqual([b(20), undefined, b(10), b(20)]);
+        vitest().expect(await store.getMany([])).toEqual([]);
       });
     });
 
-    it('batch applies ops in order (later wins) and atomically', async () => {
+    vitest().it('batch applies ops in order (later wins) and atomically', async () => {
       await withStore(async (store) => {
         await store.batch([put(b(1), b(1)), put(b(1), b(2)), del(b(2)), put(b(2), b(3)), put(b(3), b(4)), del(b(3))]);
-        expect(await store.getMany([b(1), b(2), b(3)])).toEqual([b(2), b(3), undefined]);
+        vitest().expect(await store.getMany([b(1), b(2), b(3)])).toEqual([b(2), b(3), undefined]);
         // A batch with one bad op applies nothing.
         const bad = [put(b(5), b(5)), { kind: 'put', key: 'x', value: b(1) }] as unknown as MetaOp[];
         await expectCode(store.batch(bad), 'INVALID_ARGUMENT');
-        expect(await store.get(b(5))).toBeUndefined();
+        vitest().expect(await store.get(b(5))).toBeUndefined();
         await expectCode(store.batch([{ kind: 'nope', key: b(1) }] as unknown as MetaOp[]), 'INVALID_ARGUMENT');
         await expectCode(store.batch([{ kind: 'put', key: b(1) }] as unknown as MetaOp[]), 'INVALID_ARGUMENT');
-        expect(await store.get(b(1))).toEqual(b(2));
+        vitest().expect(await store.get(b(1))).toEqual(b(2));
         await store.batch([]);
       });
     });
 
-    it('INVALID_ARGUMENT for keys that are not Uint8Array', async () => {
+    vitest().it('INVALID_ARGUMENT for keys that are not Uint8Array', async () => {
       await withStore(async (store) => {
         await expectCode(store.get('key' as unknown as Uint8Array), 'INVALID_ARGUMENT');
         await expectCode(store.getMany([b(1), 7 as unknown as Uint8Array]), 'INVALID_ARGUMENT');
@@ -148,7 +148,7 @@ export function describeMetaStore(options: MetaStoreSuiteOptions): void {
       });
     });
 
-    it('iterates in unsigned bytewise order with every range option', async () => {
+    vitest().it('iterates in unsigned bytewise order with every range option', async () => {
       await withStore(async (store) => {
         const model = await loadEdgeKeys(store);
         const ranges: MetaRange[] = [
@@ -178,18 +178,18 @@ export function describeMetaStore(options: MetaStoreSuiteOptions): void {
           { lte: b(1), lt: b(1) },
         ];
         const all = await collect(store);
-        expect(all.map(([key]) => key)).toEqual(
+        vitest().expect(all.map(([key]) => key)).toEqual(
           ['', '00', '0000', '00ff', '01', '0100', '7f', '80', '8000', 'feff', 'ff', 'ff00', 'ffff', 'ffffff'],
         );
         for (const range of ranges) {
-          expect(await collect(store, range), JSON.stringify(range, (_k, v) => (v instanceof Uint8Array ? toHex(v) : v))).toEqual(
+          vitest().expect(await collect(store, range), JSON.stringify(range, (_k, v) => (v instanceof Uint8Array ? toHex(v) : v))).toEqual(
             hexEntries(model.range(range)),
           );
         }
       });
     });
 
-    it('iteration is a consistent view while batches happen', async () => {
+    vitest().it('iteration is a consistent view while batches happen', async () => {
       await withStore(async (store) => {
         const model = await loadEdgeKeys(store);
         const expected = hexEntries(model.range({}));
@@ -205,7 +205,7 @@ export function describeMetaStore(options: MetaStoreSuiteOptions): void {
             put(b(0x80, round), b(round)),
           ]);
         }
-        expect(seen).toEqual(expected);
+        vitest().expect(seen).toEqual(expected);
         // A reverse iteration started now sees exactly the state now.
         const now = await collect(store, {});
         const reversed: [string, string][] = [];
@@ -213,26 +213,26 @@ export function describeMetaStore(options: MetaStoreSuiteOptions): void {
           reversed.push([toHex(key), toHex(value)]);
           await store.batch([del(key), put(b(0x42, reversed.length), b(1))]);
         }
-        expect(reversed).toEqual([...now].reverse());
+        vitest().expect(reversed).toEqual([...now].reverse());
       });
     });
 
-    it('stats.keyCount and liveBytes follow puts, overwrites and deletes', async () => {
+    vitest().it('stats.keyCount and liveBytes follow puts, overwrites and deletes', async () => {
       await withStore(async (store) => {
-        expect((await store.stats()).keyCount).toBe(0);
+        vitest().expect((await store.stats()).keyCount).toBe(0);
         await store.batch([put(b(1), b(1, 1)), put(b(2), b(2)), put(b(1), b(1, 1, 1))]);
         let stats = await store.stats();
-        expect(stats.keyCount).toBe(2);
-        expect(stats.liveBytes).toBe(1 + 3 + 1 + 1);
-        expect(stats.storedBytes).toBeGreaterThanOrEqual(stats.liveBytes);
+        vitest().expect(stats.keyCount).toBe(2);
+        vitest().expect(stats.liveBytes).toBe(1 + 3 + 1 + 1);
+        vitest().expect(stats.storedBytes).toBeGreaterThanOrEqual(stats.liveBytes);
         await store.batch([del(b(1)), del(b(3))]);
         stats = await store.stats();
-        expect(stats.keyCount).toBe(1);
-        expect(stats.liveBytes).toBe(2);
+        vitest().expect(stats.keyCount).toBe(1);
+        vitest().expect(stats.liveBytes).toBe(2);
       });
     });
 
-    it('model-based: random batches and range queries match a Map + sort model', async () => {
+    vitest().it('model-based: random batches and range queries match a Map + sort model', async () => {
       await fc.assert(
         fc.asyncProperty(stepsArbitrary, async (steps) => {
           const store = await open();
@@ -243,13 +243,13 @@ export function describeMetaStore(options: MetaStoreSuiteOptions): void {
                 await store.batch(step.ops);
                 model.apply(step.ops);
               } else if (step.kind === 'get') {
-                expect(await store.get(step.key)).toEqual(model.get(step.key));
+                vitest().expect(await store.get(step.key)).toEqual(model.get(step.key));
               } else {
-                expect(await collect(store, step.range)).toEqual(hexEntries(model.range(step.range)));
+                vitest().expect(await collect(store, step.range)).toEqual(hexEntries(model.range(step.range)));
               }
             }
-            expect(await collect(store)).toEqual(hexEntries(model.range()));
-            expect((await store.stats()).keyCount).toBe(model.entries.size);
+            vitest().expect(await collect(store)).toEqual(hexEntries(model.range()));
+            vitest().expect((await store.stats()).keyCount).toBe(model.entries.size);
           } finally {
             await store.close();
           }
@@ -258,7 +258,7 @@ export function describeMetaStore(options: MetaStoreSuiteOptions): void {
       );
     });
 
-    it('NOT_OPEN after close; close is idempotent', async () => {
+    vitest().it('NOT_OPEN after close; close is idempotent', async () => {
       const store = await open();
       await store.batch([put(b(1), b(1))]);
       const iterator = store.iterate()[Symbol.asyncIterator]();
@@ -274,7 +274,7 @@ export function describeMetaStore(options: MetaStoreSuiteOptions): void {
     });
 
     if (reopen !== undefined) {
-      it('flushed and synced batches survive close + reopen', async () => {
+      vitest().it('flushed and synced batches survive close + reopen', async () => {
         let store = await open();
         try {
           const model = await loadEdgeKeys(store);
@@ -286,13 +286,13 @@ export function describeMetaStore(options: MetaStoreSuiteOptions): void {
           await store.batch(synced, { sync: true });
           model.apply(synced);
           store = await reopen(store);
-          expect(await collect(store)).toEqual(hexEntries(model.range()));
-          expect((await store.stats()).keyCount).toBe(model.entries.size);
+          vitest().expect(await collect(store)).toEqual(hexEntries(model.range()));
+          vitest().expect((await store.stats()).keyCount).toBe(model.entries.size);
           // And the reopened store keeps working across another restart.
           await store.batch([put(b(7), b(7))], { sync: true });
           model.apply([put(b(7), b(7))]);
           store = await reopen(store);
-          expect(await collect(store)).toEqual(hexEntries(model.range()));
+          vitest().expect(await collect(store)).toEqual(hexEntries(model.range()));
         } finally {
           await store.close();
         }

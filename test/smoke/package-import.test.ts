@@ -9,7 +9,7 @@ import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const root = resolve(__dirname, '../..');
-const subpaths = ['drkit', 'drkit/adapters', 'drkit/adapters/node', 'drkit/dedup', 'drkit/snapshot', 'drkit/replication', 'drkit/policy'];
+const subpaths = ['drkit', 'drkit/adapters', 'drkit/adapters/node', 'drkit/dedup', 'drkit/snapshot', 'drkit/replication', 'drkit/policy', 'drkit/testing'];
 let dir = '';
 
 beforeAll(() => {
@@ -33,27 +33,33 @@ describe('built package', () => {
     const src = `${subpaths.map((p, i) => `import * as m${i} from '${p}';`).join('\n')}
 import { DrkitError } from 'drkit';
 import { MemoryBlockDevice } from 'drkit/adapters';
-import { describeBlockDevice } from 'drkit/testing';
+import { describeBlockDevice, FaultyBlockDevice } from 'drkit/testing';
 const dev = await MemoryBlockDevice.create({ byteLength: 4096 });
 await dev.write(0, new Uint8Array([1, 2, 3]));
 const back = await dev.read(0, 3);
 let code = '';
 try { await dev.read(4095, 2); } catch (e) { code = e instanceof DrkitError ? e.code : 'foreign'; }
-console.log(JSON.stringify({ back: [...back], code, testing: typeof describeBlockDevice, n: [${subpaths.map((_, i) => `m${i}`).join(',')}].length }));`;
-    expect(JSON.parse(run('esm.mjs', src))).toEqual({ back: [1, 2, 3], code: 'OUT_OF_RANGE', testing: 'function', n: subpaths.length });
+// Outside vitest the suites refuse with a coded error; the rest of drkit/testing works.
+let suite = '';
+try { describeBlockDevice({ name: 'x', create: async () => dev }); } catch (e) { suite = e.code; }
+const faulty = new FaultyBlockDevice(dev, { seed: 1 });
+console.log(JSON.stringify({ back: [...back], code, suite, faulty: faulty.byteLength, testing: typeof describeBlockDevice, n: [${subpaths.map((_, i) => `m${i}`).join(',')}].length }));`;
+    expect(JSON.parse(run('esm.mjs', src))).toEqual({ back: [1, 2, 3], code: 'OUT_OF_RANGE', suite: 'NOT_SUPPORTED', faulty: 4096, testing: 'function', n: subpaths.length });
   });
 
   it('requires every subpath from CommonJS', () => {
     const src = `${subpaths.map((p, i) => `const m${i} = require('${p}');`).join('\n')}
 const { DrkitError } = require('drkit');
 const { MemoryBlockDevice } = require('drkit/adapters');
+const { FaultyBlockDevice, describeBlockDevice } = require('drkit/testing');
 (async () => {
   const dev = await MemoryBlockDevice.create({ byteLength: 4096 });
   let code = '';
   try { await dev.write(4096, new Uint8Array(1)); } catch (e) { code = e instanceof DrkitError ? e.code : 'foreign'; }
-  console.log(JSON.stringify({ code, n: [${subpaths.map((_, i) => `m${i}`).join(',')}].length }));
+  const faulty = new FaultyBlockDevice(dev, { seed: 1 });
+  console.log(JSON.stringify({ code, faulty: faulty.byteLength, suites: typeof describeBlockDevice, n: [${subpaths.map((_, i) => `m${i}`).join(',')}].length }));
 })();`;
-    expect(JSON.parse(run('cjs.cjs', src))).toEqual({ code: 'OUT_OF_RANGE', n: subpaths.length });
+    expect(JSON.parse(run('cjs.cjs', src))).toEqual({ code: 'OUT_OF_RANGE', faulty: 4096, suites: 'undefined', n: subpaths.length });
   });
 
   it('type-checks a TypeScript consumer against the emitted declarations (ESM and CJS)', () => {

@@ -2,7 +2,7 @@
  * Deterministic extents for the ExtentStore conformance suite and crash tests: extent
  * `id` always has the same fingerprint and bytes, so a model only needs to track ids.
  */
-import { expect } from 'vitest';
+import { vitest } from './vitest-api.js';
 import { DrkitError } from '../../core/errors.js';
 
 /**
@@ -54,7 +54,7 @@ export function fixtureExtent(id: number, byteLength?: number): { fingerprint: U
  * element by element (seconds for a few MiB), and its diff of megabytes helps nobody.
  */
 export function expectSameBytes(actual: Uint8Array, expected: Uint8Array, what = 'bytes'): void {
-  expect(actual, `${what}: not a Uint8Array`).toBeInstanceOf(Uint8Array);
+  vitest().expect(actual, `${what}: not a Uint8Array`).toBeInstanceOf(Uint8Array);
   let firstDiff = -1;
   const n = Math.min(actual.byteLength, expected.byteLength);
   for (let i = 0; i < n; i++) {
@@ -63,5 +63,5 @@ export function expectSameBytes(actual: Uint8Array, expected: Uint8Array, what =
       break;
     }
   }
-  expect({ byteLength: actual.byteLength, firstDiff }, what).toEqual({ byteLength: expected.byteLength, firstDiff: -1 });
+  vitest().expect({ byteLength: actual.byteLength, firstDiff }, what).toEqual({ byteLength: expected.byteLength, firstDiff: -1 });
 }

@@ -3,7 +3,7 @@
  * list/flush (and reopen, where the store can) checked against a Map from id to bytes.
  */
 import fc from 'fast-check';
-import { expect } from 'vitest';
+import { vitest } from './vitest-api.js';
 import type { ExtentStore } from '../../adapters/extent-store.js';
 import { toHex } from '../../core/bytes.js';
 import { isDrkitError } from '../../core/errors.js';
@@ -55,8 +55,8 @@ export async function runExtentStoreModel(options: ExtentStoreModelOptions): Pro
       try {
         for (const op of ops) store = await step(store, model, op, options.reopen);
         const stats = await store.stats();
-        expect(stats.extentCount).toBe(model.size);
-        expect(stats.extentBytes).toBe([...model.values()].reduce((n, d) => n + d.byteLength, 0));
+        vitest().expect(stats.extentCount).toBe(model.size);
+        vitest().expect(stats.extentBytes).toBe([...model.values()].reduce((n, d) => n + d.byteLength, 0));
       } finally {
         await store.close();
       }
@@ -89,18 +89,18 @@ async function step(
           () => undefined,
           (e: unknown) => e,
         );
-        expect(isDrkitError(err, 'EXTENT_NOT_FOUND'), `get of absent extent ${op.id} gave ${String(err)}`).toBe(true);
+        vitest().expect(isDrkitError(err, 'EXTENT_NOT_FOUND'), `get of absent extent ${op.id} gave ${String(err)}`).toBe(true);
       }
       return store;
     }
     case 'has':
-      expect(await store.has(op.ids.map(fixtureFingerprint))).toEqual(op.ids.map((id) => model.has(id)));
+      vitest().expect(await store.has(op.ids.map(fixtureFingerprint))).toEqual(op.ids.map((id) => model.has(id)));
       return store;
     case 'list': {
       const listed: string[] = [];
       for await (const info of store.list()) listed.push(toHex(info.fingerprint));
       const want = [...model.keys()].map((id) => toHex(fixtureFingerprint(id))).sort();
-      expect(listed).toEqual(want);
+      vitest().expect(listed).toEqual(want);
       return store;
     }
     case 'flush':
