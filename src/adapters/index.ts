@@ -16,3 +16,4 @@ export { guardBlockDevice, type GuardBlockDeviceOptions, type GuardedBlockDevice
 export { MemoryExtentStore, type MemoryExtentStoreOptions } from './memory-extent-store.js';
 export { DeviceExtentStore, type DeviceExtentStoreOptions } from './device-extent-store.js';
 export { LogMetaStore, type LogMetaStoreOptions } from './log-meta-store.js';
+export type { Transport, Connection, Listener, ListenOptions, PeerInfo } from './transport.js';

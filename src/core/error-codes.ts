@@ -23,6 +23,10 @@ export const ERROR_CODES = {
   TIMEOUT: { transient: true, description: 'The operation did not finish within its deadline.' },
   CRASHED: { transient: false, description: 'A fault injector simulated a crash; the handle is dead until reopened.' },
   INJECTED_FAULT: { transient: true, description: 'A fault injector failed this I/O on purpose.' },
+  CONNECTION_REFUSED: { transient: true, description: 'Nobody accepted the connection at that address (or the network is partitioned).' },
+  CONNECTION_LOST: { transient: true, description: 'An established connection broke (reset, partition, peer crash, timeout).' },
+  AUTH_FAILED: { transient: false, description: 'The peer could not be authenticated, or refused our credentials.' },
+  PROTOCOL_ERROR: { transient: false, description: 'The peer sent a malformed, oversized, unexpected or replayed frame; the connection is closed.' },
   INTERNAL: { transient: false, description: 'An invariant inside drkit was violated: a bug, please report it.' },
 } as const satisfies Record<string, { transient: boolean; description: string }>;
 
