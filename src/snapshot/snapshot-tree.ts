@@ -22,11 +22,11 @@
  * Every mutation is serialised by one mutex; reads run concurrently with writes and see
  * the block map as of the moment the read looked it up.
  */
-import { utf8 } from '../core/bytes.js';
+import { equalBytes, toHex, utf8 } from '../core/bytes.js';
 import { DrkitError, throwIfAborted } from '../core/errors.js';
 import { assertPositiveInteger } from '../core/validate.js';
 import type { Clock } from '../adapters/clock.js';
-import type { ExtentStore } from '../adapters/extent-store.js';
+import type { ExtentPut, ExtentStore } from '../adapters/extent-store.js';
 import type { MetaStore } from '../adapters/meta-store.js';
 import { SystemClock } from '../adapters/system-clock.js';
 import { sha256Fingerprinter, type Fingerprinter } from '../dedup/fingerprint.js';
@@ -36,7 +36,7 @@ import { MapStore } from './internal/map-store.js';
 import { SpaceReclaimer } from './internal/space-reclaimer.js';
 import { Mutex } from './internal/mutex.js';
 import { runPostThaw, runPreFreeze, type QuiesceHooks } from './quiesce.js';
-import { RECORD_FORMAT_VERSION, type SnapshotInfo, type SnapshotRecord, type TreeRecord, type VolumeInfo, type VolumeRecord } from './records.js';
+import { RECORD_FORMAT_VERSION, type ConsistencyLevel, type SnapshotInfo, type SnapshotRecord, type TreeRecord, type VolumeInfo, type VolumeRecord } from './records.js';
 import { SnapshotReader } from './snapshot-reader.js';
 import { Volume } from './volume.js';
 import { decodeJson, encodeJson, seqOf, snapshotInfo, validateName, validateUserMetadata, volumeInfo } from './internal/record-codec.js';
@@ -85,6 +85,13 @@ export interface SnapshotOptions {
   quiesce?: QuiesceHooks;
   /** Deadline of preFreeze. @defaultValue 30000 */
   quiesceTimeoutMs?: number;
+  /** Extra user metadata per volume id (merged over `userMetadata`), e.g. per-member origin ids of a replicated group. */
+  userMetadataByVolume?: Record<string, Record<string, string>>;
+  /**
+   * Record another site's facts instead of this moment's: replication targets keep the
+   * source snapshot's creation time and consistency. Not combinable with `quiesce`.
+   */
+  imported?: { createdMs: number; consistency: ConsistencyLevel; fallbackReason?: string };
 }
 
 /** One changed run of blocks between two snapshots. */
@@ -324,7 +331,11 @@ export class SnapshotTree {
   async #snapshotVolumes(volumeIds: readonly string[], options: SnapshotOptions, group: boolean): Promise<SnapshotInfo[]> {
     validateName(options.name);
     const userMetadata = validateUserMetadata(options.userMetadata);
+    const perVolume = new Map(volumeIds.map((id) => [id, validateUserMetadata({ ...userMetadata, ...(options.userMetadataByVolume?.[id] ?? {}) })]));
     for (const id of volumeIds) this.#volumeRecord(id);
+    if (options.imported !== undefined && options.quiesce !== undefined) {
+      throw new DrkitError('INVALID_ARGUMENT', 'an imported snapshot cannot also be quiesced');
+    }
     const timeoutMs = options.quiesceTimeoutMs ?? 30_000;
     assertPositiveInteger(timeoutMs, 'quiesceTimeoutMs');
     let fallbackReason: string | undefined;
@@ -337,7 +348,7 @@ export class SnapshotTree {
     try {
       return await this.#mutate(async () => {
         const groupId = group ? `cg-${this.#record.nextGroupSeq++}` : undefined;
-        const createdMs = this.#clock.now();
+        const createdMs = options.imported?.createdMs ?? this.#clock.now();
         const infos: SnapshotInfo[] = [];
         for (const volumeId of volumeIds) {
           const volume = this.#volumeRecord(volumeId);
@@ -351,10 +362,10 @@ export class SnapshotTree {
             createdMs,
             byteLength: volume.byteLength,
             blockBytes: volume.blockBytes,
-            consistency: frozen ? 'application' : 'crash',
+            consistency: options.imported?.consistency ?? (frozen ? 'application' : 'crash'),
             groupId,
-            fallbackReason,
-            userMetadata,
+            fallbackReason: options.imported?.fallbackReason ?? fallbackReason,
+            userMetadata: perVolume.get(volumeId)!,
             root: volume.root,
           };
           this.#snapshots.set(record.id, record);
@@ -522,6 +533,51 @@ export class SnapshotTree {
     } finally {
       for (const id of pinned) this.#release(this.#pins, id);
     }
+  }
+
+  // ------------------------------------------------- extents (for replication)
+
+  /**
+   * Which fingerprints this tree can serve without receiving their data: stored in the
+   * ExtentStore (global across every volume of the tree). The answer is advisory: an
+   * extent nothing references may be reclaimed before it is mapped, in which case
+   * `mapBlocks` fails with EXTENT_NOT_FOUND and the sender resends it.
+   */
+  async haveExtents(fingerprints: readonly Uint8Array[], options: { signal?: AbortSignal } = {}): Promise<boolean[]> {
+    this.#ensureUsable();
+    return this.#extents.has(fingerprints, options);
+  }
+
+  /**
+   * Reads extents by fingerprint, verified by the store's checksum. Used by replication
+   * senders; callers keep the snapshot that references them pinned (a diff does).
+   * @throws EXTENT_NOT_FOUND, CORRUPTION
+   */
+  async readExtents(fingerprints: readonly Uint8Array[], options: { signal?: AbortSignal } = {}): Promise<Uint8Array[]> {
+    this.#ensureUsable();
+    this.#activeReads++;
+    try {
+      return await this.#extents.getMany(fingerprints, options);
+    } finally {
+      this.#activeReads--;
+    }
+  }
+
+  /**
+   * Stores extents received from elsewhere, after checking that each one's content has
+   * its fingerprint (and its checksum, when given). They stay unreferenced until
+   * `Volume.mapBlocks` points blocks at them; a crash before that leaves them for
+   * `collectGarbage`.
+   * @throws CORRUPTION when content and fingerprint or checksum disagree (nothing is stored)
+   */
+  async putExtents(extents: readonly ExtentPut[], options: { signal?: AbortSignal } = {}): Promise<void> {
+    this.#ensureUsable();
+    for (const e of extents) {
+      if (!equalBytes(this.#fingerprinter.fingerprint(e.data), e.fingerprint)) {
+        throw new DrkitError('CORRUPTION', 'extent content does not match its fingerprint', { data: { fingerprint: toHex(e.fingerprint) } });
+      }
+    }
+    await this.#mutate(() => this.#extents.put(extents, options));
   }
 
   // ----------------------------------------------------- durability and space

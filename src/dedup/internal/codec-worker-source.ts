@@ -1,0 +1,134 @@
+/**
+ * Source of the CodecPool worker, run with `new Worker(source, { eval: true })`.
+ *
+ * Why a string and not a file: the pool must work from the TypeScript sources (tests),
+ * from the bundled ESM and CJS builds (whose chunk layout moves files around) and from a
+ * user's node_modules; an eval'd CommonJS script has no path to get wrong. The only
+ * path it needs, lz4-napi's, is resolved by the parent and passed in `workerData`.
+ *
+ * The checks mirror ExtentCodec's (codec.ts) exactly; a test compares the pool's output
+ * with the in-thread codec's on the same inputs so the two cannot drift apart silently.
+ *
+ * Messages in: `{ id, op, buffer, lengths, codecs?, rawLengths? }` where `buffer` is a
+ * transferred ArrayBuffer holding the batch's inputs back to back and `lengths` their
+ * byte lengths. Messages out: `{ id, ok: true, buffer, lengths, codecs? }` (buffer
+ * transferred back) or `{ id, ok: false, code, message, data }`.
+ *
+ * compress works in place: output i is never longer than input i (passthrough or at
+ * most maxCompressedFraction of it), so it can be written at an offset no later than
+ * input i's, over bytes already consumed, and the input buffer goes back as the output.
+ */
+export const CODEC_WORKER_SOURCE = String.raw`
+'use strict';
+const { parentPort, workerData } = require('node:worker_threads');
+const { createHash } = require('node:crypto');
+const { lz4Path, maxCompressedFraction, maxRawBytes, digestAlgorithm, digestBytes } = workerData;
+let lz4 = null;
+const loadLz4 = () => (lz4 ??= require(lz4Path));
+
+class CodedError extends Error {
+  constructor(code, message, data) { super(message); this.code = code; this.data = data; }
+}
+
+function compress(msg) {
+  const { compressSync } = loadLz4();
+  const u8 = new Uint8Array(msg.buffer);
+  const count = msg.lengths.length;
+  const codecs = new Uint8Array(count);
+  const outLengths = new Uint32Array(count);
+  let inOffset = 0;
+  let outOffset = 0;
+  for (let i = 0; i < count; i++) {
+    const byteLength = msg.lengths[i];
+    let codec = 0;
+    let outLength = byteLength;
+    if (byteLength > 0) {
+      const out = compressSync(Buffer.from(msg.buffer, inOffset, byteLength));
+      if (out.byteLength <= byteLength * maxCompressedFraction) {
+        u8.set(out, outOffset);
+        codec = 1;
+        outLength = out.byteLength;
+      } else if (outOffset !== inOffset) {
+        u8.copyWithin(outOffset, inOffset, inOffset + byteLength);
+      }
+    }
+    codecs[i] = codec;
+    outLengths[i] = outLength;
+    inOffset += byteLength;
+    outOffset += outLength;
+  }
+  return { buffer: msg.buffer, lengths: outLengths, codecs };
+}
+
+function decompress(msg) {
+  const count = msg.lengths.length;
+  let total = 0;
+  for (let i = 0; i < count; i++) {
+    const rawLength = msg.rawLengths[i];
+    if (rawLength > maxRawBytes) throw new CodedError('CORRUPTION', 'rawLength ' + rawLength + ' exceeds the codec limit of ' + maxRawBytes, { index: i, rawLength });
+    total += rawLength;
+  }
+  const out = new Uint8Array(total);
+  let inOffset = 0;
+  let outOffset = 0;
+  for (let i = 0; i < count; i++) {
+    const byteLength = msg.lengths[i];
+    const rawLength = msg.rawLengths[i];
+    const codec = msg.codecs[i];
+    const input = new Uint8Array(msg.buffer, inOffset, byteLength);
+    if (codec === 0) {
+      if (byteLength !== rawLength) throw new CodedError('CORRUPTION', 'raw extent is ' + byteLength + ' bytes, expected ' + rawLength, { index: i, codec, rawLength, byteLength });
+      out.set(input, outOffset);
+    } else if (codec === 1) {
+      if (byteLength <= 4) throw new CodedError('CORRUPTION', 'lz4 payload of ' + byteLength + ' bytes is too short', { index: i, codec, rawLength, byteLength });
+      const declared = new DataView(msg.buffer, inOffset, 4).getUint32(0, true);
+      if (declared !== rawLength) throw new CodedError('CORRUPTION', 'lz4 payload declares ' + declared + ' bytes, expected ' + rawLength, { index: i, codec, rawLength, declaredBytes: declared });
+      let decoded;
+      try {
+        decoded = loadLz4().uncompressSync(Buffer.from(msg.buffer, inOffset, byteLength));
+      } catch (err) {
+        throw new CodedError('CORRUPTION', 'malformed lz4 payload: ' + (err && err.message), { index: i, codec, rawLength, byteLength });
+      }
+      if (decoded.byteLength !== rawLength) throw new CodedError('CORRUPTION', 'lz4 payload decoded to ' + decoded.byteLength + ' bytes, expected ' + rawLength, { index: i, codec, rawLength, decodedBytes: decoded.byteLength });
+      out.set(decoded, outOffset);
+    } else {
+      throw new CodedError('INVALID_ARGUMENT', 'unknown codec id ' + codec, { index: i, codec });
+    }
+    inOffset += byteLength;
+    outOffset += rawLength;
+  }
+  return { buffer: out.buffer, lengths: Uint32Array.from(msg.rawLengths) };
+}
+
+function fingerprint(msg) {
+  const count = msg.lengths.length;
+  const out = new Uint8Array(count * digestBytes);
+  let inOffset = 0;
+  for (let i = 0; i < count; i++) {
+    const byteLength = msg.lengths[i];
+    out.set(createHash(digestAlgorithm).update(new Uint8Array(msg.buffer, inOffset, byteLength)).digest(), i * digestBytes);
+    inOffset += byteLength;
+  }
+  return { buffer: out.buffer, lengths: new Uint32Array(count).fill(digestBytes) };
+}
+
+const ops = { compress, decompress, fingerprint };
+
+parentPort.on('message', (msg) => {
+  try {
+    const op = ops[msg.op];
+    if (!op) throw new CodedError('INTERNAL', 'unknown pool op ' + String(msg.op), {});
+    const result = op(msg);
+    parentPort.postMessage({ id: msg.id, ok: true, ...result }, [result.buffer]);
+  } catch (err) {
+    const coded = err instanceof CodedError;
+    parentPort.postMessage({
+      id: msg.id,
+      ok: false,
+      code: coded ? err.code : 'INTERNAL',
+      message: String(err && err.message),
+      data: coded ? err.data : {},
+    });
+  }
+});
+`;

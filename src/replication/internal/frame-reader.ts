@@ -1,0 +1,198 @@
+/**
+ * FrameReader: turns a connection's byte chunks into verified frames.
+ *
+ * Memory promise: besides the transport chunk being consumed, the reader holds at most
+ * one frame, allocated only after its header passed validation, so its memory is bounded
+ * by FRAME_OVERHEAD_BYTES + MAX_FRAME_PAYLOAD_BYTES whatever the peer sends.
+ * Failure promise: the first error (malformed frame, timeout, broken connection) is
+ * sticky — every later `read()` rejects with it. The reader never closes the connection:
+ * its owner does (usually through `closeWithError`), after perhaps telling the peer why.
+ */
+import type { Clock } from '../../adapters/clock.js';
+import type { Connection } from '../../adapters/transport.js';
+import type { Xxh64 } from '../../core/checksum.js';
+import { AbortError, DrkitError, toDrkitError } from '../../core/errors.js';
+import {
+  FRAME_CHECKSUM_BYTES,
+  FRAME_HEADER_BYTES,
+  checkHeaderPrefix,
+  decodeFrameHeader,
+  nextSeq,
+  verifyFrameChecksum,
+  type Frame,
+  type FrameHeader,
+} from './frame-codec.js';
+
+/** Options of {@link FrameReader}. */
+export interface FrameReaderOptions {
+  /** A loaded xxh64 (`await loadXxh64()`). */
+  readonly xxh64: Xxh64;
+  /** Clock for the idle timeout. */
+  readonly clock: Clock;
+  /**
+   * Longest wait for the next bytes from the peer while a `read()` is pending;
+   * exceeding it fails the reader with TIMEOUT. @defaultValue undefined (no timeout)
+   */
+  readonly idleTimeoutMs?: number;
+  /** Aborting it fails a pending and every later `read()` with ABORTED. */
+  readonly signal?: AbortSignal;
+  /** Sequence number of the first frame. @defaultValue 0 */
+  readonly firstSeq?: number;
+}
+
+const EMPTY = new Uint8Array(0);
+
+/** Reads verified frames, in order, from one connection. */
+export class FrameReader implements AsyncIterable<Frame> {
+  readonly #options: FrameReaderOptions;
+  readonly #source: AsyncIterator<Uint8Array>;
+  #chunk: Uint8Array = EMPTY;
+  #chunkOffset = 0;
+  readonly #header = new Uint8Array(FRAME_HEADER_BYTES);
+  #headerFilled = 0;
+  #decoded: FrameHeader | undefined;
+  #frame: Uint8Array | undefined;
+  #frameFilled = 0;
+  #expectedSeq: number;
+  #failure: DrkitError | undefined;
+  #ended = false;
+  #reading = false;
+
+  /** Starts consuming `connection.read()` (which may be iterated only once). */
+  constructor(connection: Connection, options: FrameReaderOptions) {
+    this.#options = options;
+    this.#expectedSeq = options.firstSeq ?? 0;
+    this.#source = connection.read()[Symbol.asyncIterator]();
+  }
+
+  /** Sequence number the next frame must carry. */
+  get expectedSeq(): number {
+    return this.#expectedSeq;
+  }
+
+  /**
+   * The next frame, or undefined when the peer closed the stream cleanly between frames.
+   * @throws PROTOCOL_ERROR (malformed, truncated, replayed or reordered frame), FORMAT_VERSION,
+   * TIMEOUT (idle timeout), ABORTED, CONNECTION_LOST and other transport codes
+   */
+  async read(): Promise<Frame | undefined> {
+    if (this.#failure !== undefined) throw this.#failure;
+    if (this.#reading) throw new DrkitError('BUSY', 'FrameReader.read() called while another read is pending');
+    this.#reading = true;
+    try {
+      return await this.#readFrame();
+    } catch (err) {
+      this.#failure = toDrkitError(err, 'CONNECTION_LOST', 'reading from the connection failed');
+      throw this.#failure;
+    } finally {
+      this.#reading = false;
+    }
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<Frame> {
+    for (;;) {
+      const frame = await this.read();
+      if (frame === undefined) return;
+      yield frame;
+    }
+  }
+
+  async #readFrame(): Promise<Frame | undefined> {
+    for (;;) {
+      if (this.#chunkOffset < this.#chunk.length) {
+        const frame = this.#consume();
+        if (frame !== undefined) return frame;
+        continue;
+      }
+      if (this.#ended) return this.#atEnd();
+      const next = await this.#nextChunk();
+      if (next === undefined) {
+        this.#ended = true;
+        return this.#atEnd();
+      }
+      this.#chunk = next;
+      this.#chunkOffset = 0;
+    }
+  }
+
+  #atEnd(): undefined {
+    if (this.#headerFilled > 0) {
+      throw new DrkitError('PROTOCOL_ERROR', 'connection ended inside a frame', {
+        data: { headerBytes: this.#headerFilled, frameBytes: this.#frameFilled, expectedSeq: this.#expectedSeq },
+      });
+    }
+    return undefined;
+  }
+
+  /** Moves bytes from the current chunk into the header or frame buffer; returns a frame when one completes. */
+  #consume(): Frame | undefined {
+    const chunk = this.#chunk;
+    if (this.#frame === undefined) {
+      const take = Math.min(FRAME_HEADER_BYTES - this.#headerFilled, chunk.length - this.#chunkOffset);
+      this.#header.set(chunk.subarray(this.#chunkOffset, this.#chunkOffset + take), this.#headerFilled);
+      this.#headerFilled += take;
+      this.#chunkOffset += take;
+      if (this.#headerFilled < FRAME_HEADER_BYTES) {
+        checkHeaderPrefix(this.#header, this.#headerFilled);
+        return undefined;
+      }
+      // The whole header is checked (length bound included) before the frame is allocated.
+      const header = decodeFrameHeader(this.#header, this.#expectedSeq);
+      this.#decoded = header;
+      this.#frame = new Uint8Array(FRAME_HEADER_BYTES + header.payloadByteLength + FRAME_CHECKSUM_BYTES);
+      this.#frame.set(this.#header, 0);
+      this.#frameFilled = FRAME_HEADER_BYTES;
+    }
+    const frame = this.#frame;
+    const take = Math.min(frame.length - this.#frameFilled, chunk.length - this.#chunkOffset);
+    frame.set(chunk.subarray(this.#chunkOffset, this.#chunkOffset + take), this.#frameFilled);
+    this.#frameFilled += take;
+    this.#chunkOffset += take;
+    if (this.#chunkOffset === chunk.length) {
+      this.#chunk = EMPTY; // do not pin a consumed transport chunk
+      this.#chunkOffset = 0;
+    }
+    if (this.#frameFilled < frame.length) return undefined;
+    const header = this.#decoded!;
+    verifyFrameChecksum(this.#options.xxh64, frame, header);
+    this.#frame = undefined;
+    this.#decoded = undefined;
+    this.#headerFilled = 0;
+    this.#frameFilled = 0;
+    this.#expectedSeq = nextSeq(this.#expectedSeq);
+    return { type: header.type, flags: header.flags, seq: header.seq, payload: frame.subarray(FRAME_HEADER_BYTES, FRAME_HEADER_BYTES + header.payloadByteLength) };
+  }
+
+  /** The next transport chunk (undefined at end of stream), raced against the idle timeout and the signal. */
+  async #nextChunk(): Promise<Uint8Array | undefined> {
+    const { clock, idleTimeoutMs, signal } = this.#options;
+    if (signal?.aborted) throw new AbortError('frame read aborted', { cause: signal.reason });
+    const pending = this.#source.next();
+    if (idleTimeoutMs === undefined && signal === undefined) {
+      const result = await pending;
+      return result.done === true ? undefined : result.value;
+    }
+    // If the timeout or the abort wins, `pending` stays outstanding until the owner
+    // destroys the connection; swallow its eventual rejection.
+    pending.catch(() => undefined);
+    let cleanup = (): void => undefined;
+    const guard = new Promise<never>((_, reject) => {
+      const timer =
+        idleTimeoutMs === undefined
+          ? undefined
+          : clock.setTimer(idleTimeoutMs, () => reject(new DrkitError('TIMEOUT', `no bytes from the peer for ${idleTimeoutMs} ms`, { data: { idleTimeoutMs } })));
+      const onAbort = (): void => reject(new AbortError('frame read aborted', { cause: signal?.reason }));
+      signal?.addEventListener('abort', onAbort, { once: true });
+      cleanup = () => {
+        timer?.cancel();
+        signal?.removeEventListener('abort', onAbort);
+      };
+    });
+    try {
+      const result = await Promise.race([pending, guard]);
+      return result.done === true ? undefined : result.value;
+    } finally {
+      cleanup();
+    }
+  }
+}

@@ -1,0 +1,79 @@
+/**
+ * FrameWriter: numbers, checksums and writes frames on one connection.
+ *
+ * Ordering promise: frames reach the connection in the order `write()` was called, with
+ * consecutive sequence numbers, even when callers do not await each other; each frame is
+ * one `connection.write`, so backpressure is the transport's (see Transport contract).
+ * Failure promise: after a failed write every later write rejects with the same error
+ * (a gap in the sequence would make the peer reject everything after it anyway).
+ */
+import type { Connection } from '../../adapters/transport.js';
+import type { Xxh64 } from '../../core/checksum.js';
+import { toDrkitError, type DrkitError } from '../../core/errors.js';
+import { encodeFrame, nextSeq, type FrameType } from './frame-codec.js';
+
+/** Options of {@link FrameWriter}. */
+export interface FrameWriterOptions {
+  /** A loaded xxh64 (`await loadXxh64()`). */
+  readonly xxh64: Xxh64;
+  /** Sequence number of the first frame. @defaultValue 0 */
+  readonly firstSeq?: number;
+}
+
+/** Per-write options. */
+export interface FrameWriteOptions {
+  /** @defaultValue 0 (v1 defines no flags) */
+  readonly flags?: number;
+  /** Cancels the transport write (the connection is then unusable: the peer saw part of a frame or a gap). */
+  readonly signal?: AbortSignal;
+}
+
+/** Writes frames, in call order, to one connection. */
+export class FrameWriter {
+  readonly #connection: Connection;
+  readonly #xxh64: Xxh64;
+  #seq: number;
+  #tail: Promise<void> = Promise.resolve();
+  #failure: DrkitError | undefined;
+
+  constructor(connection: Connection, options: FrameWriterOptions) {
+    this.#connection = connection;
+    this.#xxh64 = options.xxh64;
+    this.#seq = options.firstSeq ?? 0;
+  }
+
+  /** Sequence number the next frame will carry. */
+  get nextSeq(): number {
+    return this.#seq;
+  }
+
+  /**
+   * Encodes a frame of `type` whose payload is the concatenation of `parts` and writes it.
+   * Resolves when the transport accepted it.
+   * @throws INVALID_ARGUMENT (oversized payload, unknown type or flags; nothing is written),
+   * CONNECTION_LOST and other transport codes, ABORTED
+   */
+  write(type: FrameType, parts: readonly Uint8Array[], options: FrameWriteOptions = {}): Promise<void> {
+    if (this.#failure !== undefined) return Promise.reject(this.#failure);
+    let frame: Uint8Array;
+    try {
+      // Encoding is synchronous and consumes the sequence number only when it succeeds,
+      // so a rejected message leaves no gap.
+      frame = encodeFrame(this.#xxh64, { type, flags: options.flags ?? 0, seq: this.#seq, parts });
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    this.#seq = nextSeq(this.#seq);
+    const written = this.#tail.then(async () => {
+      if (this.#failure !== undefined) throw this.#failure;
+      try {
+        await this.#connection.write(frame, options.signal === undefined ? undefined : { signal: options.signal });
+      } catch (err) {
+        this.#failure ??= toDrkitError(err, 'CONNECTION_LOST', 'writing a frame failed', { type });
+        throw this.#failure;
+      }
+    });
+    this.#tail = written.catch(() => undefined);
+    return written;
+  }
+}

@@ -1,0 +1,242 @@
+/**
+ * The receiving side of replication at one site: staging volumes for snapshots in
+ * transit, verification of every extent that arrives, and the atomic commit that makes
+ * a replicated snapshot exist.
+ *
+ * Promises:
+ * - A snapshot exists here only when complete: data is mapped into a hidden staging
+ *   volume (a clone of the local copy of the base, or an empty volume) and becomes a
+ *   snapshot in one tree commit at `commit()`; a group's members commit together.
+ * - Nothing unverified is stored: each extent's decompressed bytes must match both its
+ *   xxh64 checksum and its fingerprint, else CORRUPTION and nothing of the batch lands.
+ * - Resumable: a session's staging volume and cursor are checkpointed (tree flush, then
+ *   the session record) at least every CHECKPOINT_BLOCK_BYTES of mapped blocks; a new
+ *   `begin` of the same session resumes from the checkpoint. Every call is idempotent.
+ */
+import { DrkitError } from '../core/errors.js';
+import { loadXxh64, type Xxh64 } from '../core/checksum.js';
+import { utf8 } from '../core/bytes.js';
+import type { MetaStore } from '../adapters/meta-store.js';
+import type { ExtentPut } from '../adapters/extent-store.js';
+import type { SnapshotTree } from '../snapshot/snapshot-tree.js';
+import type { Volume } from '../snapshot/volume.js';
+import { ExtentCodec, type CodecId } from '../dedup/codec.js';
+import { originOf, stampOrigin, volumeKeyOf } from './origin.js';
+import type { BeginRequest, BeginResponse, HeldSnapshot, ReplicationPort, WireBlock, WireExtent } from './replication-port.js';
+
+/** Mapped bytes between durable checkpoints: bounds what a receiver crash makes the sender resend. */
+const CHECKPOINT_BLOCK_BYTES = 64 * 1024 * 1024;
+/** Prefix of staging volume names; Site listings hide them. */
+export const STAGING_PREFIX = '.drkit-staging/';
+const SESSION_KEY_PREFIX = 'rp/s/';
+
+interface SessionRecord {
+  readonly formatVersion: 1;
+  readonly request: BeginRequest;
+  readonly stagingVolumeId: string;
+  cursorBlock: number;
+}
+
+/** Receiver of replicated snapshots for one site's SnapshotTree. */
+export class ReceiverState implements ReplicationPort {
+  readonly #tree: SnapshotTree;
+  readonly #meta: MetaStore;
+  readonly #siteId: string;
+  readonly #xxh: Xxh64;
+  readonly #codec: ExtentCodec;
+  readonly #sessions = new Map<string, SessionRecord>();
+  readonly #volumes = new Map<string, Volume>();
+  readonly #unsavedBytes = new Map<string, number>();
+
+  private constructor(tree: SnapshotTree, meta: MetaStore, siteId: string, xxh: Xxh64, codec: ExtentCodec) {
+    this.#tree = tree;
+    this.#meta = meta;
+    this.#siteId = siteId;
+    this.#xxh = xxh;
+    this.#codec = codec;
+  }
+
+  /** Loads checkpointed sessions. `meta` is where session records live (usually the tree's MetaStore). */
+  static async open(tree: SnapshotTree, meta: MetaStore, siteId: string): Promise<ReceiverState> {
+    const state = new ReceiverState(tree, meta, siteId, await loadXxh64(), await ExtentCodec.open());
+    for await (const [, value] of meta.iterate({ prefix: utf8(SESSION_KEY_PREFIX) })) {
+      const record = JSON.parse(new TextDecoder().decode(value)) as SessionRecord;
+      if (record.formatVersion !== 1) throw new DrkitError('FORMAT_VERSION', 'unknown replication session record version');
+      state.#sessions.set(record.request.sessionId, record);
+    }
+    return state;
+  }
+
+  async list(volumeKey: string): Promise<HeldSnapshot[]> {
+    return this.#tree
+      .listSnapshots()
+      .map((s) => ({ s, o: originOf(s, this.#siteId) }))
+      .filter(({ o }) => volumeKeyOf(o) === volumeKey)
+      .map(({ s, o }) => ({ originSiteId: o.siteId, originSnapshotId: o.snapshotId, snapshotId: s.id, createdMs: s.createdMs }));
+  }
+
+  async begin(request: BeginRequest): Promise<BeginResponse> {
+    validateBegin(request);
+    const committed = this.#findCommitted(request.originSiteId, request.originSnapshotId);
+    if (committed !== undefined) return { resumeBlock: request.byteLength / request.blockBytes, baseFound: true, committedSnapshotId: committed };
+    const existing = this.#sessions.get(request.sessionId);
+    if (existing !== undefined && sameTransfer(existing.request, request)) {
+      return { resumeBlock: existing.cursorBlock, baseFound: true };
+    }
+    if (existing !== undefined) await this.#drop(request.sessionId);
+    let staging: Volume;
+    let baseFound = true;
+    const base = request.baseOriginSnapshotId === undefined ? undefined : this.#findCommitted(request.originSiteId, request.baseOriginSnapshotId, request.volumeKey);
+    if (request.baseOriginSnapshotId !== undefined && base === undefined) {
+      baseFound = false;
+      return { resumeBlock: 0, baseFound };
+    }
+    const name = `${STAGING_PREFIX}${request.sessionId}`;
+    if (base !== undefined) {
+      const baseInfo = this.#tree.getSnapshot(base);
+      if (baseInfo.byteLength !== request.byteLength || baseInfo.blockBytes !== request.blockBytes) {
+        throw new DrkitError('INVALID_ARGUMENT', `base ${base} does not match the replicated volume's geometry`, { data: { base } });
+      }
+      staging = await this.#tree.clone(base, { name });
+    } else {
+      staging = await this.#tree.createVolume({ name, byteLength: request.byteLength, blockBytes: request.blockBytes });
+    }
+    const record: SessionRecord = { formatVersion: 1, request, stagingVolumeId: staging.id, cursorBlock: 0 };
+    this.#sessions.set(request.sessionId, record);
+    this.#volumes.set(request.sessionId, staging);
+    await this.#saveSession(record);
+    return { resumeBlock: 0, baseFound };
+  }
+
+  async have(fingerprints: readonly Uint8Array[]): Promise<boolean[]> {
+    return this.#tree.haveExtents(fingerprints);
+  }
+
+  async extents(extents: readonly WireExtent[]): Promise<void> {
+    const puts: ExtentPut[] = extents.map((e) => {
+      if (e.codec !== 0 && e.codec !== 1) throw new DrkitError('CORRUPTION', `unknown extent codec ${e.codec}`);
+      const data = this.#codec.decompress(e.codec as CodecId, e.data, e.rawLength);
+      if (this.#xxh.hash(data) !== e.checksum) {
+        throw new DrkitError('CORRUPTION', 'received extent fails its checksum', { data: { rawLength: e.rawLength } });
+      }
+      return { fingerprint: e.fingerprint, data, checksum: e.checksum };
+    });
+    await this.#tree.putExtents(puts);
+  }
+
+  async blocks(sessionId: string, cursorAfter: number, blocks: readonly WireBlock[]): Promise<number> {
+    const record = this.#session(sessionId);
+    const volume = await this.#volume(record);
+    await volume.mapBlocks(blocks.map((b) => ({ blockIndex: b.blockIndex, fingerprint: b.fingerprint })));
+    if (cursorAfter > record.cursorBlock) record.cursorBlock = Math.min(cursorAfter, record.request.byteLength / record.request.blockBytes);
+    const unsaved = (this.#unsavedBytes.get(sessionId) ?? 0) + blocks.length * record.request.blockBytes;
+    if (unsaved >= CHECKPOINT_BLOCK_BYTES) {
+      await this.#tree.flush();
+      await this.#saveSession(record);
+      this.#unsavedBytes.set(sessionId, 0);
+    } else {
+      this.#unsavedBytes.set(sessionId, unsaved);
+    }
+    return record.cursorBlock;
+  }
+
+  async commit(sessionIds: readonly string[]): Promise<string[]> {
+    if (sessionIds.length === 0) throw new DrkitError('INVALID_ARGUMENT', 'commit needs at least one session');
+    // Idempotent: sessions already committed (a retried commit) answer with their snapshot.
+    const already = sessionIds.map((id) => {
+      const r = this.#sessions.get(id);
+      return r === undefined ? undefined : this.#findCommitted(r.request.originSiteId, r.request.originSnapshotId);
+    });
+    const records = sessionIds.map((id) => this.#sessions.get(id));
+    if (records.some((r) => r === undefined)) {
+      throw new DrkitError('NOT_FOUND', 'commit names an unknown replication session', { data: { sessionIds: [...sessionIds] } });
+    }
+    const recs = records as SessionRecord[];
+    let ids: string[];
+    if (already.every((a) => a !== undefined)) {
+      ids = already as string[];
+    } else {
+      const first = recs[0]!.request;
+      const volumes = recs.map((r) => r.stagingVolumeId);
+      const userMetadataByVolume: Record<string, Record<string, string>> = {};
+      for (const r of recs) {
+        userMetadataByVolume[r.stagingVolumeId] = stampOrigin(r.request.snapshot.userMetadata, {
+          siteId: r.request.originSiteId,
+          snapshotId: r.request.originSnapshotId,
+          volumeId: r.request.originVolumeId,
+        });
+      }
+      const imported = { createdMs: first.snapshot.createdMs, consistency: first.snapshot.consistency, ...(first.snapshot.fallbackReason ? { fallbackReason: first.snapshot.fallbackReason } : {}) };
+      const infos = recs.length === 1
+        ? [await this.#tree.snapshot(volumes[0]!, { name: first.snapshot.name, userMetadataByVolume, imported })]
+        : await this.#tree.snapshotGroup(volumes, { name: first.snapshot.name, userMetadataByVolume, imported });
+      ids = infos.map((i) => i.id);
+    }
+    for (const id of sessionIds) await this.#drop(id);
+    return ids;
+  }
+
+  /** Forgets a session and deletes its staging volume. */
+  async #drop(sessionId: string): Promise<void> {
+    const record = this.#sessions.get(sessionId);
+    if (record === undefined) return;
+    await this.#volumes.get(sessionId)?.close();
+    this.#volumes.delete(sessionId);
+    this.#unsavedBytes.delete(sessionId);
+    if (this.#tree.listVolumes().some((v) => v.id === record.stagingVolumeId)) await this.#tree.deleteVolume(record.stagingVolumeId);
+    await this.#meta.batch([{ kind: 'del', key: utf8(SESSION_KEY_PREFIX + sessionId) }], { sync: true });
+    this.#sessions.delete(sessionId);
+  }
+
+  /** Abandons a session (the sender cancelled). */
+  async abort(sessionId: string): Promise<void> {
+    await this.#drop(sessionId);
+  }
+
+  /** Releases open staging handles (sessions stay checkpointed for resumption). */
+  async close(): Promise<void> {
+    for (const v of this.#volumes.values()) await v.close();
+    this.#volumes.clear();
+  }
+
+  #findCommitted(originSiteId: string, originSnapshotId: string, volumeKey?: string): string | undefined {
+    for (const s of this.#tree.listSnapshots()) {
+      const o = originOf(s, this.#siteId);
+      if (o.siteId === originSiteId && o.snapshotId === originSnapshotId && (volumeKey === undefined || volumeKeyOf(o) === volumeKey)) return s.id;
+    }
+    return undefined;
+  }
+
+  #session(sessionId: string): SessionRecord {
+    const r = this.#sessions.get(sessionId);
+    if (r === undefined) throw new DrkitError('NOT_FOUND', `no replication session ${sessionId}`, { data: { sessionId } });
+    return r;
+  }
+
+  async #volume(record: SessionRecord): Promise<Volume> {
+    let v = this.#volumes.get(record.request.sessionId);
+    if (v === undefined) {
+      v = await this.#tree.openVolume(record.stagingVolumeId);
+      this.#volumes.set(record.request.sessionId, v);
+    }
+    return v;
+  }
+
+  async #saveSession(record: SessionRecord): Promise<void> {
+    await this.#meta.batch([{ kind: 'put', key: utf8(SESSION_KEY_PREFIX + record.request.sessionId), value: utf8(JSON.stringify(record)) }], { sync: true });
+  }
+}
+
+function sameTransfer(a: BeginRequest, b: BeginRequest): boolean {
+  return a.originSiteId === b.originSiteId && a.originSnapshotId === b.originSnapshotId && a.baseOriginSnapshotId === b.baseOriginSnapshotId && a.byteLength === b.byteLength && a.blockBytes === b.blockBytes;
+}
+
+function validateBegin(r: BeginRequest): void {
+  const MAX_ID_CHARS = 512; // ids are labels
+  for (const [k, v] of Object.entries({ sessionId: r.sessionId, volumeKey: r.volumeKey, originSiteId: r.originSiteId, originSnapshotId: r.originSnapshotId, originVolumeId: r.originVolumeId })) {
+    if (typeof v !== 'string' || v.length === 0 || v.length > MAX_ID_CHARS) throw new DrkitError('INVALID_ARGUMENT', `begin: ${k} must be a non-empty string`, { data: { field: k } });
+  }
+  if (!Number.isSafeInteger(r.byteLength) || r.byteLength <= 0 || !Number.isSafeInteger(r.blockBytes) || r.blockBytes <= 0 || r.byteLength % r.blockBytes !== 0) {
+    throw new DrkitError('INVALID_ARGUMENT', 'begin: bad volume geometry', { data: { byteLength: r.byteLength, blockBytes: r.blockBytes } });
+  }
+}
