@@ -4,7 +4,7 @@
  * metadata keys, so a chain (A -> B -> C) or a mesh still recognises common snapshots,
  * and the record is committed atomically with the snapshot itself.
  */
-import type { SnapshotInfo } from '../snapshot/records.js';
+import type { SnapshotInfo } from '../snapshot/index.js';
 
 /** Reserved user-metadata keys (the `drkit.` prefix is reserved). */
 export const ORIGIN_SITE_KEY = 'drkit.originSite';

@@ -3,7 +3,7 @@
  * protocol channel; in process (tests, local copies) directly by a ReceiverState. Every
  * call is idempotent, which is what makes transfers resumable.
  */
-import type { ConsistencyLevel } from '../snapshot/records.js';
+import type { ConsistencyLevel } from '../snapshot/index.js';
 
 /** A snapshot the receiver holds, by origin. */
 export interface HeldSnapshot {

@@ -30,7 +30,8 @@ import type { ExtentPut, ExtentStore } from '../adapters/extent-store.js';
 import type { MetaStore } from '../adapters/meta-store.js';
 import { SystemClock } from '../adapters/system-clock.js';
 import { sha256Fingerprinter, type Fingerprinter } from '../dedup/fingerprint.js';
-import { diffRoots, heightFor } from './internal/block-map.js';
+import { heightFor } from './internal/block-map.js';
+import { changedRanges } from './internal/changed-ranges.js';
 import { TAG, TreeKeys } from './internal/keys.js';
 import { MapStore } from './internal/map-store.js';
 import { SpaceReclaimer } from './internal/space-reclaimer.js';
@@ -38,6 +39,7 @@ import { Mutex } from './internal/mutex.js';
 import { runPostThaw, runPreFreeze, type QuiesceHooks } from './quiesce.js';
 import { RECORD_FORMAT_VERSION, type ConsistencyLevel, type SnapshotInfo, type SnapshotRecord, type TreeRecord, type VolumeInfo, type VolumeRecord } from './records.js';
 import { SnapshotReader } from './snapshot-reader.js';
+import type { CreateVolumeOptions, DiffRange, ReclaimResult, SnapshotOptions, SnapshotTreeOptions } from './tree-options.js';
 import { Volume } from './volume.js';
 import { decodeJson, encodeJson, seqOf, snapshotInfo, validateName, validateUserMetadata, volumeInfo } from './internal/record-codec.js';
 import { verifyTree, type VerifyOptions, type VerifyReport } from './verifier.js';
@@ -53,64 +55,6 @@ export const MAX_BLOCK_BYTES = 1 << 20;
  * stays bounded: 4096 nodes of at most ~8 KiB is ~32 MiB.
  */
 const AUTO_COMMIT_DIRTY_NODES = 4096;
-
-/** Options of {@link SnapshotTree.open}. */
-export interface SnapshotTreeOptions {
-  /** Where every metadata record lives. */
-  meta: MetaStore;
-  /** Where block contents live; the tree must be its only user (it counts references). */
-  extents: ExtentStore;
-  /** Key prefix in `meta`, so several trees can share one MetaStore. @defaultValue 'st/' */
-  keyPrefix?: string;
-  /** Content fingerprint. Must match the one the tree was created with. @defaultValue sha256Fingerprinter */
-  fingerprinter?: Fingerprinter;
-  /** Source of snapshot times and quiesce deadlines. @defaultValue new SystemClock() */
-  clock?: Clock;
-}
-
-/** Options of {@link SnapshotTree.createVolume}. */
-export interface CreateVolumeOptions {
-  name: string;
-  /** Logical length; a multiple of blockBytes. */
-  byteLength: number;
-  /** Block size, a power of two in [512, 1 MiB]. @defaultValue 16384 */
-  blockBytes?: number;
-}
-
-/** Options of {@link SnapshotTree.snapshot} and {@link SnapshotTree.snapshotGroup}. */
-export interface SnapshotOptions {
-  name: string;
-  userMetadata?: Record<string, string>;
-  /** Ask for application consistency: run these hooks around the commit. */
-  quiesce?: QuiesceHooks;
-  /** Deadline of preFreeze. @defaultValue 30000 */
-  quiesceTimeoutMs?: number;
-  /** Extra user metadata per volume id (merged over `userMetadata`), e.g. per-member origin ids of a replicated group. */
-  userMetadataByVolume?: Record<string, Record<string, string>>;
-  /**
-   * Record another site's facts instead of this moment's: replication targets keep the
-   * source snapshot's creation time and consistency. Not combinable with `quiesce`.
-   */
-  imported?: { createdMs: number; consistency: ConsistencyLevel; fallbackReason?: string };
-}
-
-/** One changed run of blocks between two snapshots. */
-export interface DiffRange {
-  readonly blockIndex: number;
-  readonly blockCount: number;
-  readonly byteOffset: number;
-  readonly byteLength: number;
-  /** The blocks' fingerprints in the newer snapshot; undefined = the block is zero there. */
-  readonly fingerprints: readonly (Uint8Array | undefined)[];
-}
-
-/** Result of one {@link SnapshotTree.reclaim} call. */
-export interface ReclaimResult {
-  readonly nodesReclaimed: number;
-  readonly extentsDeleted: number;
-  /** True when nothing is left to reclaim. */
-  readonly done: boolean;
-}
 
 /** Redirect-on-write volumes, snapshots and clones over an ExtentStore and a MetaStore. */
 export class SnapshotTree {
@@ -508,28 +452,7 @@ export class SnapshotTree {
     const pinned = [toId, ...(fromId === undefined ? [] : [fromId])];
     for (const id of pinned) this.#pins.set(id, (this.#pins.get(id) ?? 0) + 1);
     try {
-      const blockBytes = to.blockBytes;
-      let run: { blockIndex: number; fingerprints: (Uint8Array | undefined)[] } | undefined;
-      const emit = (r: NonNullable<typeof run>): DiffRange => ({
-        blockIndex: r.blockIndex,
-        blockCount: r.fingerprints.length,
-        byteOffset: r.blockIndex * blockBytes,
-        byteLength: r.fingerprints.length * blockBytes,
-        fingerprints: r.fingerprints,
-      });
-      const MAX_RUN_BLOCKS = 256; // one leaf: bounds a range's memory and matches the tree
-      for await (const changes of diffRoots(this.#map, from?.root ?? 0, to.root, heightFor(to.byteLength / blockBytes))) {
-        throwIfAborted(options.signal);
-        for (const c of changes) {
-          if (run !== undefined && run.blockIndex + run.fingerprints.length === c.blockIndex && run.fingerprints.length < MAX_RUN_BLOCKS) {
-            run.fingerprints.push(c.after);
-            continue;
-          }
-          if (run !== undefined) yield emit(run);
-          run = { blockIndex: c.blockIndex, fingerprints: [c.after] };
-        }
-      }
-      if (run !== undefined) yield emit(run);
+      yield* changedRanges(this.#map, from?.root ?? 0, to.root, heightFor(to.byteLength / to.blockBytes), to.blockBytes, options.signal);
     } finally {
       for (const id of pinned) this.#release(this.#pins, id);
     }

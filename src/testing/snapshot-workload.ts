@@ -7,8 +7,8 @@
  */
 import { equalBytes, toHex } from '../core/bytes.js';
 import { DrkitError, isDrkitError } from '../core/errors.js';
-import type { SnapshotTree } from '../snapshot/snapshot-tree.js';
-import type { Volume } from '../snapshot/volume.js';
+import type { SnapshotTree } from '../snapshot/index.js';
+import type { Volume } from '../snapshot/index.js';
 import type { SnapshotOp } from './snapshot-arbitraries.js';
 import { SnapshotModel, type ModelSnapshot, type ModelVolume } from './snapshot-model.js';
 

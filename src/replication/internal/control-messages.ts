@@ -1,0 +1,313 @@
+/**
+ * Control messages of protocol v1: small JSON objects (UTF-8, at most
+ * MAX_CONTROL_PAYLOAD_BYTES) — the handshake, errors and the request/response steps of a
+ * replication conversation. Byte strings (nonces, proofs) travel as lower-case hex.
+ */
+import { DrkitError } from '../../core/errors.js';
+import { toHex, utf8 } from '../../core/bytes.js';
+import { MAX_BLOCK_BYTES, MIN_BLOCK_BYTES } from '../../snapshot/snapshot-tree.js';
+import type { ConsistencyLevel } from '../../snapshot/records.js';
+import { MAX_CONTROL_PAYLOAD_BYTES, MAX_TEXT_BYTES, checkId, parseJsonPayload, shapeError, Fields } from './json-shape.js';
+
+/** Bytes of a handshake nonce: 256 bits, so a nonce never repeats across sessions. */
+export const NONCE_BYTES = 32;
+
+/** Bytes of an HMAC-SHA256 proof. */
+export const PROOF_BYTES = 32;
+
+/** Snapshots per LIST_RES page: 256 entries of four maximal ids (~560 B each) stay well inside MAX_CONTROL_PAYLOAD_BYTES; more come by `cursor`. */
+export const MAX_LIST_SNAPSHOTS = 256;
+
+/** Sessions committed by one COMMIT_REQ (members of a consistency group): 256 maximal ids fit the control payload bound. */
+export const MAX_COMMIT_SESSIONS = 256;
+
+/** Longest snapshot name: the snapshot layer's own bound (256 characters). */
+export const MAX_SNAPSHOT_NAME_CHARS = 256;
+
+const MAX_U32 = 0xffff_ffff;
+const MAX_VERSION = 0xff;
+const CONSISTENCY_LEVELS: readonly ConsistencyLevel[] = ['crash', 'application'];
+
+/** Client's opening: protocol version, its site id, its nonce. */
+export interface HelloMessage {
+  readonly type: 'HELLO';
+  readonly version: number;
+  readonly siteId: string;
+  readonly nonce: Uint8Array;
+}
+
+/** Server's answer to HELLO; `proof` is present iff the server authenticates with a pre-shared key. */
+export interface ChallengeMessage {
+  readonly type: 'CHALLENGE';
+  readonly version: number;
+  readonly siteId: string;
+  readonly nonce: Uint8Array;
+  readonly proof?: Uint8Array;
+}
+
+/** Client's proof; present iff the client authenticates with a pre-shared key. */
+export interface AuthMessage {
+  readonly type: 'AUTH';
+  readonly proof?: Uint8Array;
+}
+
+/** Server: the handshake succeeded. */
+export interface WelcomeMessage {
+  readonly type: 'WELCOME';
+}
+
+/** Either side: why the connection is being closed. `code` is a drkit error code. */
+export interface ErrorMessage {
+  readonly type: 'ERROR';
+  readonly code: string;
+  readonly message: string;
+}
+
+/** Sender asks which snapshots of a volume the receiver holds (one page). */
+export interface ListRequest {
+  readonly type: 'LIST_REQ';
+  readonly requestId: number;
+  readonly volumeKey: string;
+  /** `nextCursor` of the previous page. */
+  readonly cursor?: string;
+}
+
+/** One snapshot held by the receiver and where it came from. */
+export interface ListedSnapshot {
+  readonly sourceSiteId: string;
+  readonly sourceSnapshotId: string;
+  /** The snapshot's id at the receiver. */
+  readonly snapshotId: string;
+  readonly createdMs: number;
+}
+
+/** One page of snapshots; `nextCursor` is present when more follow. */
+export interface ListResponse {
+  readonly type: 'LIST_RES';
+  readonly requestId: number;
+  readonly snapshots: readonly ListedSnapshot[];
+  readonly nextCursor?: string;
+}
+
+/** The snapshot being sent, as the receiver will record it. */
+export interface BeginSnapshot {
+  readonly name: string;
+  readonly createdMs: number;
+  readonly consistency: ConsistencyLevel;
+  readonly groupId?: string;
+  readonly userMetadata: Readonly<Record<string, string>>;
+}
+
+/** Sender opens (or resumes) a transfer session for one snapshot. */
+export interface BeginRequest {
+  readonly type: 'BEGIN_REQ';
+  readonly requestId: number;
+  readonly sessionId: string;
+  readonly volumeKey: string;
+  readonly snapshot: BeginSnapshot;
+  readonly sourceSiteId: string;
+  readonly sourceSnapshotId: string;
+  /** The common base (a source snapshot id the receiver listed); absent for a full transfer. */
+  readonly baseSourceSnapshotId?: string;
+  readonly byteLength: number;
+  readonly blockBytes: number;
+  /** Present when the snapshot is one member of a consistency-group snapshot. */
+  readonly group?: { readonly groupKey: string; readonly memberCount: number };
+}
+
+/** Receiver: where to (re)start; `baseSnapshotId` is its id of the base. */
+export interface BeginResponse {
+  readonly type: 'BEGIN_RES';
+  readonly requestId: number;
+  readonly resumeBlock: number;
+  readonly baseSnapshotId?: string;
+}
+
+/** Sender: all blocks of these sessions were sent; commit them atomically. */
+export interface CommitRequest {
+  readonly type: 'COMMIT_REQ';
+  readonly requestId: number;
+  readonly sessionIds: readonly string[];
+}
+
+/** Receiver: the committed snapshot ids, in `sessionIds` order. */
+export interface CommitResponse {
+  readonly type: 'COMMIT_RES';
+  readonly requestId: number;
+  readonly snapshotIds: readonly string[];
+}
+
+/** Asks the peer to send snapshot `snapshotId` back (roles reverse on this connection). */
+export interface PullRequest {
+  readonly type: 'PULL_REQ';
+  readonly requestId: number;
+  readonly snapshotId: string;
+  readonly baseSnapshotId?: string;
+}
+
+/** Either side abandons a session (its partial state may be kept for resume). */
+export interface AbortMessage {
+  readonly type: 'ABORT';
+  readonly sessionId: string;
+  readonly reason: string;
+}
+
+/** Every control message. */
+export type ControlMessage =
+  | HelloMessage
+  | ChallengeMessage
+  | AuthMessage
+  | WelcomeMessage
+  | ErrorMessage
+  | ListRequest
+  | ListResponse
+  | BeginRequest
+  | BeginResponse
+  | CommitRequest
+  | CommitResponse
+  | PullRequest
+  | AbortMessage;
+
+/** Names of the control message types. */
+export type ControlMessageType = ControlMessage['type'];
+
+const CONTROL_TYPES: ReadonlySet<string> = new Set<ControlMessageType>([
+  'HELLO', 'CHALLENGE', 'AUTH', 'WELCOME', 'ERROR', 'LIST_REQ', 'LIST_RES', 'BEGIN_REQ', 'BEGIN_RES', 'COMMIT_REQ', 'COMMIT_RES', 'PULL_REQ', 'ABORT',
+]);
+
+/** True when `type` names a control (JSON) message. */
+export function isControlMessageType(type: string): type is ControlMessageType {
+  return CONTROL_TYPES.has(type);
+}
+
+function requestId(f: Fields): number {
+  return f.integer('requestId', 0, MAX_U32);
+}
+
+function idItem(what: string) {
+  return (value: unknown, path: string): string => checkId(value, what, path);
+}
+
+function decodeSnapshot(f: Fields): BeginSnapshot {
+  const groupId = f.optionalId('groupId');
+  return {
+    name: f.text('name', 1, MAX_SNAPSHOT_NAME_CHARS),
+    createdMs: f.integer('createdMs', 0, Number.MAX_SAFE_INTEGER),
+    consistency: f.oneOf('consistency', CONSISTENCY_LEVELS),
+    ...(groupId === undefined ? {} : { groupId }),
+    userMetadata: f.stringRecord('userMetadata'),
+  };
+}
+
+/**
+ * Decodes and validates the JSON payload of control message `type`.
+ * @throws PROTOCOL_ERROR for anything malformed, oversized or out of bounds
+ */
+export function decodeControlMessage(type: ControlMessageType, payload: Uint8Array): ControlMessage {
+  const f = parseJsonPayload(payload, type);
+  switch (type) {
+    case 'HELLO':
+      return { type, version: f.integer('version', 1, MAX_VERSION), siteId: f.id('siteId'), nonce: f.hexBytes('nonce', NONCE_BYTES) };
+    case 'CHALLENGE': {
+      const proof = f.optionalHexBytes('proof', PROOF_BYTES);
+      return { type, version: f.integer('version', 1, MAX_VERSION), siteId: f.id('siteId'), nonce: f.hexBytes('nonce', NONCE_BYTES), ...(proof === undefined ? {} : { proof }) };
+    }
+    case 'AUTH': {
+      const proof = f.optionalHexBytes('proof', PROOF_BYTES);
+      return { type, ...(proof === undefined ? {} : { proof }) };
+    }
+    case 'WELCOME':
+      return { type };
+    case 'ERROR': {
+      const code = f.text('code', 1, 64);
+      if (!/^[A-Z][A-Z0-9_]*$/.test(code)) shapeError(type, 'code', 'must be an upper-case error code');
+      return { type, code, message: f.text('message', 0, MAX_TEXT_BYTES) };
+    }
+    case 'LIST_REQ': {
+      const cursor = f.optionalId('cursor');
+      return { type, requestId: requestId(f), volumeKey: f.id('volumeKey'), ...(cursor === undefined ? {} : { cursor }) };
+    }
+    case 'LIST_RES': {
+      const nextCursor = f.optionalId('nextCursor');
+      const snapshots = f.array('snapshots', MAX_LIST_SNAPSHOTS, (value, path) => {
+        const s = new Fields(value, type, path);
+        return { sourceSiteId: s.id('sourceSiteId'), sourceSnapshotId: s.id('sourceSnapshotId'), snapshotId: s.id('snapshotId'), createdMs: s.integer('createdMs', 0, Number.MAX_SAFE_INTEGER) };
+      });
+      return { type, requestId: requestId(f), snapshots, ...(nextCursor === undefined ? {} : { nextCursor }) };
+    }
+    case 'BEGIN_REQ': {
+      const baseSourceSnapshotId = f.optionalId('baseSourceSnapshotId');
+      const group = f.optionalObject('group');
+      const blockBytes = f.integer('blockBytes', MIN_BLOCK_BYTES, MAX_BLOCK_BYTES);
+      if ((blockBytes & (blockBytes - 1)) !== 0) shapeError(type, 'blockBytes', 'must be a power of two');
+      return {
+        type,
+        requestId: requestId(f),
+        sessionId: f.id('sessionId'),
+        volumeKey: f.id('volumeKey'),
+        snapshot: decodeSnapshot(f.object('snapshot')),
+        sourceSiteId: f.id('sourceSiteId'),
+        sourceSnapshotId: f.id('sourceSnapshotId'),
+        ...(baseSourceSnapshotId === undefined ? {} : { baseSourceSnapshotId }),
+        byteLength: f.integer('byteLength', 0, Number.MAX_SAFE_INTEGER),
+        blockBytes,
+        ...(group === undefined ? {} : { group: { groupKey: group.id('groupKey'), memberCount: group.integer('memberCount', 1, MAX_COMMIT_SESSIONS) } }),
+      };
+    }
+    case 'BEGIN_RES': {
+      const baseSnapshotId = f.optionalId('baseSnapshotId');
+      return { type, requestId: requestId(f), resumeBlock: f.integer('resumeBlock', 0, Number.MAX_SAFE_INTEGER), ...(baseSnapshotId === undefined ? {} : { baseSnapshotId }) };
+    }
+    case 'COMMIT_REQ':
+      return { type, requestId: requestId(f), sessionIds: nonEmpty(f.array('sessionIds', MAX_COMMIT_SESSIONS, idItem(type)), type, 'sessionIds') };
+    case 'COMMIT_RES':
+      return { type, requestId: requestId(f), snapshotIds: f.array('snapshotIds', MAX_COMMIT_SESSIONS, idItem(type)) };
+    case 'PULL_REQ': {
+      const baseSnapshotId = f.optionalId('baseSnapshotId');
+      return { type, requestId: requestId(f), snapshotId: f.id('snapshotId'), ...(baseSnapshotId === undefined ? {} : { baseSnapshotId }) };
+    }
+    case 'ABORT':
+      return { type, sessionId: f.id('sessionId'), reason: f.text('reason', 0, MAX_TEXT_BYTES) };
+  }
+}
+
+function nonEmpty<T>(items: T[], what: string, path: string): T[] {
+  if (items.length === 0) shapeError(what, path, 'must not be empty');
+  return items;
+}
+
+/** The JSON form of a message (byte strings as hex; the `type` travels in the frame header). */
+function toJson(message: ControlMessage): Record<string, unknown> {
+  const { type: _type, ...rest } = message;
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(rest)) {
+    if (value === undefined) continue;
+    out[key] = value instanceof Uint8Array ? toHex(value) : value;
+  }
+  return out;
+}
+
+/**
+ * Encodes a control message to its JSON payload, validating it with the same rules the
+ * receiver applies (a message we would reject is never sent).
+ * @throws INVALID_ARGUMENT when the message breaks a bound or its shape
+ */
+export function encodeControlMessage(message: ControlMessage): Uint8Array {
+  let payload: Uint8Array;
+  try {
+    payload = utf8(JSON.stringify(toJson(message)));
+  } catch (err) {
+    throw new DrkitError('INVALID_ARGUMENT', `${message.type}: not JSON-serialisable`, { cause: err });
+  }
+  if (payload.length > MAX_CONTROL_PAYLOAD_BYTES) {
+    throw new DrkitError('INVALID_ARGUMENT', `${message.type}: payload of ${payload.length} bytes exceeds ${MAX_CONTROL_PAYLOAD_BYTES}`, {
+      data: { type: message.type, payloadByteLength: payload.length },
+    });
+  }
+  try {
+    decodeControlMessage(message.type, payload);
+  } catch (err) {
+    throw new DrkitError('INVALID_ARGUMENT', `refusing to send an invalid message: ${(err as Error).message}`, { cause: err, data: { type: message.type } });
+  }
+  return payload;
+}

@@ -1,0 +1,65 @@
+/** Options and results of SnapshotTree calls. */
+import type { Clock } from '../adapters/clock.js';
+import type { ExtentStore } from '../adapters/extent-store.js';
+import type { MetaStore } from '../adapters/meta-store.js';
+import type { Fingerprinter } from '../dedup/fingerprint.js';
+import type { QuiesceHooks } from './quiesce.js';
+import type { ConsistencyLevel } from './records.js';
+
+/** Options of {@link SnapshotTree.open}. */
+export interface SnapshotTreeOptions {
+  /** Where every metadata record lives. */
+  meta: MetaStore;
+  /** Where block contents live; the tree must be its only user (it counts references). */
+  extents: ExtentStore;
+  /** Key prefix in `meta`, so several trees can share one MetaStore. @defaultValue 'st/' */
+  keyPrefix?: string;
+  /** Content fingerprint. Must match the one the tree was created with. @defaultValue sha256Fingerprinter */
+  fingerprinter?: Fingerprinter;
+  /** Source of snapshot times and quiesce deadlines. @defaultValue new SystemClock() */
+  clock?: Clock;
+}
+
+/** Options of {@link SnapshotTree.createVolume}. */
+export interface CreateVolumeOptions {
+  name: string;
+  /** Logical length; a multiple of blockBytes. */
+  byteLength: number;
+  /** Block size, a power of two in [512, 1 MiB]. @defaultValue 16384 */
+  blockBytes?: number;
+}
+
+/** Options of {@link SnapshotTree.snapshot} and {@link SnapshotTree.snapshotGroup}. */
+export interface SnapshotOptions {
+  name: string;
+  userMetadata?: Record<string, string>;
+  /** Ask for application consistency: run these hooks around the commit. */
+  quiesce?: QuiesceHooks;
+  /** Deadline of preFreeze. @defaultValue 30000 */
+  quiesceTimeoutMs?: number;
+  /** Extra user metadata per volume id (merged over `userMetadata`), e.g. per-member origin ids of a replicated group. */
+  userMetadataByVolume?: Record<string, Record<string, string>>;
+  /**
+   * Record another site's facts instead of this moment's: replication targets keep the
+   * source snapshot's creation time and consistency. Not combinable with `quiesce`.
+   */
+  imported?: { createdMs: number; consistency: ConsistencyLevel; fallbackReason?: string };
+}
+
+/** One changed run of blocks between two snapshots. */
+export interface DiffRange {
+  readonly blockIndex: number;
+  readonly blockCount: number;
+  readonly byteOffset: number;
+  readonly byteLength: number;
+  /** The blocks' fingerprints in the newer snapshot; undefined = the block is zero there. */
+  readonly fingerprints: readonly (Uint8Array | undefined)[];
+}
+
+/** Result of one {@link SnapshotTree.reclaim} call. */
+export interface ReclaimResult {
+  readonly nodesReclaimed: number;
+  readonly extentsDeleted: number;
+  /** True when nothing is left to reclaim. */
+  readonly done: boolean;
+}
