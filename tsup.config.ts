@@ -18,6 +18,8 @@ const common: Options = {
   splitting: true,
   target: 'node20',
   external: ['vitest', 'fast-check'],
+  // import.meta.url in the CJS build (CodecPool resolves lz4-napi from its own location).
+  shims: true,
 };
 
 // One ESM graph for every entry, so all subpaths share one copy of each module (one

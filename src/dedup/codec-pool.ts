@@ -19,7 +19,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
+import { pathToFileURL } from 'node:url';
 import { AbortError, DrkitError, throwIfAborted } from '../core/errors.js';
 import type { ErrorCode } from '../core/error-codes.js';
 import { assertBytes, assertNonNegativeInteger } from '../core/validate.js';
@@ -114,11 +114,6 @@ interface Slot {
   answered: number;
 }
 
-/** This module's file, in the ESM build, the CJS build and the sources under test. */
-function thisModuleFile(): string {
-  return typeof __filename === 'string' ? __filename : fileURLToPath(import.meta.url);
-}
-
 /**
  * A pool of worker threads that compress, decompress and fingerprint batches of extents.
  * Open with {@link CodecPool.open}; release with {@link CodecPool.close}.
@@ -136,12 +131,12 @@ export class CodecPool {
   #nextId = 1;
   #closed = false;
 
-  private constructor(codec: ExtentCodec, workerCount: number, maxPendingBatches: number, lz4Path: string) {
+  private constructor(codec: ExtentCodec, workerCount: number, maxPendingBatches: number, lz4Url: string) {
     this.#codec = codec;
     this.workerCount = workerCount;
     this.maxPendingBatches = maxPendingBatches;
     this.#workerData = {
-      lz4Path,
+      lz4Url,
       maxCompressedFraction: codec.maxCompressedFraction,
       maxRawBytes: MAX_CODEC_RAW_BYTES,
       digestAlgorithm: sha256Fingerprinter.algorithm,
@@ -164,8 +159,10 @@ export class CodecPool {
     const codec = await ExtentCodec.open(
       options.maxCompressedFraction === undefined ? {} : { maxCompressedFraction: options.maxCompressedFraction },
     );
-    const lz4Path = workerCount === 0 ? '' : createRequire(thisModuleFile()).resolve('lz4-napi');
-    const pool = new CodecPool(codec, workerCount, maxPendingBatches, lz4Path);
+    // Resolved from this module, as `import('lz4-napi')` in codec.ts is, so workers load the
+    // same copy. (The CJS build gets import.meta.url from tsup's shims.)
+    const lz4Url = workerCount === 0 ? '' : pathToFileURL(createRequire(import.meta.url).resolve('lz4-napi')).href;
+    const pool = new CodecPool(codec, workerCount, maxPendingBatches, lz4Url);
     for (let i = 0; i < workerCount; i++) pool.#slots.push(pool.#spawn());
     return pool;
   }

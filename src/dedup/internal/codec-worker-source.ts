@@ -3,8 +3,13 @@
  *
  * Why a string and not a file: the pool must work from the TypeScript sources (tests),
  * from the bundled ESM and CJS builds (whose chunk layout moves files around) and from a
- * user's node_modules; an eval'd CommonJS script has no path to get wrong. The only
- * path it needs, lz4-napi's, is resolved by the parent and passed in `workerData`.
+ * user's node_modules; an eval'd script has no path to get wrong. The only module it
+ * needs by path, lz4-napi, is resolved by the parent and passed as a file URL in
+ * `workerData`.
+ *
+ * Why only dynamic `import()`: an eval'd worker runs as CommonJS, except when the
+ * process was started with `--input-type=module`, which workers inherit and which makes
+ * `require` undefined. `import()` works in both.
  *
  * The checks mirror ExtentCodec's (codec.ts) exactly; a test compares the pool's output
  * with the in-thread codec's on the same inputs so the two cannot drift apart silently.
@@ -20,11 +25,15 @@
  */
 export const CODEC_WORKER_SOURCE = String.raw`
 'use strict';
-const { parentPort, workerData } = require('node:worker_threads');
-const { createHash } = require('node:crypto');
-const { lz4Path, maxCompressedFraction, maxRawBytes, digestAlgorithm, digestBytes } = workerData;
-let lz4 = null;
-const loadLz4 = () => (lz4 ??= require(lz4Path));
+(async () => {
+const { parentPort, workerData } = await import('node:worker_threads');
+const { createHash } = await import('node:crypto');
+const { lz4Url, maxCompressedFraction, maxRawBytes, digestAlgorithm, digestBytes } = workerData;
+// Loaded before the first message is read (a MessagePort queues until a listener is
+// attached), so the ops below stay synchronous.
+const lz4Module = await import(lz4Url);
+const lz4 = lz4Module.compressSync ? lz4Module : lz4Module.default;
+const loadLz4 = () => lz4;
 
 class CodedError extends Error {
   constructor(code, message, data) { super(message); this.code = code; this.data = data; }
@@ -131,4 +140,5 @@ parentPort.on('message', (msg) => {
     });
   }
 });
+})();
 `;

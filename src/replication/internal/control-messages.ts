@@ -5,9 +5,8 @@
  */
 import { DrkitError } from '../../core/errors.js';
 import { toHex, utf8 } from '../../core/bytes.js';
-import { MAX_BLOCK_BYTES, MIN_BLOCK_BYTES } from '../../snapshot/snapshot-tree.js';
-import type { ConsistencyLevel } from '../../snapshot/records.js';
-import { MAX_CONTROL_PAYLOAD_BYTES, MAX_TEXT_BYTES, checkId, parseJsonPayload, shapeError, Fields } from './json-shape.js';
+import { MAX_BLOCK_BYTES, MIN_BLOCK_BYTES, type ConsistencyLevel } from '../../snapshot/index.js';
+import { MAX_CONTROL_PAYLOAD_BYTES, MAX_TEXT_CHARS, checkId, parseJsonPayload, shapeError, Fields } from './json-shape.js';
 
 /** Bytes of a handshake nonce: 256 bits, so a nonce never repeats across sessions. */
 export const NONCE_BYTES = 32;
@@ -72,10 +71,10 @@ export interface ListRequest {
   readonly cursor?: string;
 }
 
-/** One snapshot held by the receiver and where it came from. */
+/** One snapshot held by the receiver, by origin (the site that took it and its id there). */
 export interface ListedSnapshot {
-  readonly sourceSiteId: string;
-  readonly sourceSnapshotId: string;
+  readonly originSiteId: string;
+  readonly originSnapshotId: string;
   /** The snapshot's id at the receiver. */
   readonly snapshotId: string;
   readonly createdMs: number;
@@ -94,33 +93,39 @@ export interface BeginSnapshot {
   readonly name: string;
   readonly createdMs: number;
   readonly consistency: ConsistencyLevel;
-  readonly groupId?: string;
+  /** Why an application-consistent request fell back to crash consistency. */
+  readonly fallbackReason?: string;
   readonly userMetadata: Readonly<Record<string, string>>;
 }
 
-/** Sender opens (or resumes) a transfer session for one snapshot. */
+/** Sender opens (or resumes) a transfer session for one snapshot. Mirrors ReplicationPort's BeginRequest. */
 export interface BeginRequest {
   readonly type: 'BEGIN_REQ';
   readonly requestId: number;
   readonly sessionId: string;
   readonly volumeKey: string;
-  readonly snapshot: BeginSnapshot;
-  readonly sourceSiteId: string;
-  readonly sourceSnapshotId: string;
-  /** The common base (a source snapshot id the receiver listed); absent for a full transfer. */
-  readonly baseSourceSnapshotId?: string;
+  readonly originSiteId: string;
+  readonly originSnapshotId: string;
+  readonly originVolumeId: string;
+  /** Origin snapshot id of the common base the blocks are a diff against; absent for a full transfer. */
+  readonly baseOriginSnapshotId?: string;
   readonly byteLength: number;
   readonly blockBytes: number;
-  /** Present when the snapshot is one member of a consistency-group snapshot. */
-  readonly group?: { readonly groupKey: string; readonly memberCount: number };
+  readonly snapshot: BeginSnapshot;
+  /** Set when the snapshot is a member of a consistency group committed together. */
+  readonly groupKey?: string;
 }
 
-/** Receiver: where to (re)start; `baseSnapshotId` is its id of the base. */
+/** Receiver: where to (re)start. Mirrors ReplicationPort's BeginResponse. */
 export interface BeginResponse {
   readonly type: 'BEGIN_RES';
   readonly requestId: number;
+  /** First block the sender still has to send (0 for a new session). */
   readonly resumeBlock: number;
-  readonly baseSnapshotId?: string;
+  /** False when the receiver lacks the named base: the sender must send in full. */
+  readonly baseFound: boolean;
+  /** Set when the snapshot is already committed there (nothing left to do). */
+  readonly committedSnapshotId?: string;
 }
 
 /** Sender: all blocks of these sessions were sent; commit them atomically. */
@@ -189,12 +194,12 @@ function idItem(what: string) {
 }
 
 function decodeSnapshot(f: Fields): BeginSnapshot {
-  const groupId = f.optionalId('groupId');
+  const fallbackReason = f.has('fallbackReason') ? f.text('fallbackReason', 0, MAX_TEXT_CHARS) : undefined;
   return {
     name: f.text('name', 1, MAX_SNAPSHOT_NAME_CHARS),
     createdMs: f.integer('createdMs', 0, Number.MAX_SAFE_INTEGER),
     consistency: f.oneOf('consistency', CONSISTENCY_LEVELS),
-    ...(groupId === undefined ? {} : { groupId }),
+    ...(fallbackReason === undefined ? {} : { fallbackReason }),
     userMetadata: f.stringRecord('userMetadata'),
   };
 }
@@ -221,7 +226,7 @@ export function decodeControlMessage(type: ControlMessageType, payload: Uint8Arr
     case 'ERROR': {
       const code = f.text('code', 1, 64);
       if (!/^[A-Z][A-Z0-9_]*$/.test(code)) shapeError(type, 'code', 'must be an upper-case error code');
-      return { type, code, message: f.text('message', 0, MAX_TEXT_BYTES) };
+      return { type, code, message: f.text('message', 0, MAX_TEXT_CHARS) };
     }
     case 'LIST_REQ': {
       const cursor = f.optionalId('cursor');
@@ -231,13 +236,13 @@ export function decodeControlMessage(type: ControlMessageType, payload: Uint8Arr
       const nextCursor = f.optionalId('nextCursor');
       const snapshots = f.array('snapshots', MAX_LIST_SNAPSHOTS, (value, path) => {
         const s = new Fields(value, type, path);
-        return { sourceSiteId: s.id('sourceSiteId'), sourceSnapshotId: s.id('sourceSnapshotId'), snapshotId: s.id('snapshotId'), createdMs: s.integer('createdMs', 0, Number.MAX_SAFE_INTEGER) };
+        return { originSiteId: s.id('originSiteId'), originSnapshotId: s.id('originSnapshotId'), snapshotId: s.id('snapshotId'), createdMs: s.integer('createdMs', 0, Number.MAX_SAFE_INTEGER) };
       });
       return { type, requestId: requestId(f), snapshots, ...(nextCursor === undefined ? {} : { nextCursor }) };
     }
     case 'BEGIN_REQ': {
-      const baseSourceSnapshotId = f.optionalId('baseSourceSnapshotId');
-      const group = f.optionalObject('group');
+      const baseOriginSnapshotId = f.optionalId('baseOriginSnapshotId');
+      const groupKey = f.optionalId('groupKey');
       const blockBytes = f.integer('blockBytes', MIN_BLOCK_BYTES, MAX_BLOCK_BYTES);
       if ((blockBytes & (blockBytes - 1)) !== 0) shapeError(type, 'blockBytes', 'must be a power of two');
       return {
@@ -245,18 +250,25 @@ export function decodeControlMessage(type: ControlMessageType, payload: Uint8Arr
         requestId: requestId(f),
         sessionId: f.id('sessionId'),
         volumeKey: f.id('volumeKey'),
-        snapshot: decodeSnapshot(f.object('snapshot')),
-        sourceSiteId: f.id('sourceSiteId'),
-        sourceSnapshotId: f.id('sourceSnapshotId'),
-        ...(baseSourceSnapshotId === undefined ? {} : { baseSourceSnapshotId }),
+        originSiteId: f.id('originSiteId'),
+        originSnapshotId: f.id('originSnapshotId'),
+        originVolumeId: f.id('originVolumeId'),
+        ...(baseOriginSnapshotId === undefined ? {} : { baseOriginSnapshotId }),
         byteLength: f.integer('byteLength', 0, Number.MAX_SAFE_INTEGER),
         blockBytes,
-        ...(group === undefined ? {} : { group: { groupKey: group.id('groupKey'), memberCount: group.integer('memberCount', 1, MAX_COMMIT_SESSIONS) } }),
+        snapshot: decodeSnapshot(f.object('snapshot')),
+        ...(groupKey === undefined ? {} : { groupKey }),
       };
     }
     case 'BEGIN_RES': {
-      const baseSnapshotId = f.optionalId('baseSnapshotId');
-      return { type, requestId: requestId(f), resumeBlock: f.integer('resumeBlock', 0, Number.MAX_SAFE_INTEGER), ...(baseSnapshotId === undefined ? {} : { baseSnapshotId }) };
+      const committedSnapshotId = f.optionalId('committedSnapshotId');
+      return {
+        type,
+        requestId: requestId(f),
+        resumeBlock: f.integer('resumeBlock', 0, Number.MAX_SAFE_INTEGER),
+        baseFound: f.boolean('baseFound'),
+        ...(committedSnapshotId === undefined ? {} : { committedSnapshotId }),
+      };
     }
     case 'COMMIT_REQ':
       return { type, requestId: requestId(f), sessionIds: nonEmpty(f.array('sessionIds', MAX_COMMIT_SESSIONS, idItem(type)), type, 'sessionIds') };
@@ -267,7 +279,7 @@ export function decodeControlMessage(type: ControlMessageType, payload: Uint8Arr
       return { type, requestId: requestId(f), snapshotId: f.id('snapshotId'), ...(baseSnapshotId === undefined ? {} : { baseSnapshotId }) };
     }
     case 'ABORT':
-      return { type, sessionId: f.id('sessionId'), reason: f.text('reason', 0, MAX_TEXT_BYTES) };
+      return { type, sessionId: f.id('sessionId'), reason: f.text('reason', 0, MAX_TEXT_CHARS) };
   }
 }
 

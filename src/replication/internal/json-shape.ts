@@ -15,8 +15,8 @@ export const MAX_CONTROL_PAYLOAD_BYTES = 256 * 1024;
 /** Longest identifier (site, volume key, session, snapshot, group ids): 128 UTF-8 bytes — ids are keys, not payloads. */
 export const MAX_ID_BYTES = 128;
 
-/** Longest free text (error messages, abort reasons): 1 KiB — enough to explain, too small to carry data. */
-export const MAX_TEXT_BYTES = 1024;
+/** Longest free text (error messages, abort reasons): 1024 characters — enough to explain, too small to carry data. */
+export const MAX_TEXT_CHARS = 1024;
 
 const utf8Decoder = new TextDecoder('utf-8', { fatal: true });
 const utf8Encoder = new TextEncoder();
@@ -105,6 +105,13 @@ export class Fields {
   integer(key: string, min: number, max: number): number {
     const v = this.#get(key);
     if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || v > max) shapeError(this.#what, this.#at(key), `must be an integer in [${min}, ${max}]`);
+    return v;
+  }
+
+  /** A boolean. */
+  boolean(key: string): boolean {
+    const v = this.#get(key);
+    if (typeof v !== 'boolean') shapeError(this.#what, this.#at(key), 'must be a boolean');
     return v;
   }
 
