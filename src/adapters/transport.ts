@@ -9,6 +9,7 @@
  * read iteration with a coded error (`CONNECTION_LOST`); `close()` ends it cleanly.
  */
 import type { IoOptions } from './block-device.js';
+import type { DrkitError } from '../core/errors.js';
 
 /** What a connection knows about its peer. */
 export interface PeerInfo {
@@ -23,14 +24,26 @@ export interface PeerInfo {
 /** One established, bidirectional byte stream. */
 export interface Connection {
   readonly peer: PeerInfo;
-  /** Sends bytes in order; resolves when accepted (see backpressure promise). The caller may reuse `bytes` afterwards. */
+  /**
+   * Sends bytes in order; resolves when accepted (see backpressure promise). The caller
+   * may reuse `bytes` afterwards. An aborted write rejects with ABORTED; if part of it may
+   * already be on the wire the transport destroys the connection (the stream could no
+   * longer be framed), otherwise the connection stays usable. After `close()` by either
+   * side writes reject with CLOSED.
+   */
   write(bytes: Uint8Array, options?: IoOptions): Promise<void>;
   /**
    * Received bytes, in order, in chunks of any size. Ends when the peer closes; throws a
-   * DrkitError (`CONNECTION_LOST`, ...) when the connection breaks. Iterate once.
+   * DrkitError (`CONNECTION_LOST`, ...) when the connection breaks. Iterate once (a second
+   * call throws INVALID_ARGUMENT). Leaving the loop early discards later incoming bytes,
+   * so a peer that keeps writing is never blocked by bytes nobody will read.
    */
   read(): AsyncIterable<Uint8Array>;
-  /** Flushes what was written and closes both directions. Idempotent. */
+  /**
+   * Flushes what was written and closes both directions: the peer reads everything, then
+   * its iteration ends; our own iteration ends after what already arrived. Idempotent;
+   * never rejects (delivery is confirmed only by the peer's protocol-level reply).
+   */
   close(): Promise<void>;
   /** Tears the connection down at once; pending I/O rejects with `reason` (default CONNECTION_LOST). */
   destroy(reason?: Error): void;
@@ -48,12 +61,21 @@ export interface Listener {
 export interface ListenOptions extends IoOptions {
   /** Called for every accepted connection. Errors it throws destroy that connection. */
   onConnection: (connection: Connection) => void;
+  /**
+   * Called when an incoming connection failed before it could be delivered (TLS
+   * handshake, certificate refused: AUTH_FAILED, handshake TIMEOUT, reset). Such a
+   * connection never reaches `onConnection`. Errors it throws are ignored.
+   */
+  onError?: (error: DrkitError) => void;
 }
 
 /** A way to reach sites. */
 export interface Transport {
   /** Opens a connection. @throws CONNECTION_REFUSED, CONNECTION_LOST, TIMEOUT, AUTH_FAILED (TLS), ABORTED */
   connect(address: string, options?: IoOptions & { timeoutMs?: number }): Promise<Connection>;
-  /** Starts accepting connections at `address` ("host:port"; port 0 picks one). */
+  /**
+   * Starts accepting connections at `address` ("host:port"; port 0 picks one).
+   * @throws INVALID_ARGUMENT, ALREADY_EXISTS (address in use), ABORTED
+   */
   listen(address: string, options: ListenOptions): Promise<Listener>;
 }

@@ -1,6 +1,11 @@
 /**
- * drkit/replication: this layer's public door. See docs/architecture.md for what it will hold
- * and the issue that brings it; it exports nothing yet.
+ * drkit/replication: sites, and fingerprint-deduplicated, compressed, verified,
+ * resumable replication of snapshots and consistency groups between them.
  * @packageDocumentation
  */
-export {};
+export { Site, type SiteOptions, type RemoteSite, type SiteTransferOptions } from './site.js';
+export { replicateSnapshots, sessionIdOf, BATCH_BLOCKS, PIPELINE_BATCHES, type ReplicateOptions, type ReplicationProgress, type ReplicationResult, type SenderContext } from './sender.js';
+export { ReceiverState, STAGING_PREFIX } from './receiver-state.js';
+export type { ReplicationPort, BeginRequest, BeginResponse, HeldSnapshot, WireBlock, WireExtent } from './replication-port.js';
+export { originOf, originKey, volumeKeyOf, ORIGIN_SITE_KEY, ORIGIN_SNAPSHOT_KEY, ORIGIN_VOLUME_KEY, type SnapshotOrigin } from './origin.js';
+export { Throttle } from './throttle.js';

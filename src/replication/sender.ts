@@ -31,7 +31,10 @@ export const BATCH_BLOCKS = 256;
 export const PIPELINE_BATCHES = 4;
 /** Fingerprints per have-query (the protocol's bound). */
 const HAVE_QUERY_MAX = 4096;
-/** Raw bytes of extents per extents call: within one wire frame with headroom. */
+/**
+ * Encoded bytes of extents per extents call: with one extent at most 4 MiB, a call stays
+ * under the protocol's 8 MiB frame payload with room for entry headers.
+ */
 const EXTENTS_CALL_BYTES = 4 * 1024 * 1024;
 
 /** Progress of a replication (`completedBytes` counts scanned logical bytes). */
@@ -268,29 +271,29 @@ async function shipExtents(
   // Blocks sharing a missing extent within the batch count as deduped beyond the first.
   for (const fp of missing) counters.dedupedBytes += ((uses.get(bytesToKey(fp)) ?? 1) - 1) * blockBytes;
   let call: WireExtent[] = [];
-  let callBytes = 0;
+  let callWireBytes = 0;
   const flush = async () => {
     if (call.length === 0) return;
-    const wire = call.reduce((n, e) => n + e.data.length, 0);
-    await throttle?.take(wire, signal);
+    await throttle?.take(callWireBytes, signal);
     await port.extents(call);
     call = [];
-    callBytes = 0;
+    callWireBytes = 0;
   };
   const READ_BATCH = 64; // extents read from the store per call
   for (let i = 0; i < missing.length; i += READ_BATCH) {
     throwIfAborted(signal);
     const slice = missing.slice(i, i + READ_BATCH);
     const datas = await ctx.tree.readExtents(slice, { signal });
-    slice.forEach((fp, j) => {
+    for (let j = 0; j < slice.length; j++) {
       const data = datas[j]!;
       const encoded = ctx.codec.compress(data);
-      call.push({ fingerprint: fp, checksum: ctx.xxh.hash(data), codec: encoded.codec, rawLength: data.length, data: encoded.bytes });
-      callBytes += data.length;
+      // One call stays within one wire frame: flush before an extent would overflow it.
+      if (call.length > 0 && callWireBytes + encoded.bytes.length > EXTENTS_CALL_BYTES) await flush();
+      call.push({ fingerprint: slice[j]!, checksum: ctx.xxh.hash(data), codec: encoded.codec, rawLength: data.length, data: encoded.bytes });
+      callWireBytes += encoded.bytes.length;
       counters.sentExtentBytes += data.length;
       counters.compressedExtentBytes += encoded.bytes.length;
-    });
-    if (callBytes >= EXTENTS_CALL_BYTES) await flush();
+    }
   }
   await flush();
 }

@@ -60,8 +60,9 @@ export class ReadQueue {
    * the error at once (a local teardown); without, it first gets what already arrived.
    */
   fail(error: Error, discard: boolean): void {
-    if (this.#failure !== undefined) return;
-    if (this.#ended && this.#head >= this.#chunks.length) return;
+    // After a clean end the consumer is owed the queued bytes and then done; only a
+    // local teardown (discard) still cuts it short.
+    if (this.#failure !== undefined || (this.#ended && !discard)) return;
     this.#failure = error;
     if (discard) this.#clear();
     this.#notify();

@@ -1,0 +1,232 @@
+/**
+ * One authenticated protocol connection, usable in both roles at once:
+ * - as a client of the peer's receiver: {@link Peer.port} is a ReplicationPort whose
+ *   calls are requests matched to responses by id (many may be in flight: the sender
+ *   pipelines);
+ * - as a server for the peer: requests are handed, one at a time and in arrival order,
+ *   to this site's ReceiverState (so a slow receiver back-pressures the sender through
+ *   the transport), and PULL_REQ starts a sender back over the same connection.
+ *
+ * Errors are fatal to the connection: the side that fails sends ERROR (code + message)
+ * and closes; every call in flight on either side rejects with that coded error.
+ */
+import { DrkitError } from '../../core/errors.js';
+import type { Connection } from '../../adapters/transport.js';
+import type { BeginRequest as PortBeginRequest, HeldSnapshot, ReplicationPort, WireBlock, WireExtent } from '../replication-port.js';
+import type { ReceiverState } from '../receiver-state.js';
+import { closeWithError } from './close-with-error.js';
+import type { HandshakeResult } from './handshake.js';
+import { errorFromPeer, readMessage, writeMessage, type Message } from './messages.js';
+import type { Clock } from '../../adapters/clock.js';
+import { MAX_LIST_SNAPSHOTS } from './control-messages.js';
+
+/** Starts a sender for a PULL_REQ (supplied by the Site). */
+export type PullHandler = (peer: Peer, snapshotId: string, baseSnapshotId: string | undefined) => Promise<void>;
+
+interface Pending {
+  resolve(message: Message): void;
+  reject(err: unknown): void;
+}
+
+/** An authenticated connection speaking the drkit protocol. */
+export class Peer {
+  readonly peerSiteId: string;
+  readonly #connection: Connection;
+  readonly #handshake: HandshakeResult;
+  readonly #receiver: ReceiverState | undefined;
+  readonly #onPull: PullHandler | undefined;
+  readonly #clock: Clock;
+  readonly #pending = new Map<string, Pending>();
+  #nextId = 1;
+  #failure: DrkitError | undefined;
+  #closed = false;
+  readonly #done: Promise<void>;
+  #commitListeners: ((ids: string[]) => void)[] = [];
+
+  constructor(connection: Connection, handshake: HandshakeResult, options: { receiver?: ReceiverState; onPull?: PullHandler; clock: Clock }) {
+    this.#connection = connection;
+    this.#handshake = handshake;
+    this.peerSiteId = handshake.peerSiteId;
+    this.#receiver = options.receiver;
+    this.#onPull = options.onPull;
+    this.#clock = options.clock;
+    this.#done = this.#readLoop();
+  }
+
+  /** Resolves when the connection ends (cleanly or not). */
+  get done(): Promise<void> {
+    return this.#done;
+  }
+
+  /** Calls `listener` with the snapshot ids of every commit this side serves. */
+  onCommit(listener: (ids: string[]) => void): void {
+    this.#commitListeners.push(listener);
+  }
+
+  /** The peer's receiver, as a ReplicationPort. */
+  port(): ReplicationPort {
+    return {
+      list: async (volumeKey) => {
+        const out: HeldSnapshot[] = [];
+        let cursor: string | undefined;
+        do {
+          const res = await this.#request('LIST_RES', (requestId) => ({ type: 'LIST_REQ', requestId, volumeKey, ...(cursor === undefined ? {} : { cursor }) }));
+          out.push(...res.snapshots);
+          cursor = res.nextCursor;
+        } while (cursor !== undefined);
+        return out;
+      },
+      begin: async (r) => {
+        const res = await this.#request('BEGIN_RES', (requestId) => ({ type: 'BEGIN_REQ', requestId, ...r }));
+        return { resumeBlock: res.resumeBlock, baseFound: res.baseFound, ...(res.committedSnapshotId === undefined ? {} : { committedSnapshotId: res.committedSnapshotId }) };
+      },
+      have: async (fingerprints) => {
+        const res = await this.#request('HAVE_RES', (requestId) => ({ type: 'HAVE_REQ', requestId, fingerprints }));
+        return [...res.have];
+      },
+      extents: async (extents) => {
+        await this.#request('EXTENTS_ACK', (batchId) => ({ type: 'EXTENTS', batchId, extents }));
+      },
+      blocks: async (sessionId, cursorAfter, blocks) => {
+        const res = await this.#request('BLOCKS_ACK', (batchId) => ({ type: 'BLOCKS', batchId, sessionId, cursorAfter, blocks }));
+        return res.cursor;
+      },
+      commit: async (sessionIds) => {
+        const res = await this.#request('COMMIT_RES', (requestId) => ({ type: 'COMMIT_REQ', requestId, sessionIds }));
+        return [...res.snapshotIds];
+      },
+    };
+  }
+
+  /** Asks the peer to send `snapshotId` back over this connection; resolves with the ids this side committed. */
+  pull(snapshotId: string, baseSnapshotId?: string): Promise<string[]> {
+    return new Promise<string[]>((resolve, reject) => {
+      this.#commitListeners.push(resolve);
+      void this.#done.then(() => reject(this.#failure ?? new DrkitError('CONNECTION_LOST', 'connection ended before the pulled snapshot was committed')));
+      writeMessage(this.#handshake.writer, { type: 'PULL_REQ', requestId: this.#nextId++, snapshotId, ...(baseSnapshotId === undefined ? {} : { baseSnapshotId }) }).catch(reject);
+    });
+  }
+
+  /** Closes the connection cleanly. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#connection.close();
+    await this.#done.catch(() => undefined);
+  }
+
+  /** Fails the connection with `err`, telling the peer. */
+  async fail(err: unknown): Promise<void> {
+    this.#setFailure(err);
+    await closeWithError(this.#connection, this.#handshake.writer, err, { clock: this.#clock }).catch(() => undefined);
+  }
+
+  #setFailure(err: unknown): void {
+    this.#failure ??= err instanceof DrkitError ? err : new DrkitError('CONNECTION_LOST', 'replication connection failed', { cause: err });
+    for (const p of this.#pending.values()) p.reject(this.#failure);
+    this.#pending.clear();
+  }
+
+  #request<T extends Message['type']>(responseType: T, build: (id: number) => Message): Promise<Extract<Message, { type: T }>> {
+    if (this.#failure !== undefined) return Promise.reject(this.#failure);
+    const id = this.#nextId++;
+    const key = `${responseType}:${id}`;
+    const promise = new Promise<Message>((resolve, reject) => this.#pending.set(key, { resolve, reject }));
+    writeMessage(this.#handshake.writer, build(id)).catch((err: unknown) => {
+      this.#setFailure(err);
+    });
+    return promise as Promise<Extract<Message, { type: T }>>;
+  }
+
+  async #readLoop(): Promise<void> {
+    try {
+      for (;;) {
+        const message = await readMessage(this.#handshake.reader);
+        if (message === undefined) break;
+        if (message.type === 'ERROR') throw errorFromPeer(message);
+        const responseKey = responseKeyOf(message);
+        if (responseKey !== undefined) {
+          const pending = this.#pending.get(responseKey);
+          if (pending === undefined) throw new DrkitError('PROTOCOL_ERROR', `unsolicited ${message.type}`, { data: { type: message.type } });
+          this.#pending.delete(responseKey);
+          pending.resolve(message);
+          continue;
+        }
+        await this.#serve(message);
+      }
+      this.#setFailure(new DrkitError('CONNECTION_LOST', 'peer closed the connection'));
+    } catch (err) {
+      if (!this.#closed) await this.fail(err);
+      else this.#setFailure(err);
+    }
+  }
+
+  /** Handles one request from the peer (this side is its receiver). */
+  async #serve(message: Message): Promise<void> {
+    if (message.type === 'PULL_REQ') {
+      if (this.#onPull === undefined) throw new DrkitError('NOT_SUPPORTED', 'this side does not serve pulls');
+      // Runs beside the read loop: the sender's responses arrive through it.
+      this.#onPull(this, message.snapshotId, message.baseSnapshotId).catch((err: unknown) => this.fail(err));
+      return;
+    }
+    const receiver = this.#receiver;
+    if (receiver === undefined) throw new DrkitError('PROTOCOL_ERROR', `unexpected ${message.type}`, { data: { type: message.type } });
+    const w = this.#handshake.writer;
+    switch (message.type) {
+      case 'LIST_REQ': {
+        const all = await receiver.list(message.volumeKey);
+        const from = message.cursor === undefined ? 0 : Number(message.cursor);
+        if (!Number.isSafeInteger(from) || from < 0) throw new DrkitError('PROTOCOL_ERROR', 'bad list cursor');
+        const page = all.slice(from, from + MAX_LIST_SNAPSHOTS);
+        const next = from + page.length < all.length ? String(from + page.length) : undefined;
+        await writeMessage(w, { type: 'LIST_RES', requestId: message.requestId, snapshots: page, ...(next === undefined ? {} : { nextCursor: next }) });
+        return;
+      }
+      case 'BEGIN_REQ': {
+        const { type: _t, requestId, ...request } = message;
+        const res = await receiver.begin(request as PortBeginRequest);
+        await writeMessage(w, { type: 'BEGIN_RES', requestId, ...res });
+        return;
+      }
+      case 'HAVE_REQ':
+        await writeMessage(w, { type: 'HAVE_RES', requestId: message.requestId, have: await receiver.have(message.fingerprints) });
+        return;
+      case 'EXTENTS':
+        await receiver.extents(message.extents as WireExtent[]);
+        await writeMessage(w, { type: 'EXTENTS_ACK', batchId: message.batchId });
+        return;
+      case 'BLOCKS': {
+        const cursor = await receiver.blocks(message.sessionId, message.cursorAfter, message.blocks as WireBlock[]);
+        await writeMessage(w, { type: 'BLOCKS_ACK', batchId: message.batchId, cursor });
+        return;
+      }
+      case 'COMMIT_REQ': {
+        const ids = await receiver.commit(message.sessionIds);
+        await writeMessage(w, { type: 'COMMIT_RES', requestId: message.requestId, snapshotIds: ids });
+        for (const l of this.#commitListeners) l(ids);
+        return;
+      }
+      case 'ABORT':
+        await receiver.abort(message.sessionId);
+        return;
+      default:
+        throw new DrkitError('PROTOCOL_ERROR', `unexpected ${message.type}`, { data: { type: message.type } });
+    }
+  }
+}
+
+/** The pending-map key a response answers, or undefined for requests. */
+function responseKeyOf(m: Message): string | undefined {
+  switch (m.type) {
+    case 'LIST_RES':
+    case 'BEGIN_RES':
+    case 'HAVE_RES':
+    case 'COMMIT_RES':
+      return `${m.type}:${m.requestId}`;
+    case 'EXTENTS_ACK':
+    case 'BLOCKS_ACK':
+      return `${m.type}:${m.batchId}`;
+    default:
+      return undefined;
+  }
+}

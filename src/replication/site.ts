@@ -1,0 +1,217 @@
+/**
+ * Site: one failure domain (a cluster) — a SnapshotTree (its volumes, snapshots and
+ * extents) reachable through a Transport. A site serves replication to peers that
+ * authenticate (pre-shared key per peer site, and/or TLS certificates), sends its
+ * snapshots to any set of remote sites (many-to-many), and pulls snapshots back.
+ * A storage-only site (a backup target) receives and keeps snapshots and serves them
+ * back, but holds no writable volumes of its own.
+ *
+ * Retry promise: `replicate()` and `pull()` retry transient failures (lost or refused
+ * connections, timeouts) with exponential backoff on the site's clock; each retry resumes
+ * the same session, so nothing the receiver acknowledged is sent again.
+ */
+import { DrkitError, isDrkitError, throwIfAborted } from '../core/errors.js';
+import { loadXxh64, type Xxh64 } from '../core/checksum.js';
+import type { Clock } from '../adapters/clock.js';
+import type { MetaStore } from '../adapters/meta-store.js';
+import type { Listener, PeerInfo, Transport } from '../adapters/transport.js';
+import { SystemClock } from '../adapters/system-clock.js';
+import { ExtentCodec } from '../dedup/codec.js';
+import type { SnapshotInfo, SnapshotTree } from '../snapshot/index.js';
+import { clientHandshake, serverHandshake } from './internal/handshake.js';
+import { Peer } from './internal/peer.js';
+import { ReceiverState, STAGING_PREFIX } from './receiver-state.js';
+import { replicateSnapshots, type ReplicateOptions, type ReplicationResult, type SenderContext } from './sender.js';
+
+/** How to reach and trust another site. */
+export interface RemoteSite {
+  /** The remote site's id (checked during the handshake). */
+  readonly siteId: string;
+  /** Transport address ("host:port"). */
+  readonly address: string;
+  readonly transport: Transport;
+  /** Pre-shared key with that site (at least 16 bytes); optional when TLS identifies it. */
+  readonly psk?: Uint8Array;
+  /** TLS identity check of the remote's certificate. */
+  readonly authenticate?: (peer: PeerInfo, siteId: string) => boolean;
+  /** Connect deadline. @defaultValue 10000 */
+  readonly connectTimeoutMs?: number;
+}
+
+/** Options of {@link Site.open}. */
+export interface SiteOptions {
+  readonly siteId: string;
+  readonly tree: SnapshotTree;
+  /** Where replication session state lives (usually the tree's MetaStore). */
+  readonly meta: MetaStore;
+  /** @defaultValue new SystemClock() */
+  readonly clock?: Clock;
+  /** Keys of the peer sites allowed to connect, by their site id. */
+  readonly peerKeys?: (siteId: string) => Uint8Array | undefined;
+  /** Certificate-based identity check for TLS peers. */
+  readonly authenticatePeer?: (peer: PeerInfo, siteId: string) => boolean;
+  /** A backup target: receives and keeps snapshots, holds no writable volumes. @defaultValue false */
+  readonly storageOnly?: boolean;
+  /** Idle time after which a silent connection fails (TIMEOUT). @defaultValue 120000 */
+  readonly idleTimeoutMs?: number;
+}
+
+/** Options of {@link Site.replicate} and {@link Site.pull}. */
+export interface SiteTransferOptions extends ReplicateOptions {
+  /** Attempts after the first on transient failures. @defaultValue 5 */
+  retries?: number;
+  /** First backoff; doubles per attempt up to 30 s. @defaultValue 500 */
+  retryDelayMs?: number;
+}
+
+/** A site: stores, snapshots and replication endpoints. */
+export class Site {
+  readonly siteId: string;
+  readonly tree: SnapshotTree;
+  readonly storageOnly: boolean;
+  readonly #options: SiteOptions;
+  readonly #clock: Clock;
+  readonly #receiver: ReceiverState;
+  readonly #sender: SenderContext;
+  readonly #listeners: Listener[] = [];
+  readonly #peers = new Set<Peer>();
+
+  private constructor(options: SiteOptions, receiver: ReceiverState, codec: ExtentCodec, xxh: Xxh64, clock: Clock) {
+    this.siteId = options.siteId;
+    this.tree = options.tree;
+    this.storageOnly = options.storageOnly === true;
+    this.#options = options;
+    this.#clock = clock;
+    this.#receiver = receiver;
+    this.#sender = { tree: options.tree, siteId: options.siteId, codec, xxh, clock };
+  }
+
+  /** @throws INVALID_ARGUMENT for a bad site id */
+  static async open(options: SiteOptions): Promise<Site> {
+    if (typeof options.siteId !== 'string' || !/^[A-Za-z0-9._-]{1,64}$/.test(options.siteId)) {
+      throw new DrkitError('INVALID_ARGUMENT', 'siteId must be 1-64 characters of [A-Za-z0-9._-]', { data: { siteId: String(options.siteId) } });
+    }
+    const clock = options.clock ?? new SystemClock();
+    const receiver = await ReceiverState.open(options.tree, options.meta, options.siteId);
+    return new Site(options, receiver, await ExtentCodec.open(), await loadXxh64(), clock);
+  }
+
+  /** Snapshots held here, without replication staging. */
+  listSnapshots(filter: { volumeId?: string } = {}): SnapshotInfo[] {
+    return this.tree.listSnapshots(filter);
+  }
+
+  /** Volumes held here, without replication staging volumes. */
+  listVolumes(): ReturnType<SnapshotTree['listVolumes']> {
+    return this.tree.listVolumes().filter((v) => !v.name.startsWith(STAGING_PREFIX));
+  }
+
+  /**
+   * Serves replication (receive, list, pull) on `transport` at `address`.
+   * @throws the transport's listen errors
+   */
+  async listen(transport: Transport, address: string): Promise<Listener> {
+    const listener = await transport.listen(address, {
+      onConnection: (connection) => {
+        void (async () => {
+          const handshake = await serverHandshake(connection, {
+            siteId: this.siteId,
+            clock: this.#clock,
+            idleTimeoutMs: this.#options.idleTimeoutMs ?? 120_000,
+            ...(this.#options.peerKeys === undefined ? {} : { pskFor: this.#options.peerKeys }),
+            ...(this.#options.authenticatePeer === undefined ? {} : { authenticate: this.#options.authenticatePeer }),
+          });
+          const peer = new Peer(connection, handshake, {
+            receiver: this.#receiver,
+            clock: this.#clock,
+            onPull: (p, snapshotId) => this.#servePull(p, snapshotId),
+          });
+          this.#peers.add(peer);
+          await peer.done;
+          this.#peers.delete(peer);
+        })().catch(() => undefined); // the handshake closed the connection with a coded error
+      },
+    });
+    this.#listeners.push(listener);
+    return listener;
+  }
+
+  /**
+   * Replicates a snapshot — or the members of a consistency group, committed together —
+   * to `remote`: incremental against the newest snapshot both hold, deduplicated against
+   * everything the remote stores, compressed, verified, resumable.
+   * @throws NOT_FOUND, AUTH_FAILED, CORRUPTION, ABORTED, and transient codes once retries are spent
+   */
+  async replicate(snapshotIds: string | readonly string[], remote: RemoteSite, options: SiteTransferOptions = {}): Promise<ReplicationResult> {
+    const ids = typeof snapshotIds === 'string' ? [snapshotIds] : [...snapshotIds];
+    for (const id of ids) this.tree.getSnapshot(id);
+    return this.#withRetries(options, async () => {
+      const peer = await this.#connect(remote, options.signal);
+      try {
+        return await replicateSnapshots(this.#sender, peer.port(), remote.siteId, ids, options);
+      } finally {
+        await peer.close();
+      }
+    });
+  }
+
+  /**
+   * Pulls snapshot `remoteSnapshotId` of `remote` here (restore from a remote site): only
+   * what this site lacks crosses the wire. Resolves with the local snapshot.
+   */
+  async pull(remote: RemoteSite, remoteSnapshotId: string, options: SiteTransferOptions = {}): Promise<SnapshotInfo> {
+    return this.#withRetries(options, async () => {
+      const peer = await this.#connect(remote, options.signal);
+      try {
+        const [id] = await peer.pull(remoteSnapshotId);
+        return this.tree.getSnapshot(id!);
+      } finally {
+        await peer.close();
+      }
+    });
+  }
+
+  /** Stops listening and closes connections; session state stays for resumption. */
+  async close(): Promise<void> {
+    for (const l of this.#listeners) await l.close();
+    this.#listeners.length = 0;
+    for (const p of this.#peers) await p.close();
+    this.#peers.clear();
+    await this.#receiver.close();
+  }
+
+  async #servePull(peer: Peer, snapshotId: string): Promise<void> {
+    this.tree.getSnapshot(snapshotId);
+    await replicateSnapshots(this.#sender, peer.port(), peer.peerSiteId, [snapshotId]);
+  }
+
+  async #connect(remote: RemoteSite, signal: AbortSignal | undefined): Promise<Peer> {
+    const connection = await remote.transport.connect(remote.address, { timeoutMs: remote.connectTimeoutMs ?? 10_000, ...(signal === undefined ? {} : { signal }) });
+    const handshake = await clientHandshake(connection, {
+      siteId: this.siteId,
+      clock: this.#clock,
+      expectedPeerSiteId: remote.siteId,
+      idleTimeoutMs: this.#options.idleTimeoutMs ?? 120_000,
+      ...(remote.psk === undefined ? {} : { psk: remote.psk }),
+      ...(remote.authenticate === undefined ? {} : { authenticate: remote.authenticate }),
+      ...(signal === undefined ? {} : { signal }),
+    });
+    return new Peer(connection, handshake, { receiver: this.#receiver, clock: this.#clock });
+  }
+
+  async #withRetries<T>(options: SiteTransferOptions, attempt: () => Promise<T>): Promise<T> {
+    const retries = options.retries ?? 5;
+    let delayMs = options.retryDelayMs ?? 500;
+    const MAX_RETRY_DELAY_MS = 30_000; // a site outage is waited out by the caller's schedule, not here
+    for (let n = 0; ; n++) {
+      throwIfAborted(options.signal);
+      try {
+        return await attempt();
+      } catch (err) {
+        if (n >= retries || !isDrkitError(err) || !err.transient || err.code === 'ABORTED') throw err;
+        await this.#clock.sleep(delayMs, options.signal === undefined ? {} : { signal: options.signal });
+        delayMs = Math.min(MAX_RETRY_DELAY_MS, delayMs * 2);
+      }
+    }
+  }
+}
