@@ -17,3 +17,4 @@ export { MemoryExtentStore, type MemoryExtentStoreOptions } from './memory-exten
 export { DeviceExtentStore, type DeviceExtentStoreOptions } from './device-extent-store.js';
 export { LogMetaStore, type LogMetaStoreOptions } from './log-meta-store.js';
 export type { Transport, Connection, Listener, ListenOptions, PeerInfo } from './transport.js';
+export { MemoryTransport, type MemoryTransportOptions } from './memory-transport.js';

@@ -4,3 +4,5 @@
  */
 export { RawFileBlockDevice, type RawFileBlockDeviceOptions } from './raw-file-block-device.js';
 export { FileMetaStore, type FileMetaStoreOptions } from './file-meta-store.js';
+export { TcpTransport, type TcpTransportOptions } from './tcp-transport.js';
+export { TlsTransport, type TlsTransportOptions, type Pem } from './tls-transport.js';

@@ -345,7 +345,6 @@ export class CodecPool {
   #spawn(): Slot {
     const worker = new Worker(CODEC_WORKER_SOURCE, { eval: true, workerData: this.#workerData });
     const slot: Slot = { worker, task: undefined, answered: 0 };
-    worker.unref();
     worker.on('message', (reply: WorkerReply) => {
       const task = slot.task;
       if (task === undefined || task.id !== reply.id) return;
@@ -373,6 +372,8 @@ export class CodecPool {
     };
     worker.on('error', onDeath);
     worker.on('exit', (exitCode) => onDeath(new DrkitError('INTERNAL', `codec worker exited with code ${exitCode}`)));
+    // After the listeners: adding a 'message' listener refs a worker again.
+    worker.unref();
     return slot;
   }
 }

@@ -1,6 +1,86 @@
 /**
- * drkit/policy: this layer's public door. See docs/architecture.md for what it will hold
- * and the issue that brings it; it exports nothing yet.
+ * drkit/policy: the seed's protection constructs as pure data and pure functions —
+ * protection domains, consistency groups, schedules and their fire times, retention
+ * policies and retention planning, remote sites, category policies and runbooks. Every
+ * model is frozen, `kind`-tagged, validated on construction and serialisable to JSON.
+ * No I/O happens here; the Protector engine executes what these functions plan.
  * @packageDocumentation
  */
-export {};
+export { ENTITY_KINDS, checkEntityRef, entityKey, type EntityKind, type EntityRef } from './entity-ref.js';
+export { createRemoteSite, type RemoteSite, type RemoteSiteOptions, type RemoteSiteSpec } from './remote-site.js';
+export {
+  MAX_RETENTION_COUNT,
+  RETENTION_UNITS,
+  checkTimeZone,
+  createRetentionPolicy,
+  remoteRuleFor,
+  type RemoteRetention,
+  type RetentionPolicy,
+  type RetentionPolicySpec,
+  type RetentionRule,
+  type RetentionRuleSpec,
+  type RetentionTier,
+  type RetentionUnit,
+} from './retention-policy.js';
+export {
+  MAX_INTERVAL_MS,
+  NEAR_SYNC_MAX_INTERVAL_MS,
+  WEEKDAYS,
+  createSchedule,
+  intervalMs,
+  nominalRpoMs,
+  parseTimeOfDay,
+  type DailyRecurrence,
+  type IntervalRecurrence,
+  type MonthlyRecurrence,
+  type Recurrence,
+  type Schedule,
+  type ScheduleSpec,
+  type WeeklyRecurrence,
+  type Weekday,
+} from './schedule.js';
+export { DEFAULT_MAX_FIRE_TIMES, fireTimesBetween, latestDueFireMs, nextFireMs, previousFireMs } from './schedule-math.js';
+export { createConsistencyGroup, type Consistency, type ConsistencyGroup, type ConsistencyGroupSpec } from './consistency-group.js';
+export {
+  MAX_REMOTE_SITES_PER_DOMAIN,
+  MAX_SCHEDULES_PER_DOMAIN,
+  createProtectionDomain,
+  snapshotUnits,
+  type ProtectedScope,
+  type ProtectionDomain,
+  type ProtectionDomainSpec,
+} from './protection-domain.js';
+export { assertUniqueMembership, findMembershipViolations, type MembershipOptions, type MembershipViolation } from './membership-violations.js';
+export {
+  MAX_CATEGORIES_PER_POLICY,
+  categoryKey,
+  checkCategoryLabel,
+  createCategoryPolicy,
+  type CategoryLabel,
+  type CategoryPolicy,
+  type CategoryPolicySpec,
+} from './category-policy.js';
+export { resolvePolicies, type CategoryAssignment, type PolicyResolution, type ResolutionRule } from './resolve-policies.js';
+export {
+  MAX_STAGES,
+  MAX_STAGE_DELAY_MS,
+  createRunbook,
+  effectiveOptions,
+  type RecoveryMode,
+  type Runbook,
+  type RunbookEntity,
+  type RunbookEntityOptions,
+  type RunbookSpec,
+  type RunbookStage,
+} from './runbook.js';
+export { dryRun, type DryRunContext, type DryRunResult, type RecoveryPoint, type RunbookStep } from './dry-run.js';
+export {
+  MAX_PLANNED_SNAPSHOTS,
+  planRemoteRetention,
+  planRetention,
+  type KeepReason,
+  type RetentionContext,
+  type RetentionPlan,
+  type RetentionSnapshot,
+} from './plan-retention.js';
+export { POLICY_FORMAT_VERSION, fromPolicyJSON, toPolicyJSON, type PolicyModel, type PolicyModelOfKind } from './policy-json.js';

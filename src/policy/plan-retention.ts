@@ -21,7 +21,7 @@
  * Protections come on top of the counts: keep-last N keeps exactly min(N, restore points)
  * plus the protected ones. Planning again after applying a plan deletes nothing more.
  */
-import { id, integer, invalid, join, list, object, text } from './internal/fields.js';
+import { MAX_ID_CHARS, id, integer, invalid, join, list, object, text } from './internal/fields.js';
 import { bucketName, bucketWallStart, windowStartMs } from './internal/retention-buckets.js';
 import { wallMs } from './internal/zoned-time.js';
 import { remoteRuleFor, type RetentionPolicy, type RetentionRule, type RetentionUnit } from './retention-policy.js';
@@ -67,19 +67,29 @@ export interface RetentionPlan {
 
 interface Unit {
   readonly key: string;
-  readonly timeMs: number;
+  timeMs: number;
   readonly members: RetentionSnapshot[];
   readonly reasons: KeepReason[];
 }
 
 const byNewest = (a: Unit, b: Unit): number => b.timeMs - a.timeMs || (a.key < b.key ? 1 : a.key > b.key ? -1 : 0);
 
+const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f]/;
+const isId = (v: unknown): v is string => typeof v === 'string' && v.length > 0 && v.length <= MAX_ID_CHARS && !CONTROL_CHARS.test(v);
+
 function checkSnapshots(snapshots: unknown): RetentionSnapshot[] {
   const seen = new Set<string>();
   return list(snapshots, 'snapshots', (s, sf) => {
     if (typeof s !== 'object' || s === null) invalid(sf, 'must be an object');
     const o = s as Record<string, unknown>;
-    const snap = { id: id(o.id, join(sf, 'id')), createdMs: integer(o.createdMs, join(sf, 'createdMs'), 0, Number.MAX_SAFE_INTEGER), groupId: o.groupId === undefined ? undefined : id(o.groupId, join(sf, 'groupId')) };
+    // Fast path without building field paths; the slow path below produces the coded error.
+    const ok = isId(o.id) && Number.isSafeInteger(o.createdMs) && (o.createdMs as number) >= 0 && (o.groupId === undefined || isId(o.groupId));
+    if (!ok) {
+      id(o.id, join(sf, 'id'));
+      integer(o.createdMs, join(sf, 'createdMs'), 0, Number.MAX_SAFE_INTEGER);
+      id(o.groupId, join(sf, 'groupId'));
+    }
+    const snap = { id: o.id as string, createdMs: o.createdMs as number, groupId: o.groupId as string | undefined };
     if (seen.has(snap.id)) invalid(join(sf, 'id'), `repeats snapshot id '${snap.id}'`, { value: snap.id });
     seen.add(snap.id);
     return snap;
@@ -92,23 +102,21 @@ function plan(rule: RetentionRule, timeZone: string, snapshotsIn: readonly Reten
   const snapshots = checkSnapshots(snapshotsIn);
   const cf = object(context, 'context', ['replicatingIds', 'holds', 'sites']);
 
-  const unitOf = new Map<string, Unit>();
-  const units: Unit[] = [];
+  const unitBySnapshot = new Map<string, Unit>();
+  const units = new Map<string, Unit>();
   for (const s of snapshots) {
     const key = s.groupId === undefined ? `s\u0000${s.id}` : `g\u0000${s.groupId}`;
-    let u = unitOf.get(key);
+    let u = units.get(key);
     if (u === undefined) {
       u = { key, timeMs: s.createdMs, members: [], reasons: [] };
-      unitOf.set(key, u);
-      units.push(u);
+      units.set(key, u);
     }
+    // Time of a unit: its newest member (members of one commit share a time anyway).
+    u.timeMs = Math.max(u.timeMs, s.createdMs);
     u.members.push(s);
+    unitBySnapshot.set(s.id, u);
   }
-  // Time of a unit: its newest member (members of one commit share a time anyway).
-  const unitTime = new Map(units.map((u) => [u, Math.max(...u.members.map((m) => m.createdMs))]));
-  const finalUnits = units.map((u) => ({ ...u, timeMs: unitTime.get(u)! }));
-  const unitBySnapshot = new Map<string, Unit>();
-  for (const u of finalUnits) for (const m of u.members) unitBySnapshot.set(m.id, u);
+  const finalUnits = [...units.values()];
 
   // Protections.
   const replicating = cf.replicatingIds === undefined ? [] : list(cf.replicatingIds, 'context.replicatingIds', id);

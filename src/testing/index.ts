@@ -9,3 +9,4 @@ export * from './core.js';
 export { describeExtentStore, type ExtentStoreSuiteOptions } from './describe-extent-store.js';
 export { describeBlockDevice, type BlockDeviceSuiteOptions } from './describe-block-device.js';
 export { describeMetaStore, type MetaStoreSuiteOptions } from './describe-meta-store.js';
+export { describeTransport, type TransportSuiteOptions, type TransportSuiteSetup } from './describe-transport.js';

@@ -60,7 +60,7 @@ import { startAutoAdvance, type AutoAdvanceHandle } from './internal/auto-advanc
 import { SeededPrng } from './internal/seeded-prng.js';
 import { SimEndpoint, type EndpointFabric } from './internal/sim-endpoint.js';
 import { NetworkRegistry } from './internal/sim-registry.js';
-import { Wire, type LinkCounters, type ResolvedLink, type WireNetwork } from './internal/sim-wire.js';
+import { TIME_EPSILON_MS, Wire, type LinkCounters, type ResolvedLink, type WireNetwork } from './internal/sim-wire.js';
 
 /** Parameters of a link between two hosts (symmetric). */
 export interface LinkOptions {
@@ -315,8 +315,7 @@ export class SimulatedNetwork {
 
   /** Runs `callback` at exact time `atMs`, i.e. at the first whole millisecond not before it. */
   #schedule(atMs: number, callback: () => void): void {
-    // 1e-6 absorbs float error in summed serialisation times (1000.0000000001 is 1000).
-    const dueMs = Math.max(this.#clock.now(), Math.ceil(atMs - 1e-6));
+    const dueMs = Math.max(this.#clock.now(), Math.ceil(atMs - TIME_EPSILON_MS));
     const record = { dueMs };
     this.#pendingTimers.add(record);
     this.#clock.setTimer(dueMs - this.#clock.now(), () => {

@@ -188,7 +188,7 @@ describe('CodecPool', () => {
     expect(process.getActiveResourcesInfo().length).toBeLessThanOrEqual(threadsBefore);
   });
 
-  it('a pool that is used and never closed does not keep the process alive', async () => {
+  it('pools that are used, or idle, and never closed do not keep the process alive', async () => {
     // The real pool, bundled from the sources with esbuild (tsup's engine) into a folder
     // under node_modules so that the child resolves lz4-napi as a user's install would.
     const { buildSync } = await import('esbuild');
@@ -207,11 +207,13 @@ describe('CodecPool', () => {
       writeFileSync(
         join(dir, 'child.mjs'),
         `import { CodecPool } from './dedup.mjs';
-const pool = await CodecPool.open({ workerCount: 2 });
+// Three workers and two batches: at least one worker never gets work and stays idle.
+const pool = await CodecPool.open({ workerCount: 3 });
+const idle = await CodecPool.open({ workerCount: 1 });
 const text = new TextEncoder().encode('the pool the worker the batch '.repeat(2000));
 const [a, b] = await Promise.all([pool.compressBatch([text, text]), pool.fingerprintBatch([text])]);
 console.log(JSON.stringify({ codec: a[0].codec, byteLength: a[0].bytes.byteLength, fingerprintBytes: b[0].byteLength }));
-// No pool.close(): the process must still exit on its own.`,
+// No close(): the process must still exit on its own.`,
       );
       const started = Date.now();
       const out = execFileSync(process.execPath, [join(dir, 'child.mjs')], { encoding: 'utf8', timeout: 20_000 });

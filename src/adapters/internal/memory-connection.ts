@@ -33,7 +33,7 @@ export class MemoryConnection implements Connection {
   private constructor(peerAddress: string, highWaterBytes: number) {
     this.peer = Object.freeze({ address: peerAddress });
     this.#highWaterBytes = highWaterBytes;
-    this.#inbox = new ReadQueue({ onConsumed: () => this.#other?.#wakeWriters() });
+    this.#inbox = new ReadQueue({ onConsumed: () => this.#other!.#wakeWriters() });
   }
 
   /** Two connected ends: `[a, b]` where a's peer is `bAddress` and b's peer is `aAddress`. */
@@ -111,7 +111,6 @@ export class MemoryConnection implements Connection {
   }
 
   #assertWritable(): void {
-    if (this.#closing !== undefined && !this.#closeRequested) throw new DrkitError('CLOSED', 'connection was closed');
     if (this.#failure !== undefined) throw this.#failure;
     if (this.#peerClosed) throw new DrkitError('CLOSED', `${this.peer.address} closed the connection`);
   }

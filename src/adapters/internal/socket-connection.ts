@@ -8,8 +8,10 @@
  * Backpressure, receiving: received chunks queue until the consumer pulls them; above
  * `readHighWaterBytes` the socket is paused (the kernel window then throttles the peer)
  * and it resumes at half that, so a slow consumer never makes memory grow.
- * Teardown: `destroy()` resets the TCP connection (RST), so the peer's read fails with
- * CONNECTION_LOST instead of seeing a clean end; a FIN would look like `close()`.
+ * Framing: writes travel as length-prefixed records and `close()` sends an end record
+ * (stream-records.ts), so an end of stream without it (peer crash, `destroy()`) is
+ * CONNECTION_LOST, never mistaken for a clean close.
+ * Teardown: `destroy()` also resets the TCP connection (RST) so the peer notices at once.
  */
 import type net from 'node:net';
 import type { Connection, PeerInfo } from '../transport.js';
@@ -17,6 +19,7 @@ import type { IoOptions } from '../block-device.js';
 import { AbortError, DrkitError } from '../../core/errors.js';
 import { assertBytes } from '../../core/validate.js';
 import { ReadQueue } from './read-queue.js';
+import { END_RECORD, MAX_RECORD_BYTES, RecordDecoder, recordHeader } from './stream-records.js';
 import { socketError } from './socket-errors.js';
 import { checkIoOptions } from './transport-options.js';
 
@@ -54,6 +57,7 @@ export class SocketConnection implements Connection {
   readonly #queue: ReadQueue;
   readonly #readHighWaterBytes: number;
   readonly #pending = new Set<PendingWrite>();
+  readonly #decoder = new RecordDecoder();
   #paused = false;
   #peerEnded = false;
   #closing: Promise<void> | undefined;
@@ -66,12 +70,12 @@ export class SocketConnection implements Connection {
     this.#readHighWaterBytes = init.readHighWaterBytes;
     this.#queue = new ReadQueue({ onConsumed: () => this.#maybeResume() });
     const stream = this.#stream;
-    if (init.initialBytes !== undefined) this.#queue.push(init.initialBytes);
-    stream.on('data', (chunk: Buffer) => this.#onData(chunk));
+    if (init.initialBytes !== undefined) this.#onData(init.initialBytes);
+    stream.on('data', (chunk: Buffer) => this.#onData(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength)));
     stream.on('drain', () => this.#onDrain());
     stream.on('end', () => {
-      this.#peerEnded = true;
-      this.#queue.end();
+      if (this.#decoder.ended) return;
+      this.#fail(new DrkitError('CONNECTION_LOST', `${this.peer.address} ended the stream without closing it (crash or destroy)`, { data: { peer: this.peer.address } }));
     });
     stream.on('error', (err: Error) => this.#fail(socketError(err, 'CONNECTION_LOST', `connection with ${this.peer.address} broke`)));
     stream.on('close', () => {
@@ -98,6 +102,10 @@ export class SocketConnection implements Connection {
     checkIoOptions(options, 'Connection.write');
     this.#assertWritable();
     if (bytes.byteLength === 0) return;
+    if (bytes.byteLength > MAX_RECORD_BYTES) {
+      await this.write(bytes.subarray(0, MAX_RECORD_BYTES), options);
+      return this.write(bytes.subarray(MAX_RECORD_BYTES), options);
+    }
     const signal = options?.signal;
     await new Promise<void>((resolve, reject) => {
       const onAbort = (): void => {
@@ -117,11 +125,15 @@ export class SocketConnection implements Connection {
       };
       this.#pending.add(write);
       signal?.addEventListener('abort', onAbort, { once: true });
+      // Corked so header and payload leave in one writev, without copying the payload.
+      this.#stream.cork();
+      this.#stream.write(recordHeader(bytes.byteLength));
       const flowing = this.#stream.write(bytes, (err) => {
         write.accepted = true;
         if (err) write.settle(this.#failure ?? socketError(err, 'CONNECTION_LOST', `write to ${this.peer.address} failed`));
         else if (write.drained) write.settle();
       });
+      this.#stream.uncork();
       if (!flowing && this.#pending.has(write)) write.drained = false;
     });
   }
@@ -148,7 +160,7 @@ export class SocketConnection implements Connection {
         resolve();
       };
       stream.once('close', done);
-      stream.end(done);
+      stream.end(END_RECORD, done);
       const linger = setTimeout(() => this.#raw.destroy(), CLOSE_LINGER_MS);
       linger.unref();
       stream.once('close', () => clearTimeout(linger));
@@ -179,10 +191,24 @@ export class SocketConnection implements Connection {
     if (this.#stream.destroyed) throw new DrkitError('CONNECTION_LOST', `connection with ${this.peer.address} is gone`);
   }
 
-  #onData(chunk: Buffer): void {
-    // A plain Uint8Array view: Buffer#slice shares memory where Uint8Array#slice copies,
-    // and consumers are written against Uint8Array.
-    this.#queue.push(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+  /**
+   * `chunk` is a plain Uint8Array view: Buffer#slice shares memory where Uint8Array#slice
+   * copies, and consumers are written against Uint8Array.
+   */
+  #onData(chunk: Uint8Array): void {
+    try {
+      this.#decoder.feed(chunk, (payload) => this.#queue.push(payload));
+    } catch (err) {
+      this.destroy(err as Error);
+      return;
+    }
+    if (this.#decoder.ended && !this.#peerEnded) {
+      this.#peerEnded = true;
+      this.#queue.end();
+      // The peer closed both directions: answer with our end record and FIN, so its
+      // side sees a clean close too.
+      void this.close();
+    }
     if (!this.#paused && this.#queue.bufferedBytes > this.#readHighWaterBytes) {
       this.#paused = true;
       this.#stream.pause();

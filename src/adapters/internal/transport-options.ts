@@ -77,17 +77,20 @@ export async function withDeadline<T>(
 ): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   let onAbort: (() => void) | undefined;
+  // Only an expired deadline or an abort cancels; when `start` itself fails it has
+  // already torn down what it owns (maybe gracefully, e.g. to deliver a refusal).
   const limits = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new DrkitError('TIMEOUT', `${what}: no answer within ${timeoutMs} ms`, { data: { timeoutMs } })), timeoutMs);
-    onAbort = () => reject(new AbortError(`${what}: aborted`, { cause: signal?.reason }));
+    const stop = (err: Error): void => {
+      cancel();
+      start.catch(() => undefined);
+      reject(err);
+    };
+    timer = setTimeout(() => stop(new DrkitError('TIMEOUT', `${what}: no answer within ${timeoutMs} ms`, { data: { timeoutMs } })), timeoutMs);
+    onAbort = () => stop(new AbortError(`${what}: aborted`, { cause: signal?.reason }));
     signal?.addEventListener('abort', onAbort, { once: true });
   });
   try {
     return await Promise.race([start, limits]);
-  } catch (err) {
-    cancel();
-    start.catch(() => undefined);
-    throw err;
   } finally {
     clearTimeout(timer);
     if (onAbort !== undefined) signal?.removeEventListener('abort', onAbort);

@@ -21,6 +21,13 @@ export const MAX_RETRANSMISSIONS = 15;
 /** Ceiling of the exponentially backed-off retransmission timeout (Linux caps its RTO at 120 s; 60 s keeps simulated outages short). */
 export const MAX_RETRANSMIT_TIMEOUT_MS = 60_000;
 
+/**
+ * Float error allowed in exact times (summed serialisation times drift by ~1e-13 ms):
+ * a time within it of a whole millisecond counts as that millisecond. Scheduling and
+ * the pump must use the same tolerance, or a pump could wake up "too early" forever.
+ */
+export const TIME_EPSILON_MS = 1e-6;
+
 /** Link parameters with every default applied (see `LinkOptions`). */
 export interface ResolvedLink {
   readonly latencyMs: number;
@@ -96,7 +103,7 @@ export class Wire {
         continue;
       }
       const startMs = Math.max(this.#freeAtMs, item.readyAtMs);
-      if (startMs > nowMs) {
+      if (startMs > nowMs + TIME_EPSILON_MS) {
         if (!this.#pumpScheduled) {
           this.#pumpScheduled = true;
           this.#net.schedule(startMs, () => {
