@@ -1,3 +1,4 @@
+import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
@@ -88,7 +89,7 @@ describe('TlsTransport authentication', () => {
   });
 
   it('reports the verified fingerprint and common name of each peer', async () => {
-    const fingerprint = (name: string): string => new (require('node:crypto').X509Certificate)(pem(name)).fingerprint256.replace(/:/g, '').toLowerCase();
+    const fingerprint = (name: string): string => new X509Certificate(pem(name)).fingerprint256.replace(/:/g, '').toLowerCase();
     const server = await listen(site('siteB'));
     try {
       const accepted = server.next();
