@@ -225,7 +225,17 @@ export class CodecPool {
     }
     checkBatchBytes(lengths);
     if (this.workerCount === 0) {
-      return this.#inThread(options.signal, () => extents.map((e) => this.#codec.decompress(e.codec, e.bytes, e.rawLength)));
+      return this.#inThread(options.signal, () =>
+        extents.map((e, index) => {
+          try {
+            return this.#codec.decompress(e.codec, e.bytes, e.rawLength);
+          } catch (err) {
+            // Same shape as a worker's error: which extent of the batch was bad.
+            const coded = err as DrkitError;
+            throw new DrkitError(coded.code, coded.message, { cause: coded.cause, data: { ...coded.data, index } });
+          }
+        }),
+      );
     }
     const buffer = pack(
       extents.map((e) => e.bytes),

@@ -160,7 +160,7 @@ function plan(rule: RetentionRule, timeZone: string, snapshotsIn: readonly Reten
   // Counts.
   const newestFirst = [...finalUnits].sort(byNewest);
   newestFirst.slice(0, rule.keepLast).forEach((u, i) => {
-    u.reasons.push({ kind: 'keep-last', rank: i + 1, count: rule.keepLast, description: `newest ${i + 1} of the last ${rule.keepLast} restore points` });
+    u.reasons.push({ kind: 'keep-last', rank: i + 1, count: rule.keepLast, description: `#${i + 1} of the newest ${rule.keepLast} restore points` });
   });
   const past = newestFirst.filter((u) => u.timeMs <= nowMs);
   const oldestMs = past.length === 0 ? nowMs : past[past.length - 1]!.timeMs;

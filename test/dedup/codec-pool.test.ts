@@ -128,6 +128,8 @@ describe('CodecPool', () => {
       });
     }
     await expect(pool.decompressBatch(truncated)).rejects.toMatchObject({ data: { index: 1 } });
+    await expect(inThread.decompressBatch(truncated)).rejects.toMatchObject({ data: { index: 1 } });
+    await expect(inThread.decompressBatch(lying)).rejects.toMatchObject({ data: { index: 2 } });
     const ok = await pool.decompressBatch(enc);
     ok.forEach((d, i) => expect(equalBytes(d, batch[i] as Uint8Array)).toBe(true));
   });
