@@ -10,7 +10,7 @@
  * - Nothing unverified is stored: each extent's decompressed bytes must match both its
  *   xxh64 checksum and its fingerprint, else CORRUPTION and nothing of the batch lands.
  * - Resumable: a session's staging volume and cursor are checkpointed (tree flush, then
- *   the session record) at least every CHECKPOINT_BLOCK_BYTES of mapped blocks; a new
+ *   the session record) at least every `checkpointBytes` of mapped blocks (64 MiB); a new
  *   `begin` of the same session resumes from the checkpoint. Every call is idempotent.
  */
 import { DrkitError } from '../core/errors.js';
@@ -24,8 +24,8 @@ import { ExtentCodec, type CodecId } from '../dedup/codec.js';
 import { originOf, stampOrigin, volumeKeyOf } from './origin.js';
 import type { BeginRequest, BeginResponse, HeldSnapshot, ReplicationPort, WireBlock, WireExtent } from './replication-port.js';
 
-/** Mapped bytes between durable checkpoints: bounds what a receiver crash makes the sender resend. */
-const CHECKPOINT_BLOCK_BYTES = 64 * 1024 * 1024;
+/** Default mapped bytes between durable checkpoints: bounds what a receiver crash makes the sender resend. */
+export const DEFAULT_CHECKPOINT_BYTES = 64 * 1024 * 1024;
 /** Prefix of staging volume names; Site listings hide them. */
 export const STAGING_PREFIX = '.drkit-staging/';
 const SESSION_KEY_PREFIX = 'rp/s/';
@@ -47,18 +47,26 @@ export class ReceiverState implements ReplicationPort {
   readonly #sessions = new Map<string, SessionRecord>();
   readonly #volumes = new Map<string, Volume>();
   readonly #unsavedBytes = new Map<string, number>();
+  readonly #checkpointBytes: number;
 
-  private constructor(tree: SnapshotTree, meta: MetaStore, siteId: string, xxh: Xxh64, codec: ExtentCodec) {
+  private constructor(tree: SnapshotTree, meta: MetaStore, siteId: string, xxh: Xxh64, codec: ExtentCodec, checkpointBytes: number) {
     this.#tree = tree;
     this.#meta = meta;
     this.#siteId = siteId;
     this.#xxh = xxh;
     this.#codec = codec;
+    this.#checkpointBytes = checkpointBytes;
   }
 
-  /** Loads checkpointed sessions. `meta` is where session records live (usually the tree's MetaStore). */
-  static async open(tree: SnapshotTree, meta: MetaStore, siteId: string): Promise<ReceiverState> {
-    const state = new ReceiverState(tree, meta, siteId, await loadXxh64(), await ExtentCodec.open());
+  /**
+   * Loads checkpointed sessions. `meta` is where session records live (usually the tree's
+   * MetaStore). `checkpointBytes`: mapped bytes between durable checkpoints.
+   * @defaultValue checkpointBytes = DEFAULT_CHECKPOINT_BYTES (64 MiB)
+   */
+  static async open(tree: SnapshotTree, meta: MetaStore, siteId: string, options: { checkpointBytes?: number } = {}): Promise<ReceiverState> {
+    const checkpointBytes = options.checkpointBytes ?? DEFAULT_CHECKPOINT_BYTES;
+    if (!Number.isSafeInteger(checkpointBytes) || checkpointBytes <= 0) throw new DrkitError('INVALID_ARGUMENT', 'checkpointBytes must be a positive integer');
+    const state = new ReceiverState(tree, meta, siteId, await loadXxh64(), await ExtentCodec.open(), checkpointBytes);
     for await (const [, value] of meta.iterate({ prefix: utf8(SESSION_KEY_PREFIX) })) {
       const record = JSON.parse(new TextDecoder().decode(value)) as SessionRecord;
       if (record.formatVersion !== 1) throw new DrkitError('FORMAT_VERSION', 'unknown replication session record version');
@@ -130,7 +138,7 @@ export class ReceiverState implements ReplicationPort {
     await volume.mapBlocks(blocks.map((b) => ({ blockIndex: b.blockIndex, fingerprint: b.fingerprint })));
     if (cursorAfter > record.cursorBlock) record.cursorBlock = Math.min(cursorAfter, record.request.byteLength / record.request.blockBytes);
     const unsaved = (this.#unsavedBytes.get(sessionId) ?? 0) + blocks.length * record.request.blockBytes;
-    if (unsaved >= CHECKPOINT_BLOCK_BYTES) {
+    if (unsaved >= this.#checkpointBytes) {
       await this.#tree.flush();
       await this.#saveSession(record);
       this.#unsavedBytes.set(sessionId, 0);

@@ -54,6 +54,8 @@ export interface SiteOptions {
   readonly storageOnly?: boolean;
   /** Idle time after which a silent connection fails (TIMEOUT). @defaultValue 120000 */
   readonly idleTimeoutMs?: number;
+  /** Received bytes between durable checkpoints of a transfer. @defaultValue 64 MiB */
+  readonly checkpointBytes?: number;
 }
 
 /** Options of {@link Site.replicate} and {@link Site.pull}. */
@@ -92,7 +94,7 @@ export class Site {
       throw new DrkitError('INVALID_ARGUMENT', 'siteId must be 1-64 characters of [A-Za-z0-9._-]', { data: { siteId: String(options.siteId) } });
     }
     const clock = options.clock ?? new SystemClock();
-    const receiver = await ReceiverState.open(options.tree, options.meta, options.siteId);
+    const receiver = await ReceiverState.open(options.tree, options.meta, options.siteId, options.checkpointBytes === undefined ? {} : { checkpointBytes: options.checkpointBytes });
     return new Site(options, receiver, await ExtentCodec.open(), await loadXxh64(), clock);
   }
 

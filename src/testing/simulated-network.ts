@@ -47,9 +47,12 @@
  *   later; a connect whose handshake outlasts its timeout fails with TIMEOUT.
  * - `destroy()` breaks the local side at once; the peer sees CONNECTION_LOST one
  *   latencyMs later. `close()` sends a FIN behind the data and resolves once everything
- *   written before it is on the wire; the peer reads all of it, then its read ends, and
- *   its later writes fail with CONNECTION_LOST. Bytes not yet read at close() are
- *   discarded. A break discards received-but-unread bytes too (like a TCP reset).
+ *   written before it is on the wire (it never rejects); the peer reads all of it, then
+ *   its read ends and its writes reject with CLOSED. Our own reader gets what had
+ *   arrived before close(); later arrivals, and everything after a reader leaves its
+ *   loop early, are discarded and acknowledged at once, so the peer never stalls on
+ *   them. A break discards received-but-unread bytes (like a TCP reset). Aborting a
+ *   write that is partly on the wire destroys the connection (it can no longer be framed).
  */
 import type { IoOptions } from '../adapters/block-device.js';
 import type { Connection, Listener, ListenOptions, Transport } from '../adapters/transport.js';

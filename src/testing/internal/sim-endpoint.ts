@@ -7,6 +7,8 @@
  * connection); the sender's window is the bytes written but not yet read by the peer's
  * application, released one-way latency after the read (the ACK). `close()` sends a FIN
  * behind the data; a break (reset, partition, crash, `destroy`) fails everything at once.
+ * Bytes nobody will read (after close(), or after the reader left its loop) are
+ * discarded on arrival and acknowledged at once, so the peer's writes never stall on them.
  */
 import type { IoOptions } from '../../adapters/block-device.js';
 import type { Connection, PeerInfo } from '../../adapters/transport.js';
@@ -68,6 +70,8 @@ export class SimEndpoint implements Connection {
   #peerFinished = false;
   #error: Error | undefined;
   #readCalled = false;
+  /** The reader left its loop early, or close() was called: later arrivals are discarded. */
+  #discarding = false;
   #wakeReader: (() => void) | undefined;
   #done = false;
 
@@ -100,7 +104,7 @@ export class SimEndpoint implements Connection {
     return this.#unackedBytes;
   }
 
-  /** @throws INVALID_ARGUMENT, ABORTED, CLOSED (after close()), CONNECTION_LOST (broken, or the peer closed) */
+  /** @throws INVALID_ARGUMENT, ABORTED, CLOSED (after close() by either side), CONNECTION_LOST (broken) */
   write(bytes: Uint8Array, options: IoOptions = {}): Promise<void> {
     try {
       assertBytes(bytes, 'bytes');
@@ -131,9 +135,8 @@ export class SimEndpoint implements Connection {
   close(): Promise<void> {
     if (this.#closePromise !== undefined) return this.#closePromise;
     this.#localClosed = true;
-    // Closing both directions discards what the application has not read; the peer's
-    // window gets that credit back so its last writes are not stuck behind it.
-    this.#discardInbox();
+    // Our reader still gets what already arrived; what arrives later nobody will read.
+    this.#discarding = true;
     this.#wake();
     if (this.#error !== undefined) {
       this.#closePromise = Promise.resolve();
@@ -190,7 +193,7 @@ export class SimEndpoint implements Connection {
     if (this.#error !== undefined) return this.#error;
     if (this.#localClosed) return new DrkitError('CLOSED', 'write after close()', { data: { address: this.localAddress } });
     if (this.#peerFinished) {
-      return new DrkitError('CONNECTION_LOST', 'the peer closed the connection', { data: { address: this.localAddress, peer: this.peer.address } });
+      return new DrkitError('CLOSED', 'the peer closed the connection', { data: { address: this.localAddress, peer: this.peer.address } });
     }
     return undefined;
   }
@@ -200,9 +203,13 @@ export class SimEndpoint implements Connection {
       const onAbort = (): void => {
         const index = this.#sendQueue.indexOf(entry);
         if (index < 0) return;
-        // Segments already admitted stay sent, as with a socket: the stream holds a prefix of this write.
         this.#sendQueue.splice(index, 1);
         reject(new AbortError('write aborted', { cause: signal?.reason }));
+        // A prefix of this write is on the wire: the stream can no longer be framed, so
+        // the connection dies (the Transport contract); otherwise it stays usable.
+        if (entry.nextIndex > 0) {
+          this.destroy(new DrkitError('CONNECTION_LOST', 'a write was aborted half-sent', { data: { address: this.localAddress, reason: 'aborted write' } }));
+        }
       };
       const entry: PendingWrite = {
         segments,
@@ -250,9 +257,9 @@ export class SimEndpoint implements Connection {
   #accept(segment: Segment): void {
     if (segment.bytes === null) {
       this.#peerFinished = true;
-      // The peer closed both directions: our unsent data has nowhere to go (TCP would
-      // answer it with a reset). Queued FINs stay, so our own close() completes.
-      const lost = new DrkitError('CONNECTION_LOST', 'the peer closed the connection', { data: { address: this.localAddress, peer: this.peer.address } });
+      // The peer closed both directions: our unsent data has nowhere to go. Queued FINs
+      // stay, so our own close() completes.
+      const lost = new DrkitError('CLOSED', 'the peer closed the connection', { data: { address: this.localAddress, peer: this.peer.address } });
       for (let i = this.#sendQueue.length - 1; i >= 0; i--) {
         const entry = this.#sendQueue[i]!;
         if (entry.segments !== null) {
@@ -265,7 +272,7 @@ export class SimEndpoint implements Connection {
       this.#checkDone();
       return;
     }
-    if (this.#localClosed) {
+    if (this.#discarding) {
       this.#fabric.acknowledge(this, segment.bytes.byteLength);
       return;
     }
@@ -278,24 +285,26 @@ export class SimEndpoint implements Connection {
     try {
       for (;;) {
         if (this.#error !== undefined) throw this.#error;
-        if (this.#localClosed) break;
         const chunk = this.#inbox.shift();
         if (chunk !== undefined) {
           this.#fabric.acknowledge(this, chunk.byteLength);
           yield chunk;
           continue;
         }
-        if (this.#peerFinished) break;
+        if (this.#peerFinished || this.#localClosed) break;
         await new Promise<void>((resolve) => {
           this.#wakeReader = resolve;
         });
       }
       finished = true;
     } finally {
-      // Leaving the loop early means nobody will read this connection again; like a
-      // Node socket iterator, that ends the connection (cleanly) rather than letting
-      // the peer's writes stall forever on a window nobody drains.
-      if (!finished && this.#error === undefined) void this.close();
+      // Leaving the loop early means nobody will read this connection again: discard
+      // what is buffered and what comes, so the peer's writes never stall on a window
+      // nobody drains (the connection itself stays open for writing).
+      if (!finished) {
+        this.#discarding = true;
+        this.#discardInbox();
+      }
     }
   }
 
