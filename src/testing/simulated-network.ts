@@ -58,11 +58,12 @@ import type { IoOptions } from '../adapters/block-device.js';
 import type { Connection, Listener, ListenOptions, Transport } from '../adapters/transport.js';
 import type { VirtualClock } from '../adapters/virtual-clock.js';
 import { AbortError, DrkitError, throwIfAborted } from '../core/errors.js';
-import { assertNonNegativeInteger, assertPositiveInteger } from '../core/validate.js';
+import { assertPositiveInteger } from '../core/validate.js';
 import { startAutoAdvance, type AutoAdvanceHandle } from './internal/auto-advancer.js';
 import { SeededPrng } from './internal/seeded-prng.js';
 import { SimEndpoint, type EndpointFabric } from './internal/sim-endpoint.js';
 import { NetworkRegistry } from './internal/sim-registry.js';
+import { assertHostName, directionKey, newCounters, pairKey, parseAddress, resolveLink } from './internal/sim-options.js';
 import { TIME_EPSILON_MS, Wire, type LinkCounters, type ResolvedLink, type WireNetwork } from './internal/sim-wire.js';
 
 /** Parameters of a link between two hosts (symmetric). */
@@ -126,8 +127,6 @@ export interface AutoAdvance extends AsyncDisposable {
   stop(): Promise<void>;
 }
 
-/** Linux's minimum retransmission timeout. */
-const MIN_RETRANSMIT_TIMEOUT_MS = 200;
 /** Default send buffer: an autotuned Linux socket buffer's order of magnitude; covers 100 Mbit/s x 80 ms. */
 const DEFAULT_SEND_BUFFER_BYTES = 1024 * 1024;
 const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
@@ -474,74 +473,4 @@ export class SimulatedNetwork {
       });
     });
   }
-}
-
-function newCounters(): LinkCounters {
-  return {
-    bytesSent: 0,
-    bytesRetransmitted: 0,
-    bytesDelivered: 0,
-    segmentsSent: 0,
-    segmentsLost: 0,
-    segmentsReordered: 0,
-    connectionsOpened: 0,
-    connectionsBroken: 0,
-  };
-}
-
-function pairKey(hostA: string, hostB: string): string {
-  return hostA < hostB ? `${hostA}\n${hostB}` : `${hostB}\n${hostA}`;
-}
-
-function directionKey(fromHost: string, toHost: string): string {
-  return `${fromHost}\n${toHost}`;
-}
-
-function assertHostName(host: unknown, name: string): asserts host is string {
-  if (typeof host !== 'string' || !/^[^\s:]+$/.test(host)) {
-    throw new DrkitError('INVALID_ARGUMENT', `${name} must be a non-empty host name without ':' or spaces, got ${JSON.stringify(host)}`, {
-      data: { name },
-    });
-  }
-}
-
-function parseAddress(address: unknown): { host: string; port: number } {
-  const match = typeof address === 'string' ? /^([^\s:]+):(\d{1,5})$/.exec(address) : null;
-  const port = match === null ? NaN : Number(match[2]);
-  if (match === null || port > 65_535) {
-    throw new DrkitError('INVALID_ARGUMENT', `address must be "host:port", got ${JSON.stringify(address)}`, { data: { address: String(address) } });
-  }
-  return { host: match[1]!, port };
-}
-
-function assertProbability(value: unknown, name: string): void {
-  if (typeof value !== 'number' || !(value >= 0 && value <= 1)) {
-    throw new DrkitError('INVALID_ARGUMENT', `${name} must be a probability in [0, 1], got ${String(value)}`, { data: { name } });
-  }
-}
-
-/** Applies the defaults of {@link LinkOptions} and validates. */
-function resolveLink(options: LinkOptions): ResolvedLink {
-  const latencyMs = options.latencyMs ?? 1;
-  const jitterMs = options.jitterMs ?? 0;
-  const bandwidthBytesPerSec = options.bandwidthBytesPerSec ?? Infinity;
-  assertNonNegativeInteger(latencyMs, 'latencyMs');
-  assertNonNegativeInteger(jitterMs, 'jitterMs');
-  if (typeof bandwidthBytesPerSec !== 'number' || !(bandwidthBytesPerSec > 0)) {
-    throw new DrkitError('INVALID_ARGUMENT', `bandwidthBytesPerSec must be a positive number, got ${String(bandwidthBytesPerSec)}`);
-  }
-  const resolved: ResolvedLink = {
-    latencyMs,
-    jitterMs,
-    bandwidthBytesPerSec,
-    lossProbability: options.lossProbability ?? 0,
-    reorderProbability: options.reorderProbability ?? 0,
-    resetProbability: options.resetProbability ?? 0,
-    retransmitTimeoutMs: options.retransmitTimeoutMs ?? Math.max(MIN_RETRANSMIT_TIMEOUT_MS, 2 * (latencyMs + jitterMs)),
-  };
-  assertProbability(resolved.lossProbability, 'lossProbability');
-  assertProbability(resolved.reorderProbability, 'reorderProbability');
-  assertProbability(resolved.resetProbability, 'resetProbability');
-  assertPositiveInteger(resolved.retransmitTimeoutMs, 'retransmitTimeoutMs');
-  return Object.freeze(resolved);
 }

@@ -129,7 +129,7 @@ describe('SimulatedNetwork', () => {
           expect(network.openConnectionCount).toBe(0);
         },
       ),
-      { seed: 0x5e7, numRuns: 30 },
+      { seed: 0x5e7, numRuns: 60 },
     );
   });
 
@@ -430,6 +430,36 @@ describe('SimulatedNetwork', () => {
     expect(await drive(clock, peerRead, 1_000, 1)).toBe('CONNECTION_LOST');
     expect(peerFailedAtMs - startMs).toBe(30);
     expect(network.linkStats('a', 'b').connectionsBroken).toBe(1);
+  });
+
+  it('an aborted write that never started leaves the connection usable; one half sent destroys it', async () => {
+    const clock = new VirtualClock();
+    const network = new SimulatedNetwork({ clock, seed: 12, sendBufferBytes: 64 * 1024 });
+    const server = await accepting(network.transport('b'), 'b:1');
+    const connection = await drive(clock, network.transport('a').connect('b:1'));
+    const peer = await server.next();
+    await connection.write(new Uint8Array(64 * 1024)); // fills the window; the peer does not read yet
+    const queued = new AbortController();
+    const waiting = codeOf(connection.write(Uint8Array.of(1, 2, 3), { signal: queued.signal }));
+    queued.abort();
+    expect(await waiting).toBe('ABORTED');
+    const received = readAll(peer);
+    await connection.write(Uint8Array.of(4));
+    await connection.close();
+    const got = await drive(clock, received);
+    expect(got.byteLength).toBe(64 * 1024 + 1);
+    expect(got[64 * 1024]).toBe(4);
+
+    const second = await drive(clock, network.transport('a').connect('b:1'));
+    const secondPeer = await server.next();
+    const secondRead = codeOf(readAll(secondPeer));
+    const halfSent = new AbortController();
+    // 3 segments; the window admits only the first until the peer reads it
+    const writing = codeOf(second.write(new Uint8Array(3 * 64 * 1024), { signal: halfSent.signal }));
+    halfSent.abort();
+    expect(await writing).toBe('ABORTED');
+    expect(await codeOf(second.write(Uint8Array.of(1)))).toBe('CONNECTION_LOST');
+    expect(await drive(clock, secondRead)).toBe('CONNECTION_LOST');
   });
 
   it('replays exactly from its seed', async () => {
