@@ -196,6 +196,27 @@ export class ReceiverState implements ReplicationPort {
     this.#sessions.delete(sessionId);
   }
 
+  /**
+   * Remote retention: deletes the replicas of the named snapshots. Only replicas of the
+   * requester's own snapshots (origin site = requester) are touched; a replica in use (a
+   * reader, a diff) is skipped. Returns the ids deleted.
+   */
+  async prune(requesterSiteId: string, snapshots: readonly { originSiteId: string; originSnapshotId: string }[]): Promise<string[]> {
+    const deleted: string[] = [];
+    for (const ref of snapshots) {
+      if (ref.originSiteId !== requesterSiteId) continue;
+      const id = this.#findCommitted(ref.originSiteId, ref.originSnapshotId);
+      if (id === undefined) continue;
+      try {
+        await this.#tree.deleteSnapshot(id);
+        deleted.push(id);
+      } catch (err) {
+        if (!(err instanceof DrkitError && err.code === 'BUSY')) throw err;
+      }
+    }
+    return deleted;
+  }
+
   /** Abandons a session (the sender cancelled). */
   async abort(sessionId: string): Promise<void> {
     await this.#drop(sessionId);

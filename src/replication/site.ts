@@ -22,6 +22,7 @@ import { clientHandshake, serverHandshake } from './internal/handshake.js';
 import { Peer } from './internal/peer.js';
 import { ReceiverState, STAGING_PREFIX } from './receiver-state.js';
 import { replicateSnapshots, type ReplicateOptions, type ReplicationResult, type SenderContext } from './sender.js';
+import type { HeldSnapshot } from './replication-port.js';
 
 /** How to reach and trust another site. */
 export interface RemoteSite {
@@ -167,6 +168,41 @@ export class Site {
       try {
         const [id] = await peer.pull(remoteSnapshotId);
         return this.tree.getSnapshot(id!);
+      } finally {
+        await peer.close();
+      }
+    });
+  }
+
+  /**
+   * What `remote` holds of a volume lineage (`volumeKeyOf(originOf(snapshot))`), by origin:
+   * the facts remote retention and RPO tracking plan with.
+   */
+  async listRemote(remote: RemoteSite, volumeKey: string, options: SiteTransferOptions = {}): Promise<HeldSnapshot[]> {
+    return this.#withRetries(options, async () => {
+      const peer = await this.#connect(remote, options.signal);
+      try {
+        return await peer.port().list(volumeKey);
+      } finally {
+        await peer.close();
+      }
+    });
+  }
+
+  /**
+   * Remote retention: asks `remote` to delete its replicas of these snapshots of this
+   * site (by their ids here). Resolves with the remote ids deleted.
+   */
+  async pruneRemote(remote: RemoteSite, snapshotIds: readonly string[], options: SiteTransferOptions = {}): Promise<string[]> {
+    if (snapshotIds.length === 0) return [];
+    const refs = snapshotIds.map((id) => ({ originSiteId: this.siteId, originSnapshotId: id }));
+    return this.#withRetries(options, async () => {
+      const peer = await this.#connect(remote, options.signal);
+      try {
+        const MAX_PER_REQUEST = 256; // the protocol's bound per PRUNE_REQ
+        const deleted: string[] = [];
+        for (let i = 0; i < refs.length; i += MAX_PER_REQUEST) deleted.push(...(await peer.prune(refs.slice(i, i + MAX_PER_REQUEST))));
+        return deleted;
       } finally {
         await peer.close();
       }

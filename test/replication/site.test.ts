@@ -134,3 +134,29 @@ describe('Site over MemoryTransport', () => {
     await b.site.close();
   });
 });
+
+describe('remote retention', () => {
+  it('lists and prunes replicas of our own snapshots only', async () => {
+    const net = MemoryTransport.create();
+    const a = await makeSite('A', net);
+    const b = await makeSite('B', net);
+    const c = await makeSite('C', net);
+    const vol = await a.tree.createVolume({ name: 'v', byteLength: 16 * 16 * KiB });
+    const snaps = [];
+    for (let i = 0; i < 3; i++) {
+      await vol.write(0, new Uint8Array(16 * KiB).fill(i + 1));
+      const s = await a.tree.snapshot(vol.id, { name: `s${i}` });
+      await a.site.replicate(s.id, b.remote);
+      snaps.push(s);
+    }
+    const volumeKey = `A/${vol.id}`;
+    expect((await a.site.listRemote(b.remote, volumeKey)).map((h) => h.originSnapshotId)).toEqual(snaps.map((s) => s.id));
+    // C may not prune A's replicas at B.
+    expect(await c.site.pruneRemote(b.remote, [snaps[0]!.id])).toEqual([]);
+    const deleted = await a.site.pruneRemote(b.remote, [snaps[0]!.id, snaps[1]!.id]);
+    expect(deleted).toHaveLength(2);
+    expect((await a.site.listRemote(b.remote, volumeKey)).map((h) => h.originSnapshotId)).toEqual([snaps[2]!.id]);
+    expect((await b.tree.verify({ readData: true })).problems).toEqual([]);
+    for (const s of [a, b, c]) await s.site.close();
+  });
+});

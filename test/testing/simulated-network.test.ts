@@ -444,9 +444,8 @@ describe('SimulatedNetwork', () => {
     queued.abort();
     expect(await waiting).toBe('ABORTED');
     const received = readAll(peer);
-    await connection.write(Uint8Array.of(4));
-    await connection.close();
-    const got = await drive(clock, received);
+    const tail = connection.write(Uint8Array.of(4)).then(() => connection.close());
+    const [got] = await drive(clock, Promise.all([received, tail]));
     expect(got.byteLength).toBe(64 * 1024 + 1);
     expect(got[64 * 1024]).toBe(4);
 

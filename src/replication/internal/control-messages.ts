@@ -157,6 +157,26 @@ export interface AbortMessage {
   readonly reason: string;
 }
 
+/** One snapshot named by its origin. */
+export interface OriginRef {
+  readonly originSiteId: string;
+  readonly originSnapshotId: string;
+}
+
+/** Asks the receiver to delete its replicas of these snapshots (remote retention). Only replicas of the requester's own snapshots are deleted. */
+export interface PruneRequest {
+  readonly type: 'PRUNE_REQ';
+  readonly requestId: number;
+  readonly snapshots: readonly OriginRef[];
+}
+
+/** The receiver's ids of the replicas it deleted. */
+export interface PruneResponse {
+  readonly type: 'PRUNE_RES';
+  readonly requestId: number;
+  readonly deletedSnapshotIds: readonly string[];
+}
+
 /** Every control message. */
 export type ControlMessage =
   | HelloMessage
@@ -171,13 +191,15 @@ export type ControlMessage =
   | CommitRequest
   | CommitResponse
   | PullRequest
-  | AbortMessage;
+  | AbortMessage
+  | PruneRequest
+  | PruneResponse;
 
 /** Names of the control message types. */
 export type ControlMessageType = ControlMessage['type'];
 
 const CONTROL_TYPES: ReadonlySet<string> = new Set<ControlMessageType>([
-  'HELLO', 'CHALLENGE', 'AUTH', 'WELCOME', 'ERROR', 'LIST_REQ', 'LIST_RES', 'BEGIN_REQ', 'BEGIN_RES', 'COMMIT_REQ', 'COMMIT_RES', 'PULL_REQ', 'ABORT',
+  'HELLO', 'CHALLENGE', 'AUTH', 'WELCOME', 'ERROR', 'LIST_REQ', 'LIST_RES', 'BEGIN_REQ', 'BEGIN_RES', 'COMMIT_REQ', 'COMMIT_RES', 'PULL_REQ', 'ABORT', 'PRUNE_REQ', 'PRUNE_RES',
 ]);
 
 /** True when `type` names a control (JSON) message. */
@@ -280,6 +302,21 @@ export function decodeControlMessage(type: ControlMessageType, payload: Uint8Arr
     }
     case 'ABORT':
       return { type, sessionId: f.id('sessionId'), reason: f.text('reason', 0, MAX_TEXT_CHARS) };
+    case 'PRUNE_REQ':
+      return {
+        type,
+        requestId: requestId(f),
+        snapshots: nonEmpty(
+          f.array('snapshots', MAX_LIST_SNAPSHOTS, (value, path) => {
+            const s = new Fields(value, type, path);
+            return { originSiteId: s.id('originSiteId'), originSnapshotId: s.id('originSnapshotId') };
+          }),
+          type,
+          'snapshots',
+        ),
+      };
+    case 'PRUNE_RES':
+      return { type, requestId: requestId(f), deletedSnapshotIds: f.array('deletedSnapshotIds', MAX_LIST_SNAPSHOTS, idItem(type)) };
   }
 }
 

@@ -66,6 +66,8 @@ export const FRAME_TYPE = Object.freeze({
   COMMIT_RES: 21,
   PULL_REQ: 22,
   ABORT: 23,
+  PRUNE_REQ: 24,
+  PRUNE_RES: 25,
   HAVE_REQ: 32,
   HAVE_RES: 33,
   EXTENTS: 34,

@@ -107,6 +107,12 @@ export class Peer {
     });
   }
 
+  /** Asks the peer to delete its replicas of our snapshots (remote retention); resolves with the ids it deleted. */
+  async prune(snapshots: readonly { originSiteId: string; originSnapshotId: string }[]): Promise<string[]> {
+    const res = await this.#request('PRUNE_RES', (requestId) => ({ type: 'PRUNE_REQ', requestId, snapshots }));
+    return [...res.deletedSnapshotIds];
+  }
+
   /** Closes the connection cleanly. */
   async close(): Promise<void> {
     if (this.#closed) return;
@@ -209,6 +215,11 @@ export class Peer {
       case 'ABORT':
         await receiver.abort(message.sessionId);
         return;
+      case 'PRUNE_REQ': {
+        const deleted = await receiver.prune(this.peerSiteId, message.snapshots);
+        await writeMessage(w, { type: 'PRUNE_RES', requestId: message.requestId, deletedSnapshotIds: deleted });
+        return;
+      }
       default:
         throw new DrkitError('PROTOCOL_ERROR', `unexpected ${message.type}`, { data: { type: message.type } });
     }
@@ -222,6 +233,7 @@ function responseKeyOf(m: Message): string | undefined {
     case 'BEGIN_RES':
     case 'HAVE_RES':
     case 'COMMIT_RES':
+    case 'PRUNE_RES':
       return `${m.type}:${m.requestId}`;
     case 'EXTENTS_ACK':
     case 'BLOCKS_ACK':
