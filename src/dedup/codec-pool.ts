@@ -28,8 +28,12 @@ import { sha256Fingerprinter } from './fingerprint.js';
 import { CODEC_WORKER_SOURCE } from './internal/codec-worker-source.js';
 
 /**
- * Measured best worker count on this project's 2-core machine (bench/suites/codec.mjs):
- * see docs/architecture.md for the figures behind it.
+ * Measured best worker count on this project's 2-core machine (bench/suites/codec.mjs,
+ * 16 KiB extents, batches of 256): lz4 on text-like data ran at 502 MB/s in-thread,
+ * 417 MB/s with 1 worker (the packing copy and messages cost ~15%) and 658 MB/s with 2
+ * (1.31x, with 1.65 cores available; the machine is shared). Only compression of
+ * compressible data pays: incompressible data (lz4 ~1.9 GB/s) and decompression were
+ * as fast or faster in-thread.
  */
 export const DEFAULT_CODEC_WORKERS = 2;
 

@@ -276,7 +276,8 @@ export function describeTransport(options: TransportSuiteOptions): void {
       const s = await current();
       const listener = await s.server.listen(s.address, {
         onConnection: () => {
-          throw new Error('not today');
+          // A user callback failing with a foreign error: the transport must cope.
+          throw new TypeError('not today');
         },
       });
       try {
