@@ -32,8 +32,9 @@ import { SystemClock } from '../adapters/system-clock.js';
 import { sha256Fingerprinter, type Fingerprinter } from '../dedup/fingerprint.js';
 import { heightFor } from './internal/block-map.js';
 import { changedRanges } from './internal/changed-ranges.js';
-import { TAG, TreeKeys } from './internal/keys.js';
+import { TreeKeys } from './internal/keys.js';
 import { MapStore } from './internal/map-store.js';
+import { TreeCatalog } from './internal/tree-catalog.js';
 import { SpaceReclaimer } from './internal/space-reclaimer.js';
 import { Mutex } from './internal/mutex.js';
 import { runPostThaw, runPreFreeze, type QuiesceHooks } from './quiesce.js';
@@ -66,12 +67,7 @@ export class SnapshotTree {
   readonly #mutex = new Mutex();
   readonly #record: TreeRecord;
   readonly #map: MapStore;
-  readonly #volumes = new Map<string, VolumeRecord>();
-  readonly #snapshots = new Map<string, SnapshotRecord>();
-  readonly #dirtyVolumes = new Set<string>();
-  readonly #deletedVolumes = new Set<string>();
-  readonly #newSnapshots = new Set<string>();
-  readonly #deletedSnapshots = new Set<string>();
+  readonly #catalog = new TreeCatalog();
   readonly #reclaimer: SpaceReclaimer;
   readonly #pins = new Map<string, number>();
   readonly #openHandles = new Map<string, number>();
@@ -97,7 +93,7 @@ export class SnapshotTree {
       run: (fn) => tree.#mutate(fn),
       volume: (id) => tree.#volumeRecord(id),
       markVolumeDirty: (id) => {
-        tree.#dirtyVolumes.add(id);
+        tree.#catalog.touchVolume(id);
       },
       afterWrite: async () => {
         if (tree.#map.dirtyNodeCount >= AUTO_COMMIT_DIRTY_NODES) await tree.#commit(false);
@@ -151,14 +147,7 @@ export class SnapshotTree {
   }
 
   async #load(): Promise<void> {
-    for await (const [, value] of this.#meta.iterate({ prefix: this.#keys.tagPrefix(TAG.volume) })) {
-      const v = decodeJson<VolumeRecord>(value, 'volume record');
-      this.#volumes.set(v.id, v);
-    }
-    for await (const [, value] of this.#meta.iterate({ prefix: this.#keys.tagPrefix(TAG.snapshot) })) {
-      const s = decodeJson<SnapshotRecord>(value, 'snapshot record');
-      this.#snapshots.set(s.id, s);
-    }
+    await this.#catalog.load(this.#meta, this.#keys);
     await this.#reclaimer.load();
   }
 
@@ -200,8 +189,7 @@ export class SnapshotTree {
         createdMs: this.#clock.now(),
         root: 0,
       };
-      this.#volumes.set(volume.id, volume);
-      this.#dirtyVolumes.add(volume.id);
+      this.#catalog.putVolume(volume);
       await this.#commit(true);
       return volume.id;
     });
@@ -221,7 +209,7 @@ export class SnapshotTree {
 
   /** Every volume, in id order of creation. */
   listVolumes(): VolumeInfo[] {
-    return [...this.#volumes.values()].map(volumeInfo);
+    return [...this.#catalog.volumes()].map(volumeInfo);
   }
 
   /** One volume. @throws NOT_FOUND */
@@ -240,9 +228,7 @@ export class SnapshotTree {
         throw new DrkitError('BUSY', `volume ${volumeId} has open handles`, { data: { volumeId } });
       }
       if (volume.root !== 0) await this.#map.decNode(volume.root);
-      this.#volumes.delete(volumeId);
-      this.#dirtyVolumes.delete(volumeId);
-      this.#deletedVolumes.add(volumeId);
+      this.#catalog.removeVolume(volumeId);
       await this.#commit(true);
     });
     if (options.reclaim !== false) await this.reclaim();
@@ -312,11 +298,9 @@ export class SnapshotTree {
             userMetadata: perVolume.get(volumeId)!,
             root: volume.root,
           };
-          this.#snapshots.set(record.id, record);
-          this.#newSnapshots.add(record.id);
+          this.#catalog.addSnapshot(record);
           // The volume now descends from this snapshot (lineage).
-          this.#volumes.set(volumeId, { ...volume, parentSnapshotId: record.id });
-          this.#dirtyVolumes.add(volumeId);
+          this.#catalog.putVolume({ ...volume, parentSnapshotId: record.id });
           infos.push(snapshotInfo(record));
         }
         await this.#commit(true);
@@ -329,7 +313,7 @@ export class SnapshotTree {
 
   /** Every snapshot (optionally of one volume), oldest first. */
   listSnapshots(filter: { volumeId?: string; groupId?: string } = {}): SnapshotInfo[] {
-    return [...this.#snapshots.values()]
+    return [...this.#catalog.snapshots()]
       .filter((s) => (filter.volumeId === undefined || s.volumeId === filter.volumeId) && (filter.groupId === undefined || s.groupId === filter.groupId))
       .sort((a, b) => a.createdMs - b.createdMs || seqOf(a.id) - seqOf(b.id))
       .map(snapshotInfo);
@@ -347,7 +331,7 @@ export class SnapshotTree {
     const seen = new Set<string>();
     while (next !== undefined && !seen.has(next)) {
       seen.add(next);
-      const s = this.#snapshots.get(next);
+      const s = this.#catalog.findSnapshot(next);
       if (s === undefined) break;
       out.push(snapshotInfo(s));
       next = s.parentSnapshotId;
@@ -385,8 +369,7 @@ export class SnapshotTree {
         createdMs: this.#clock.now(),
         root: s.root,
       };
-      this.#volumes.set(volume.id, volume);
-      this.#dirtyVolumes.add(volume.id);
+      this.#catalog.putVolume(volume);
       await this.#commit(true);
       return volume.id;
     });
@@ -409,8 +392,7 @@ export class SnapshotTree {
       }
       if (s.root !== 0) await this.#map.incNode(s.root);
       if (volume.root !== 0) await this.#map.decNode(volume.root);
-      this.#volumes.set(volumeId, { ...volume, root: s.root, parentSnapshotId: s.id });
-      this.#dirtyVolumes.add(volumeId);
+      this.#catalog.putVolume({ ...volume, root: s.root, parentSnapshotId: s.id });
       await this.#commit(true);
     });
     if (options.reclaim !== false) await this.reclaim();
@@ -428,9 +410,7 @@ export class SnapshotTree {
         throw new DrkitError('BUSY', `snapshot ${snapshotId} is in use`, { data: { snapshotId } });
       }
       if (s.root !== 0) await this.#map.decNode(s.root);
-      this.#snapshots.delete(snapshotId);
-      this.#newSnapshots.delete(snapshotId);
-      this.#deletedSnapshots.add(snapshotId);
+      this.#catalog.removeSnapshot(snapshotId);
       await this.#commit(true);
     });
     if (options.reclaim !== false) await this.reclaim();
@@ -551,8 +531,8 @@ export class SnapshotTree {
         map: this.#map,
         fingerprinter: this.#fingerprinter,
         roots: [
-          ...[...this.#volumes.values()].map((v) => ({ owner: v.id, root: v.root, blockCount: v.byteLength / v.blockBytes })),
-          ...[...this.#snapshots.values()].map((s) => ({ owner: s.id, root: s.root, blockCount: s.byteLength / s.blockBytes })),
+          ...[...this.#catalog.volumes()].map((v) => ({ owner: v.id, root: v.root, blockCount: v.byteLength / v.blockBytes })),
+          ...[...this.#catalog.snapshots()].map((s) => ({ owner: s.id, root: s.root, blockCount: s.byteLength / s.blockBytes })),
         ],
         freeNodes: new Set(this.#reclaimer.freeNodes),
         deadExtents: new Set(this.#reclaimer.deadExtents.keys()),
@@ -587,7 +567,7 @@ export class SnapshotTree {
 
   /** Writes every pending change as one atomic batch; extents are made durable first. */
   async #commit(sync: boolean): Promise<void> {
-    if (!this.#map.dirty && this.#dirtyVolumes.size + this.#deletedVolumes.size + this.#newSnapshots.size + this.#deletedSnapshots.size === 0) {
+    if (!this.#map.dirty && !this.#catalog.dirty) {
       if (sync) await this.#meta.flush();
       return;
     }
@@ -596,18 +576,9 @@ export class SnapshotTree {
       const { ops, freedNodes, deadExtents } = this.#map.takeCommitOps();
       this.#record.nextNodeId = this.#map.nextNodeId;
       ops.push({ kind: 'put', key: this.#keys.tree(), value: encodeJson(this.#record) });
-      for (const id of this.#dirtyVolumes) {
-        const v = this.#volumes.get(id);
-        if (v !== undefined) ops.push({ kind: 'put', key: this.#keys.named(TAG.volume, id), value: encodeJson(v) });
-      }
-      for (const id of this.#deletedVolumes) ops.push({ kind: 'del', key: this.#keys.named(TAG.volume, id) });
-      for (const id of this.#newSnapshots) ops.push({ kind: 'put', key: this.#keys.named(TAG.snapshot, id), value: encodeJson(this.#snapshots.get(id)!) });
-      for (const id of this.#deletedSnapshots) ops.push({ kind: 'del', key: this.#keys.named(TAG.snapshot, id) });
+      ops.push(...this.#catalog.changeOps(this.#keys));
       await this.#meta.batch(ops, { sync });
-      this.#dirtyVolumes.clear();
-      this.#deletedVolumes.clear();
-      this.#newSnapshots.clear();
-      this.#deletedSnapshots.clear();
+      this.#catalog.clearChanges();
       this.#reclaimer.enqueue(freedNodes, deadExtents);
     } catch (err) {
       this.#failure =
@@ -625,14 +596,10 @@ export class SnapshotTree {
   }
 
   #volumeRecord(volumeId: string): VolumeRecord {
-    const v = this.#volumes.get(volumeId);
-    if (v === undefined) throw new DrkitError('NOT_FOUND', `no volume ${volumeId}`, { data: { volumeId } });
-    return v;
+    return this.#catalog.volume(volumeId);
   }
 
   #snapshotRecord(snapshotId: string): SnapshotRecord {
-    const s = this.#snapshots.get(snapshotId);
-    if (s === undefined) throw new DrkitError('NOT_FOUND', `no snapshot ${snapshotId}`, { data: { snapshotId } });
-    return s;
+    return this.#catalog.snapshot(snapshotId);
   }
 }
