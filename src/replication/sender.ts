@@ -19,6 +19,7 @@ import { AbortError, DrkitError, throwIfAborted } from '../core/errors.js';
 import type { Xxh64 } from '../core/checksum.js';
 import type { Clock } from '../adapters/clock.js';
 import type { ExtentCodec } from '../dedup/codec.js';
+import type { CodecPool } from '../dedup/codec-pool.js';
 import type { SnapshotTree } from '../snapshot/index.js';
 import type { SnapshotInfo } from '../snapshot/index.js';
 import { originOf, volumeKeyOf } from './origin.js';
@@ -74,6 +75,8 @@ export interface SenderContext {
   readonly tree: SnapshotTree;
   readonly siteId: string;
   readonly codec: ExtentCodec;
+  /** When set, extents are compressed on its worker threads (frees the sending thread). */
+  readonly codecPool?: CodecPool;
   readonly xxh: Xxh64;
   readonly clock: Clock;
 }
@@ -284,9 +287,10 @@ async function shipExtents(
     throwIfAborted(signal);
     const slice = missing.slice(i, i + READ_BATCH);
     const datas = await ctx.tree.readExtents(slice, { signal });
+    const encodings = ctx.codecPool === undefined ? datas.map((d) => ctx.codec.compress(d)) : await ctx.codecPool.compressBatch(datas, { signal });
     for (let j = 0; j < slice.length; j++) {
       const data = datas[j]!;
-      const encoded = ctx.codec.compress(data);
+      const encoded = encodings[j]!;
       // One call stays within one wire frame: flush before an extent would overflow it.
       if (call.length > 0 && callWireBytes + encoded.bytes.length > EXTENTS_CALL_BYTES) await flush();
       call.push({ fingerprint: slice[j]!, checksum: ctx.xxh.hash(data), codec: encoded.codec, rawLength: data.length, data: encoded.bytes });

@@ -17,6 +17,7 @@ import type { MetaStore } from '../adapters/meta-store.js';
 import type { Listener, PeerInfo, Transport } from '../adapters/transport.js';
 import { SystemClock } from '../adapters/system-clock.js';
 import { ExtentCodec } from '../dedup/codec.js';
+import { CodecPool } from '../dedup/codec-pool.js';
 import type { SnapshotInfo, SnapshotTree } from '../snapshot/index.js';
 import { clientHandshake, serverHandshake } from './internal/handshake.js';
 import { Peer } from './internal/peer.js';
@@ -57,6 +58,8 @@ export interface SiteOptions {
   readonly idleTimeoutMs?: number;
   /** Received bytes between durable checkpoints of a transfer. @defaultValue 64 MiB */
   readonly checkpointBytes?: number;
+  /** Worker threads that compress outgoing extents (0 = on the calling thread). @defaultValue 0 */
+  readonly compressionWorkers?: number;
 }
 
 /** Options of {@link Site.replicate} and {@link Site.pull}. */
@@ -79,14 +82,17 @@ export class Site {
   readonly #listeners: Listener[] = [];
   readonly #peers = new Set<Peer>();
 
-  private constructor(options: SiteOptions, receiver: ReceiverState, codec: ExtentCodec, xxh: Xxh64, clock: Clock) {
+  readonly #pool: CodecPool | undefined;
+
+  private constructor(options: SiteOptions, receiver: ReceiverState, codec: ExtentCodec, xxh: Xxh64, clock: Clock, pool: CodecPool | undefined) {
     this.siteId = options.siteId;
     this.tree = options.tree;
     this.storageOnly = options.storageOnly === true;
     this.#options = options;
     this.#clock = clock;
     this.#receiver = receiver;
-    this.#sender = { tree: options.tree, siteId: options.siteId, codec, xxh, clock };
+    this.#pool = pool;
+    this.#sender = { tree: options.tree, siteId: options.siteId, codec, xxh, clock, ...(pool === undefined ? {} : { codecPool: pool }) };
   }
 
   /** @throws INVALID_ARGUMENT for a bad site id */
@@ -96,7 +102,9 @@ export class Site {
     }
     const clock = options.clock ?? new SystemClock();
     const receiver = await ReceiverState.open(options.tree, options.meta, options.siteId, options.checkpointBytes === undefined ? {} : { checkpointBytes: options.checkpointBytes });
-    return new Site(options, receiver, await ExtentCodec.open(), await loadXxh64(), clock);
+    const workers = options.compressionWorkers ?? 0;
+    const pool = workers > 0 ? await CodecPool.open({ workerCount: workers }) : undefined;
+    return new Site(options, receiver, await ExtentCodec.open(), await loadXxh64(), clock, pool);
   }
 
   /** Snapshots held here, without replication staging. */
@@ -216,6 +224,7 @@ export class Site {
     for (const p of this.#peers) await p.close();
     this.#peers.clear();
     await this.#receiver.close();
+    await this.#pool?.close();
   }
 
   async #servePull(peer: Peer, snapshotId: string): Promise<void> {
