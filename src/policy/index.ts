@@ -3,7 +3,8 @@
  * protection domains, consistency groups, schedules and their fire times, retention
  * policies and retention planning, remote sites, category policies and runbooks. Every
  * model is frozen, `kind`-tagged, validated on construction and serialisable to JSON.
- * No I/O happens here; the Protector engine executes what these functions plan.
+ * The models and planners do no I/O; the {@link Protector} engine executes what they
+ * plan (snapshots, replication, retention, RPO tracking) on an injected clock.
  * @packageDocumentation
  */
 export { ENTITY_KINDS, checkEntityRef, entityKey, type EntityKind, type EntityRef } from './entity-ref.js';

@@ -20,10 +20,9 @@
  * - If persisting fails, the engine stops and reports `engine-failed`; reopen it.
  */
 import { DrkitError, isDrkitError, toDrkitError } from '../core/errors.js';
-import type { Clock, TimerHandle } from '../adapters/clock.js';
-import type { MetaStore } from '../adapters/meta-store.js';
-import type { RemoteSite as ReplicationRemote, Site, SiteTransferOptions } from '../replication/index.js';
-import type { QuiesceHooks, SnapshotInfo } from '../snapshot/index.js';
+import type { TimerHandle } from '../adapters/clock.js';
+import type { Site, SiteTransferOptions } from '../replication/index.js';
+import type { SnapshotInfo } from '../snapshot/index.js';
 import { assertUniqueMembership } from './membership-violations.js';
 import { createProtectionDomain, type ProtectionDomain, type ProtectionDomainSpec } from './protection-domain.js';
 import type { PendingReplication, ProtectorEvent, RpoStatus } from './protector-event.js';
@@ -31,16 +30,12 @@ import { latestDueFireMs, nextFireMs } from './schedule-math.js';
 import type { Schedule } from './schedule.js';
 import { AD_HOC, DomainRuntime, META_DOMAIN, META_FIRE, META_SCHEDULE, META_UNIT } from './internal/domain-runtime.js';
 import { domainKey, domainPrefix, decodeDomainRecord, encodeDomainRecord, newDomainState, type PendingItem } from './internal/protector-state.js';
-import { resolveUnits, type UnitResolvers } from './internal/resolve-units.js';
+import { resolveUnits } from './internal/resolve-units.js';
+import { takeUnit, type TakeHost } from './internal/take-unit.js';
 import { applyLocalRetention, applyRemoteRetention, type RetentionHost } from './internal/retention-runner.js';
 import { checkProtectorOptions, type ProtectorOptions } from './protector-options.js';
 
-/**
- * Queued replications per domain and site before the oldest is dropped: 256 — a week of
- * an hourly schedule during an outage; past that the backlog only grows and the oldest
- * restore points matter least.
- */
-export const MAX_PENDING_PER_SITE = 256;
+export { MAX_PENDING_PER_SITE } from './internal/take-unit.js';
 
 /** Options of {@link Protector.snapshotNow}. */
 export interface SnapshotNowOptions {
@@ -53,6 +48,7 @@ export class Protector {
   readonly #o: ReturnType<typeof checkProtectorOptions>;
   readonly #domains = new Map<string, DomainRuntime>();
   readonly #host: RetentionHost;
+  readonly #takeHost: TakeHost;
   #failure: DrkitError | undefined;
   #started = false;
   #timer: TimerHandle | undefined;
@@ -74,6 +70,7 @@ export class Protector {
       emit: (e) => this.#emit(e),
       persist: (rt) => this.#persist(rt),
     };
+    this.#takeHost = { ...this.#host, quiesce: options.quiesce, quiesceTimeoutMs: options.quiesceTimeoutMs };
   }
 
   /**
@@ -238,7 +235,7 @@ export class Protector {
       const nowMs = this.#o.clock.now();
       const infos: SnapshotInfo[] = [];
       for (const unit of resolveUnits(rt.domain, this.#o)) {
-        const taken = await this.#takeUnit(rt, undefined, nowMs, unit, sites, true);
+        const taken = await takeUnit(this.#takeHost, rt, undefined, nowMs, unit, sites, true);
         infos.push(...taken);
       }
       await this.#persist(rt);
@@ -308,57 +305,10 @@ export class Protector {
     } catch (err) {
       this.#emit({ kind: 'snapshot-failed', atMs: this.#o.clock.now(), domainId: rt.domain.id, scheduleId: schedule.id, fireMs, unitKey: '*', error: toDrkitError(err, 'INTERNAL', 'resolving units failed') });
     }
-    for (const unit of units) await this.#takeUnit(rt, schedule, fireMs, unit, schedule.remoteSiteIds, false);
+    for (const unit of units) await takeUnit(this.#takeHost, rt, schedule, fireMs, unit, schedule.remoteSiteIds, false);
     rt.state.lastFireMs[schedule.id] = fireMs;
     await this.#persist(rt);
     await applyLocalRetention(this.#host, rt, schedule);
-  }
-
-  /** Snapshots one unit (unless a crash already did for this fire) and queues it for `siteIds`. */
-  async #takeUnit(rt: DomainRuntime, schedule: Schedule | undefined, fireMs: number, unit: ReturnType<typeof resolveUnits>[number], siteIds: readonly string[], adHoc: boolean): Promise<SnapshotInfo[]> {
-    const scheduleKey = schedule?.id ?? AD_HOC;
-    const domainId = rt.domain.id;
-    let infos = adHoc ? undefined : (rt.live.get(scheduleKey)?.get(unit.unitKey) ?? []).filter((s) => s.userMetadata[META_FIRE] === String(fireMs));
-    if (infos === undefined || infos.length === 0) {
-      const userMetadata: Record<string, string> = { [META_DOMAIN]: domainId, [META_UNIT]: unit.unitKey, [META_FIRE]: String(fireMs) };
-      if (schedule !== undefined) userMetadata[META_SCHEDULE] = schedule.id;
-      const quiesce = unit.consistency === 'application' ? (this.#o.quiesce?.(domainId, unit.groupId ?? unit.unitKey) ?? NO_HOOKS) : undefined;
-      const name = `protector ${domainId} ${schedule?.id ?? 'ad-hoc'} ${new Date(fireMs).toISOString()}`.slice(0, 256);
-      const opts = { name, userMetadata, ...(quiesce === undefined ? {} : { quiesce, quiesceTimeoutMs: this.#o.quiesceTimeoutMs }) };
-      try {
-        const tree = this.#o.site.tree;
-        infos = unit.volumeIds.length === 1 ? [await tree.snapshot(unit.volumeIds[0]!, opts)] : await tree.snapshotGroup(unit.volumeIds, opts);
-      } catch (err) {
-        this.#emit({ kind: 'snapshot-failed', atMs: this.#o.clock.now(), domainId, scheduleId: schedule?.id, fireMs, unitKey: unit.unitKey, error: toDrkitError(err, 'INTERNAL', 'snapshot failed') });
-        return [];
-      }
-      for (const info of infos) rt.addLive(scheduleKey, unit.unitKey, info);
-      this.#emit({
-        kind: 'snapshot-taken', atMs: this.#o.clock.now(), domainId, scheduleId: schedule?.id, fireMs, unitKey: unit.unitKey,
-        snapshotIds: infos.map((i) => i.id), consistency: infos[0]!.consistency, fallbackReason: infos[0]!.fallbackReason,
-      });
-    }
-    for (const siteId of siteIds) this.#enqueue(rt, siteId, schedule?.id ?? null, unit.unitKey, infos);
-    return infos;
-  }
-
-  #enqueue(rt: DomainRuntime, siteId: string, scheduleId: string | null, unitKey: string, infos: readonly SnapshotInfo[]): void {
-    const key = `${siteId}\u0000${infos.map((i) => i.id).join(',')}`;
-    if (rt.state.pending.some((p) => p.key === key)) return;
-    const ofSite = rt.state.pending.filter((p) => p.siteId === siteId);
-    if (ofSite.length >= MAX_PENDING_PER_SITE) {
-      // Drop the oldest that is not being sent right now.
-      const victim = ofSite.find((p, i) => !(i === 0 && rt.busySites.has(siteId)));
-      if (victim !== undefined) {
-        rt.state.pending.splice(rt.state.pending.indexOf(victim), 1);
-        this.#emit({ kind: 'replication-dropped', atMs: this.#o.clock.now(), domainId: rt.domain.id, siteId, unitKey: victim.unitKey, snapshotIds: victim.snapshotIds, reason: 'queue-full' });
-      }
-    }
-    const first = infos[0]!;
-    rt.state.pending.push({
-      key, siteId, scheduleId, unitKey, snapshotIds: infos.map((i) => i.id), volumeIds: infos.map((i) => i.volumeId),
-      createdMs: first.createdMs, groupKey: first.groupId ?? null, attempts: 0, nextAttemptMs: this.#o.clock.now(),
-    });
   }
 
   /** Starts due transfers while fewer than `concurrency` run: one per domain and site, oldest first. */
@@ -594,9 +544,3 @@ export class Protector {
     }
   }
 }
-
-/** Stands in for missing hooks of an application-consistent group: the snapshot falls back to crash consistency and says why. */
-const NO_HOOKS: QuiesceHooks = {
-  preFreeze: () => Promise.reject(new DrkitError('NOT_SUPPORTED', 'no quiesce hooks are configured for this consistency group')),
-  postThaw: () => Promise.resolve(),
-};

@@ -83,6 +83,9 @@ async function runYear(seed: number, days: number): Promise<{ crashes: number; b
   const model = new Map<string, Set<string>>(); // slot -> what the policy keeps, replayed independently
   const remoteModel = new Map<string, Set<string>>();
   const created = new Map<string, RetentionSnapshot>();
+  const released = new Set<string>(); // ids the model's policy deleted
+  const everAtB = new Set<string>();
+  const remoteSlots = new Set<string>();
   const slotKey = (s: Slot) => `${s.domainId}/${s.scheduleId}/${s.unitKey}`;
   const fail = (what: string) => `seed ${seed} at ${new Date(w.clock.now()).toISOString()}: ${what}`;
   let steps = 0;
@@ -97,16 +100,19 @@ async function runYear(seed: number, days: number): Promise<{ crashes: number; b
     for (const [volumeId, originId] of latestPerVolume) if (!liveIds.has(originId)) expect.fail(fail(`base ${originId} of ${volumeId} deleted at A`));
 
     const pending = w.gen.protector.pendingReplications();
-    const replicatingIds = pending.flatMap((p) => p.snapshotIds);
+    for (const id of replicas.keys()) everAtB.add(id);
     const bySlot = new Map<string, RetentionSnapshot[]>();
     for (const s of live) {
       const m = s.userMetadata;
       if (m['protector.schedule'] === undefined) continue;
       const key = slotKey({ domainId: m['protector.domain']!, scheduleId: m['protector.schedule'], unitKey: m['protector.unit']! });
+      if (domains.some((d) => d.id === m['protector.domain'] && d.schedules.some((x) => x.id === m['protector.schedule'] && x.remoteSiteIds.length > 0))) remoteSlots.add(key);
       (bySlot.get(key) ?? bySlot.set(key, []).get(key)!).push(s);
       created.set(s.id, { id: s.id, createdMs: s.createdMs, groupId: s.groupId });
       (taken.get(key) ?? taken.set(key, new Set()).get(key)!).add(s.id);
     }
+    // Being replicated, by the test's own account: taken by a schedule that replicates, never yet seen at B.
+    const replicatingIds = [...remoteSlots].flatMap((key) => [...(taken.get(key) ?? [])]).filter((id) => !everAtB.has(id));
     for (const d of domains) {
       const failing = pending.some((p) => p.domainId === d.id && p.attempts > 0);
       for (const s of d.schedules) {
@@ -114,10 +120,12 @@ async function runYear(seed: number, days: number): Promise<{ crashes: number; b
           const key = slotKey({ domainId: d.id, scheduleId: s.id, unitKey });
           const mine = bySlot.get(key) ?? [];
           // The model: the policy replayed over what the engine took, with protections from the truth at B.
-          const candidates = [...new Set([...(model.get(key) ?? []), ...(taken.get(key) ?? [])])].filter((id) => liveIds.has(id)).map((id) => created.get(id)!);
+          // Snapshots the model let go are gone for good; everything else the engine took is a candidate, deleted or not.
+          const candidates = [...new Set([...(model.get(key) ?? []), ...[...(taken.get(key) ?? [])].filter((id) => !released.has(id))])].map((id) => created.get(id)!);
           const shared = candidates.filter((c) => replicas.has(c.id)).map((c) => c.id);
           const plan = planRetention(s.retention, candidates, now, { replicatingIds, sites: s.remoteSiteIds.map((siteId) => ({ siteId, sharedSnapshotIds: shared })) });
           const expected = new Set(plan.keep.map((k) => k.id));
+          for (const x of plan.delete) released.add(x.id);
           model.set(key, expected);
           const actual = new Set(mine.map((x) => x.id));
           for (const id of expected) if (!actual.has(id)) expect.fail(fail(`${key}: ${id} kept by the policy, deleted by the engine`));
