@@ -160,3 +160,51 @@ describe('remote retention', () => {
     for (const s of [a, b, c]) await s.site.close();
   });
 });
+
+describe('bandwidth limit and source corruption', () => {
+  it('holds extent traffic to the configured rate (virtual time)', async () => {
+    const { VirtualClock } = await import('../../src/adapters/index.js');
+    const { SimulatedNetwork } = await import('../../src/testing/index.js');
+    const clock = new VirtualClock(0);
+    const net = new SimulatedNetwork({ clock, seed: 9 });
+    const mk = async (siteId: string) => {
+      const meta = await MemoryMetaStore.open();
+      const tree = await SnapshotTree.open({ meta, extents: await MemoryExtentStore.open(), clock });
+      return { tree, site: await Site.open({ siteId, tree, meta, clock, peerKeys: () => PSK }) };
+    };
+    const a = await mk('A');
+    const b = await mk('B');
+    const listener = await b.site.listen(net.transport('B'), 'B:1');
+    const vol = await a.tree.createVolume({ name: 'v', byteLength: 64 * 16 * KiB });
+    await vol.write(0, pattern(vol.byteLength, 11)); // 1 MiB of incompressible data
+    const s = await a.tree.snapshot(vol.id, { name: 's' });
+    const advancing = net.autoAdvance();
+    const t0 = clock.now();
+    await a.site.replicate(s.id, { siteId: 'B', address: listener.address, transport: net.transport('A'), psk: PSK }, { bandwidthBytesPerSec: 200_000 });
+    const elapsedMs = clock.now() - t0;
+    await advancing.stop();
+    // 1 MiB at 200 kB/s with a one-second burst allowance: at least ~4.2 s.
+    expect(elapsedMs).toBeGreaterThan(4_000);
+    expect(elapsedMs).toBeLessThan(8_000);
+    await a.site.close();
+    await b.site.close();
+  });
+
+  it('refuses to ship an extent that is corrupt at the source, and commits nothing', async () => {
+    const net = MemoryTransport.create();
+    const meta = await MemoryMetaStore.open();
+    const extents = await MemoryExtentStore.open();
+    const tree = await SnapshotTree.open({ meta, extents });
+    const a = await Site.open({ siteId: 'A', tree, meta, peerKeys: () => PSK });
+    const b = await makeSite('B', net);
+    const vol = await tree.createVolume({ name: 'v', byteLength: 16 * 16 * KiB });
+    const block = pattern(16 * KiB, 12);
+    await vol.write(0, block);
+    const s = await tree.snapshot(vol.id, { name: 's' });
+    extents.corruptForTesting(tree.fingerprinter.fingerprint(block), 77);
+    await expect(a.replicate(s.id, b.remote)).rejects.toMatchObject({ code: 'CORRUPTION' });
+    expect(b.site.listSnapshots()).toEqual([]);
+    await a.close();
+    await b.site.close();
+  });
+});
