@@ -10,6 +10,7 @@
  * Offsets and lengths are multiples of the device's `alignmentBytes`; the suite checks
  * capability-dependent calls (discard, resize) against what the device declares.
  */
+import { expectCode } from './internal/suite-assertions.js';
 import { vitest } from './internal/vitest-api.js';
 import fc from 'fast-check';
 import type { BlockDevice } from '../adapters/block-device.js';
@@ -35,21 +36,6 @@ export interface BlockDeviceSuiteOptions {
   seed?: number;
   /** Runs of each property test. @defaultValue 20 */
   numRuns?: number;
-}
-
-async function rejection(p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p;
-  } catch (err) {
-    return err;
-  }
-  return undefined;
-}
-
-/** Asserts `p` rejects with a DrkitError of `code`. */
-async function expectCode(p: Promise<unknown>, code: string, what = ''): Promise<void> {
-  const err = await rejection(p);
-  vitest().expect(isDrkitError(err) ? err.code : `no DrkitError (${String(err)})`, `${what} expected rejection with ${code}`).toBe(code);
 }
 
 /** Fast byte comparison: vitest's deep equality is slow on large typed arrays. */

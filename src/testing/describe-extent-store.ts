@@ -7,6 +7,7 @@
  * describeExtentStore({ name: 'MyStore', open: () => MyStore.open(...) });
  * ```
  */
+import { rejection, expectCode } from './internal/suite-assertions.js';
 import { vitest } from './internal/vitest-api.js';
 import type { ExtentStore } from '../adapters/extent-store.js';
 import { loadXxh64 } from '../core/checksum.js';
@@ -35,22 +36,6 @@ export interface ExtentStoreSuiteOptions {
   seed?: number;
   /** Runs of the model-based property. @defaultValue 50 */
   numRuns?: number;
-}
-
-/** The error a promise rejected with, or undefined if it resolved. */
-async function rejection(p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p;
-  } catch (err) {
-    return err;
-  }
-  return undefined;
-}
-
-/** Asserts `p` rejects with a DrkitError of `code`. */
-async function expectCode(p: Promise<unknown>, code: string): Promise<void> {
-  const err = await rejection(p);
-  vitest().expect(isDrkitError(err) ? err.code : String(err), `expected rejection with ${code}`).toBe(code);
 }
 
 async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {

@@ -8,6 +8,7 @@
  * ```
  */
 import fc from 'fast-check';
+import { expectCode } from './internal/suite-assertions.js';
 import { vitest } from './internal/vitest-api.js';
 import type { MetaOp, MetaRange, MetaStore } from '../adapters/meta-store.js';
 import { toHex } from '../core/bytes.js';
@@ -34,20 +35,6 @@ export interface MetaStoreSuiteOptions {
 const b = (...bytes: number[]): Uint8Array => Uint8Array.from(bytes);
 const put = (key: Uint8Array, value: Uint8Array): MetaOp => ({ kind: 'put', key, value });
 const del = (key: Uint8Array): MetaOp => ({ kind: 'del', key });
-
-async function rejection(p: Promise<unknown> | (() => Promise<unknown>)): Promise<unknown> {
-  try {
-    await (typeof p === 'function' ? p() : p);
-  } catch (err) {
-    return err;
-  }
-  return undefined;
-}
-
-async function expectCode(p: Promise<unknown> | (() => Promise<unknown>), code: string): Promise<void> {
-  const err = await rejection(p);
-  vitest().expect(isDrkitError(err) ? err.code : String(err), `expected rejection with ${code}`).toBe(code);
-}
 
 async function collect(store: MetaStore, range?: MetaRange): Promise<[string, string][]> {
   const out: [string, string][] = [];

@@ -14,6 +14,7 @@
  * runs far ahead of a slow reader), full duplex, clean close, destroy, refused and
  * aborted connects, aborted writes, and listener close.
  */
+import { rejection, expectCode } from './internal/suite-assertions.js';
 import { vitest } from './internal/vitest-api.js';
 import fc from 'fast-check';
 import type { Connection, Transport } from '../adapters/transport.js';
@@ -22,7 +23,6 @@ import {
   PatternStream,
   listenAccepting,
   readPattern,
-  rejection,
   sleep,
   writePattern,
   type AcceptingListener,
@@ -62,14 +62,6 @@ export interface TransportSuiteOptions {
 
 /** Size of the writes of the bulk tests: the 1 MiB the replication pipeline uses. */
 const BULK_WRITE_BYTES = 1024 * 1024;
-
-/** Asserts `p` rejects with a DrkitError whose code is one of `codes`. */
-async function expectCode(p: Promise<unknown>, codes: string | string[], what: string): Promise<void> {
-  const err = await rejection(p);
-  const want = Array.isArray(codes) ? codes : [codes];
-  const got = isDrkitError(err) ? err.code : `no DrkitError (${String(err)})`;
-  vitest().expect(want, `${what}: expected ${want.join(' or ')}, got ${got}`).toContain(got);
-}
 
 /**
  * Registers a vitest `describe` block that checks `create`'s transports against the

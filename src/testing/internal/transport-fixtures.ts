@@ -127,12 +127,4 @@ export async function listenAccepting(transport: Transport, address: string): Pr
   };
 }
 
-/** The settled outcome of `p`: its error, or undefined when it resolved. */
-export async function rejection(p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p;
-  } catch (err) {
-    return err;
-  }
-  return undefined;
-}
+export { rejection } from './suite-assertions.js';
