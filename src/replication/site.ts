@@ -52,7 +52,11 @@ export interface SiteOptions {
   readonly peerKeys?: (siteId: string) => Uint8Array | undefined;
   /** Certificate-based identity check for TLS peers. */
   readonly authenticatePeer?: (peer: PeerInfo, siteId: string) => boolean;
-  /** A backup target: receives and keeps snapshots, holds no writable volumes. @defaultValue false */
+  /**
+   * A backup target: it receives, keeps and serves back snapshots but holds no writable
+   * volumes of its own (opening a storage-only site over a tree with volumes fails with
+   * INVALID_ARGUMENT). Failover will refuse to promote onto it. @defaultValue false
+   */
   readonly storageOnly?: boolean;
   /** Idle time after which a silent connection fails (TIMEOUT). @defaultValue 120000 */
   readonly idleTimeoutMs?: number;
@@ -101,6 +105,12 @@ export class Site {
       throw new DrkitError('INVALID_ARGUMENT', 'siteId must be 1-64 characters of [A-Za-z0-9._-]', { data: { siteId: String(options.siteId) } });
     }
     const clock = options.clock ?? new SystemClock();
+    if (options.storageOnly === true) {
+      const own = options.tree.listVolumes().filter((v) => !v.name.startsWith(STAGING_PREFIX));
+      if (own.length > 0) {
+        throw new DrkitError('INVALID_ARGUMENT', `a storage-only site holds no volumes, but this tree has ${own.length}`, { data: { volumeIds: own.map((v) => v.id) } });
+      }
+    }
     const receiver = await ReceiverState.open(options.tree, options.meta, options.siteId, options.checkpointBytes === undefined ? {} : { checkpointBytes: options.checkpointBytes });
     const workers = options.compressionWorkers ?? 0;
     const pool = workers > 0 ? await CodecPool.open({ workerCount: workers }) : undefined;

@@ -208,3 +208,12 @@ describe('bandwidth limit and source corruption', () => {
     await b.site.close();
   });
 });
+
+describe('storage-only sites', () => {
+  it('refuse to open over a tree that holds volumes', async () => {
+    const meta = await MemoryMetaStore.open();
+    const tree = await SnapshotTree.open({ meta, extents: await MemoryExtentStore.open() });
+    await tree.createVolume({ name: 'v', byteLength: 16 * 16 * KiB });
+    await expect(Site.open({ siteId: 'T', tree, meta, storageOnly: true })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+  });
+});
