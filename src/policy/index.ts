@@ -88,3 +88,6 @@ export { POLICY_FORMAT_VERSION, fromPolicyJSON, toPolicyJSON, type PolicyModel, 
 export { Protector, MAX_PENDING_PER_SITE, type SnapshotNowOptions } from './protector.js';
 export { DEFAULT_PROTECTOR_CONCURRENCY, type ProtectorOptions } from './protector-options.js';
 export type { PendingReplication, ProtectorEvent, ProtectorEventKind, RpoStatus } from './protector-event.js';
+export { listRestorePoints, type ListRestorePointsOptions, type RecoveryResolvers, type RestorePoint, type RestorePointConsistency, type RestorePointMember } from './list-restore-points.js';
+export { restoreDomain, type RestoreDomainOptions, type RecoveredEntity, type RecoveredVolume, type RecoveryReport } from './restore-domain.js';
+export { cloneDomain, MAX_CLONE_PREFIX_CHARS, type CloneDomainOptions } from './clone-domain.js';
