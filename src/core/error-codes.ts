@@ -27,6 +27,8 @@ export const ERROR_CODES = {
   CONNECTION_LOST: { transient: true, description: 'An established connection broke (reset, partition, peer crash, timeout).' },
   AUTH_FAILED: { transient: false, description: 'The peer could not be authenticated, or refused our credentials.' },
   PROTOCOL_ERROR: { transient: false, description: 'The peer sent a malformed, oversized, unexpected or replayed frame; the connection is closed.' },
+  STALE_GENERATION: { transient: false, description: 'Replication of a lineage at an older promotion generation than the target already knows (a stale side); fail it back instead.' },
+  DIVERGED: { transient: false, description: 'The lineage was written on this side after the common base (or is still writable here); keep or discard those writes explicitly (force) first.' },
   INTERNAL: { transient: false, description: 'An invariant inside drkit was violated: a bug, please report it.' },
 } as const satisfies Record<string, { transient: boolean; description: string }>;
 

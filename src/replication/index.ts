@@ -7,5 +7,8 @@ export { Site, type SiteOptions, type RemoteSite, type SiteTransferOptions } fro
 export { replicateSnapshots, sessionIdOf, BATCH_BLOCKS, PIPELINE_BATCHES, type ReplicateOptions, type ReplicationProgress, type ReplicationResult, type SenderContext } from './sender.js';
 export { ReceiverState, STAGING_PREFIX } from './receiver-state.js';
 export type { ReplicationPort, BeginRequest, BeginResponse, HeldSnapshot, WireBlock, WireExtent } from './replication-port.js';
-export { originOf, originKey, volumeKeyOf, ORIGIN_SITE_KEY, ORIGIN_SNAPSHOT_KEY, ORIGIN_VOLUME_KEY, type SnapshotOrigin } from './origin.js';
+export { originOf, originKey, volumeKeyOf, generationOf, ORIGIN_SITE_KEY, ORIGIN_SNAPSHOT_KEY, ORIGIN_VOLUME_KEY, LINEAGE_KEY, GENERATION_KEY, type SnapshotOrigin } from './origin.js';
 export { Throttle } from './throttle.js';
+export { promote, failover, failback, demote, snapshotPromoted, lineageStatus, type PromoteOptions, type Promotion, type FailbackOptions, type FailbackResult } from './failover.js';
+export { detectSplitBrain, type SplitBrainReport } from './split-brain.js';
+export type { LineageStatus, LineageRecord } from './lineage-record.js';

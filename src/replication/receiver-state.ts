@@ -22,6 +22,7 @@ import type { SnapshotTree } from '../snapshot/index.js';
 import type { Volume } from '../snapshot/index.js';
 import { ExtentCodec, type CodecId } from '../dedup/codec.js';
 import { originOf, stampOrigin, volumeKeyOf } from './origin.js';
+import { checkIncomingGeneration } from './generation-guard.js';
 import type { BeginRequest, BeginResponse, HeldSnapshot, ReplicationPort, WireBlock, WireExtent } from './replication-port.js';
 
 /** Default mapped bytes between durable checkpoints: bounds what a receiver crash makes the sender resend. */
@@ -87,6 +88,9 @@ export class ReceiverState implements ReplicationPort {
     validateBegin(request);
     const committed = this.#findCommitted(request.originSiteId, request.originSnapshotId);
     if (committed !== undefined) return { resumeBlock: request.byteLength / request.blockBytes, baseFound: true, committedSnapshotId: committed };
+    // Split-brain safety, before anything is stored: a stale generation, or a lineage this
+    // site still holds writable, is refused (STALE_GENERATION / DIVERGED).
+    await checkIncomingGeneration({ tree: this.#tree, meta: this.#meta, siteId: this.#siteId }, request.volumeKey, request.snapshot.userMetadata);
     const existing = this.#sessions.get(request.sessionId);
     if (existing !== undefined && sameTransfer(existing.request, request)) {
       return { resumeBlock: existing.cursorBlock, baseFound: true };
@@ -94,7 +98,7 @@ export class ReceiverState implements ReplicationPort {
     if (existing !== undefined) await this.#drop(request.sessionId);
     let staging: Volume;
     let baseFound = true;
-    const base = request.baseOriginSnapshotId === undefined ? undefined : this.#findCommitted(request.originSiteId, request.baseOriginSnapshotId, request.volumeKey);
+    const base = request.baseOriginSnapshotId === undefined ? undefined : this.#findCommitted(request.baseOriginSiteId ?? request.originSiteId, request.baseOriginSnapshotId, request.volumeKey);
     if (request.baseOriginSnapshotId !== undefined && base === undefined) {
       baseFound = false;
       return { resumeBlock: 0, baseFound };
@@ -172,6 +176,7 @@ export class ReceiverState implements ReplicationPort {
           siteId: r.request.originSiteId,
           snapshotId: r.request.originSnapshotId,
           volumeId: r.request.originVolumeId,
+          lineage: r.request.volumeKey,
         });
       }
       const imported = { createdMs: first.snapshot.createdMs, consistency: first.snapshot.consistency, ...(first.snapshot.fallbackReason ? { fallbackReason: first.snapshot.fallbackReason } : {}) };
@@ -257,7 +262,7 @@ export class ReceiverState implements ReplicationPort {
 }
 
 function sameTransfer(a: BeginRequest, b: BeginRequest): boolean {
-  return a.originSiteId === b.originSiteId && a.originSnapshotId === b.originSnapshotId && a.baseOriginSnapshotId === b.baseOriginSnapshotId && a.byteLength === b.byteLength && a.blockBytes === b.blockBytes;
+  return a.originSiteId === b.originSiteId && a.originSnapshotId === b.originSnapshotId && a.baseOriginSnapshotId === b.baseOriginSnapshotId && a.baseOriginSiteId === b.baseOriginSiteId && a.byteLength === b.byteLength && a.blockBytes === b.blockBytes;
 }
 
 function validateBegin(r: BeginRequest): void {

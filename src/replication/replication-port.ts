@@ -23,6 +23,8 @@ export interface BeginRequest {
   readonly originVolumeId: string;
   /** The origin snapshot id of the base the diff is against, if incremental. */
   readonly baseOriginSnapshotId?: string;
+  /** The base's origin site when it differs from `originSiteId` (a promoted lineage's common base). */
+  readonly baseOriginSiteId?: string;
   readonly byteLength: number;
   readonly blockBytes: number;
   readonly snapshot: {

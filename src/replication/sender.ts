@@ -123,7 +123,7 @@ export async function replicateSnapshots(
       originSiteId: origin.siteId,
       originSnapshotId: origin.snapshotId,
       originVolumeId: origin.volumeId,
-      ...(b === undefined ? {} : { baseOriginSnapshotId: originOf(ctx.tree.getSnapshot(b), ctx.siteId).snapshotId }),
+      ...(b === undefined ? {} : baseFields(originOf(ctx.tree.getSnapshot(b), ctx.siteId), origin.siteId)),
       byteLength: info.byteLength,
       blockBytes: info.blockBytes,
       snapshot: {
@@ -178,6 +178,11 @@ function pickBase(ctx: SenderContext, info: SnapshotInfo, held: Set<string>): st
     if (best === undefined || s.createdMs > best.createdMs) best = s;
   }
   return best?.id;
+}
+
+/** BEGIN's base fields; the base's site is named only when it differs (a promoted lineage), so older peers see unchanged messages otherwise. */
+function baseFields(base: { siteId: string; snapshotId: string }, originSiteId: string): Pick<BeginRequest, 'baseOriginSnapshotId' | 'baseOriginSiteId'> {
+  return base.siteId === originSiteId ? { baseOriginSnapshotId: base.snapshotId } : { baseOriginSnapshotId: base.snapshotId, baseOriginSiteId: base.siteId };
 }
 
 /** Deterministic session name: the same transfer resumes the same session. */

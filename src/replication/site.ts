@@ -79,6 +79,8 @@ export class Site {
   readonly siteId: string;
   readonly tree: SnapshotTree;
   readonly storageOnly: boolean;
+  /** Where this site's replication and failover state lives (see {@link SiteOptions.meta}). */
+  readonly meta: MetaStore;
   readonly #options: SiteOptions;
   readonly #clock: Clock;
   readonly #receiver: ReceiverState;
@@ -92,6 +94,7 @@ export class Site {
     this.siteId = options.siteId;
     this.tree = options.tree;
     this.storageOnly = options.storageOnly === true;
+    this.meta = options.meta;
     this.#options = options;
     this.#clock = clock;
     this.#receiver = receiver;

@@ -109,6 +109,8 @@ export interface BeginRequest {
   readonly originVolumeId: string;
   /** Origin snapshot id of the common base the blocks are a diff against; absent for a full transfer. */
   readonly baseOriginSnapshotId?: string;
+  /** Origin site of that base when it differs from originSiteId (a promoted lineage); absent = originSiteId. */
+  readonly baseOriginSiteId?: string;
   readonly byteLength: number;
   readonly blockBytes: number;
   readonly snapshot: BeginSnapshot;
@@ -264,6 +266,7 @@ export function decodeControlMessage(type: ControlMessageType, payload: Uint8Arr
     }
     case 'BEGIN_REQ': {
       const baseOriginSnapshotId = f.optionalId('baseOriginSnapshotId');
+      const baseOriginSiteId = f.optionalId('baseOriginSiteId');
       const groupKey = f.optionalId('groupKey');
       const blockBytes = f.integer('blockBytes', MIN_BLOCK_BYTES, MAX_BLOCK_BYTES);
       if ((blockBytes & (blockBytes - 1)) !== 0) shapeError(type, 'blockBytes', 'must be a power of two');
@@ -276,6 +279,7 @@ export function decodeControlMessage(type: ControlMessageType, payload: Uint8Arr
         originSnapshotId: f.id('originSnapshotId'),
         originVolumeId: f.id('originVolumeId'),
         ...(baseOriginSnapshotId === undefined ? {} : { baseOriginSnapshotId }),
+        ...(baseOriginSiteId === undefined ? {} : { baseOriginSiteId }),
         byteLength: f.integer('byteLength', 0, Number.MAX_SAFE_INTEGER),
         blockBytes,
         snapshot: decodeSnapshot(f.object('snapshot')),
