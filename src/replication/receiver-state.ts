@@ -48,6 +48,8 @@ export class ReceiverState implements ReplicationPort {
   readonly #sessions = new Map<string, SessionRecord>();
   readonly #volumes = new Map<string, Volume>();
   readonly #unsavedBytes = new Map<string, number>();
+  /** Sessions known to be committed, by id (bounded: only needed between begin and commit). */
+  readonly #committedSessions = new Map<string, string>();
   readonly #checkpointBytes: number;
 
   private constructor(tree: SnapshotTree, meta: MetaStore, siteId: string, xxh: Xxh64, codec: ExtentCodec, checkpointBytes: number) {
@@ -87,7 +89,10 @@ export class ReceiverState implements ReplicationPort {
   async begin(request: BeginRequest): Promise<BeginResponse> {
     validateBegin(request);
     const committed = this.#findCommitted(request.originSiteId, request.originSnapshotId);
-    if (committed !== undefined) return { resumeBlock: request.byteLength / request.blockBytes, baseFound: true, committedSnapshotId: committed };
+    if (committed !== undefined) {
+      this.#rememberCommitted(request.sessionId, committed);
+      return { resumeBlock: request.byteLength / request.blockBytes, baseFound: true, committedSnapshotId: committed };
+    }
     // Split-brain safety, before anything is stored: a stale generation, or a lineage this
     // site still holds writable, is refused (STALE_GENERATION / DIVERGED).
     await checkIncomingGeneration({ tree: this.#tree, meta: this.#meta, siteId: this.#siteId }, request.volumeKey, request.snapshot.userMetadata);
@@ -154,6 +159,10 @@ export class ReceiverState implements ReplicationPort {
 
   async commit(sessionIds: readonly string[]): Promise<string[]> {
     if (sessionIds.length === 0) throw new DrkitError('INVALID_ARGUMENT', 'commit needs at least one session');
+    // Sessions that a begin found already committed (a repeated transfer, a pull of what
+    // is already here) answer with their snapshots, so every transfer ends in a commit.
+    const remembered = sessionIds.map((id) => this.#committedSessions.get(id));
+    if (remembered.every((id) => id !== undefined)) return remembered as string[];
     // Idempotent: sessions already committed (a retried commit) answer with their snapshot.
     const already = sessionIds.map((id) => {
       const r = this.#sessions.get(id);
@@ -187,6 +196,13 @@ export class ReceiverState implements ReplicationPort {
     }
     for (const id of sessionIds) await this.#drop(id);
     return ids;
+  }
+
+  #rememberCommitted(sessionId: string, snapshotId: string): void {
+    const MAX_REMEMBERED_SESSIONS = 4096; // a begin and its commit are one transfer apart
+    this.#committedSessions.delete(sessionId);
+    this.#committedSessions.set(sessionId, snapshotId);
+    if (this.#committedSessions.size > MAX_REMEMBERED_SESSIONS) this.#committedSessions.delete(this.#committedSessions.keys().next().value!);
   }
 
   /** Forgets a session and deletes its staging volume. */

@@ -159,10 +159,13 @@ export async function replicateSnapshots(
   }
   report('commit');
   throwIfAborted(options.signal);
-  const pending = plans.filter((p) => p.committed === undefined).map((p) => p.sessionId);
-  const committed = pending.length === 0 ? [] : await port.commit(pending);
+  // Every transfer ends in a commit, even when all members were already there: a pulling
+  // peer learns from it that the transfer is over.
+  const allThere = plans.every((p) => p.committed !== undefined);
+  const pending = allThere ? plans.map((p) => p.sessionId) : plans.filter((p) => p.committed === undefined).map((p) => p.sessionId);
+  const committed = await port.commit(pending);
   const byPlan = new Map(pending.map((id, i) => [id, committed[i]!]));
-  const remoteSnapshotIds = plans.map((p) => p.committed ?? byPlan.get(p.sessionId)!);
+  const remoteSnapshotIds = plans.map((p) => byPlan.get(p.sessionId) ?? p.committed!);
   report('done');
   return { remoteSnapshotIds, baseSnapshotIds: plans.map((p) => p.base), progress: { phase: 'done', ...counters } };
 }

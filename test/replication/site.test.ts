@@ -217,3 +217,19 @@ describe('storage-only sites', () => {
     await expect(Site.open({ siteId: 'T', tree, meta, storageOnly: true })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
   });
 });
+
+describe('pull of a snapshot already held', () => {
+  it('resolves at once with the local copy (nothing crosses the wire)', async () => {
+    const net = MemoryTransport.create();
+    const a = await makeSite('A', net);
+    const b = await makeSite('B', net);
+    const vol = await a.tree.createVolume({ name: 'v', byteLength: 16 * 16 * KiB });
+    await vol.write(0, pattern(vol.byteLength, 21));
+    const s = await a.tree.snapshot(vol.id, { name: 's' });
+    const r = await a.site.replicate(s.id, b.remote);
+    const first = await a.site.pull(b.remote, r.remoteSnapshotIds[0]!);
+    expect(first.id).toBe(s.id); // A already holds the origin of B's replica
+    await a.site.close();
+    await b.site.close();
+  });
+});
