@@ -5,7 +5,9 @@
 //      file, metadata in a crash-safe log file), snapshot, modify, diff, clone, restore;
 //   3. export the restored volume back to a raw file and compare checksums;
 //   4. close everything, reopen from the files, verify every reference and checksum;
-//   5. replicate to a second site over TCP (full, then incremental), and restore from it.
+//   5. replicate to a second site over TCP (full, then incremental), and restore from it;
+//   6. the DR cycle: site A is lost, site B fails over and takes writes, A returns and fails
+//      back (its own late writes kept as a clone, only the delta shipped), A is primary again.
 // Usage: npm run demo [-- --keep]   (--keep leaves the work directory in place)
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,7 +16,7 @@ import { loadXxh64 } from '../dist/index.js';
 import { DeviceExtentStore } from '../dist/adapters/index.js';
 import { FileMetaStore, RawFileBlockDevice, TcpTransport } from '../dist/adapters/node.js';
 import { SnapshotTree } from '../dist/snapshot/index.js';
-import { Site } from '../dist/replication/index.js';
+import { Site, demote, failback, failover, originOf, promote, snapshotPromoted, volumeKeyOf } from '../dist/replication/index.js';
 
 const MiB = 1024 * 1024;
 const IMAGE_BYTES = 64 * MiB;
@@ -144,7 +146,7 @@ try {
   const psk = new Uint8Array(32).fill(7); // a pre-shared key between the two sites
   const siteA = await Site.open({ siteId: 'siteA', tree: s.tree, meta: s.meta, peerKeys: () => psk });
   const b = await openTree('siteB-');
-  const siteB = await Site.open({ siteId: 'siteB', tree: b.tree, meta: b.meta, peerKeys: () => psk, storageOnly: true });
+  const siteB = await Site.open({ siteId: 'siteB', tree: b.tree, meta: b.meta, peerKeys: () => psk });
   const listener = await siteB.listen(TcpTransport.create(), '127.0.0.1:0');
   const remoteB = { siteId: 'siteB', address: listener.address, transport: TcpTransport.create(), psk };
   const full = await siteA.replicate(golden.id, remoteB);
@@ -159,6 +161,35 @@ try {
   const restoredSum = await checksumOf(rr);
   await rr.close();
   say(`[restore]    a fresh siteA pulled golden back from siteB: ${restoredSum === written ? 'bit-identical to disk.img' : 'DIFFERS'}`);
+
+  // 6. The DR cycle. Site A writes after its last replicated snapshot, then is lost.
+  const lineage = volumeKeyOf(originOf(changed, 'siteA'));
+  const vmDisk = await s.tree.openVolume(vol.id);
+  await vmDisk.write(30 * MiB, new TextEncoder().encode('written on A after the last replication'));
+  await vmDisk.flush();
+  const promoted = await failover(siteB, lineage, { name: 'vm-disk-dr' });
+  say(`[failover]   siteA lost; siteB promoted its newest replica (${promoted.fromSnapshotId}) to writable ${promoted.volume.id}, generation ${promoted.generation}`);
+  await promoted.volume.write(50 * MiB, new TextEncoder().encode('written on B while A was down'));
+  const onB = await snapshotPromoted(siteB, lineage, { name: 'while-A-down' });
+  const listenerA = await siteA.listen(TcpTransport.create(), '127.0.0.1:0');
+  const remoteA = { siteId: 'siteA', address: listenerA.address, transport: TcpTransport.create(), psk };
+  await vmDisk.close();
+  const back = await failback(siteA, remoteB, lineage);
+  say(`[failback]   siteA returned: common snapshot ${back.commonSnapshotId}; A's late writes kept as ${back.divergedVolumeId ? s.tree.getVolume(back.divergedVolumeId).name : '(none)'}; B's changes pulled as ${back.resyncedSnapshotId}`);
+  await promoted.volume.write(51 * MiB, new TextEncoder().encode('last write on B before moving back'));
+  const fin = await snapshotPromoted(siteB, lineage, { name: 'final-on-B' });
+  const toA = await siteB.replicate(fin.id, remoteA);
+  await promoted.volume.close();
+  await demote(siteB, lineage, { force: true });
+  const home = await promote(siteA, toA.remoteSnapshotIds[0], { volumeId: back.demotedVolumeId });
+  const homeSum = await checksumOf(home.volume);
+  const bReader = b.tree.openSnapshot(fin.id);
+  const bSum = await checksumOf(bReader);
+  await bReader.close();
+  say(`[migrate]    B's final snapshot sent back (${(toA.progress.sentExtentBytes / 1024).toFixed(0)} KiB of extents, incremental); siteA primary again at generation ${home.generation}: ${homeSum === bSum ? 'bit-identical to B' : 'DIFFERS from B'}`);
+  await home.volume.close();
+  void onB;
+  if (homeSum !== bSum) throw new Error('failback did not converge');
   for (const x of [siteA, siteA2, siteB]) await x.close();
   await b.close();
   await c.close();
