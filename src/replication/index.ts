@@ -12,3 +12,4 @@ export { Throttle } from './throttle.js';
 export { promote, failover, failback, demote, snapshotPromoted, lineageStatus, type PromoteOptions, type Promotion, type FailbackOptions, type FailbackResult } from './failover.js';
 export { detectSplitBrain, type SplitBrainReport } from './split-brain.js';
 export type { LineageStatus, LineageRecord } from './lineage-record.js';
+export { planMigration, migrate, resumeMigration, rollbackMigration, readMigration, MIGRATION_STEPS, MIGRATION_RECORD_PREFIX, type MigrationOptions, type MigrationPlan, type MigrationStep, type MigrateRunOptions, type MigrationResult, type MigrationRecord, type MigrationStepKind } from './migrate.js';

@@ -1,0 +1,348 @@
+/**
+ * Migrate: a controlled failover of a volume lineage from the site that writes it (the
+ * source) to a replica site (the target), as ONE resumable operation with a dry-run plan.
+ *
+ * Steps: stop writes on the source volume, take the final snapshot, replicate it, demote
+ * the source (it stops writing the lineage), promote the target at generation + 1, and
+ * record the reversed direction. The operation's state is persisted (synced) in the
+ * source site's MetaStore under `mg/` after every step, so a failure or a crash of either
+ * side stops it in a recorded state: {@link resumeMigration} continues from the first step
+ * not recorded as completed (every step is idempotent), {@link rollbackMigration} undoes
+ * it while the target is not yet promoted.
+ *
+ * No-data-loss promise: every write acknowledged on the source volume before the
+ * stop-writes step is in the final snapshot, and so at the target. Writes are stopped by
+ * the caller's `stopWrites` hook and by closing the `sourceVolume` handle (later writes
+ * through it fail with NOT_OPEN); volume writes and snapshots share the tree's FIFO mutex,
+ * so a write in flight at the stop lands before the snapshot. Before the source is
+ * demoted its volume is checked against the final snapshot: if anything wrote after the
+ * stop (another handle, a restart), the demotion is refused with DIVERGED and the
+ * migration goes back to retake the final snapshot on resume.
+ */
+import { DrkitError, throwIfAborted, toDrkitError } from '../core/errors.js';
+import type { MetaStore } from '../adapters/meta-store.js';
+import type { Volume } from '../snapshot/index.js';
+import { demote, lineageStatus, promote, snapshotPromoted, type PromoteOptions } from './failover.js';
+import { deleteLineageRecord, readLineageRecord, writeLineageRecord } from './lineage-record.js';
+import { GENERATION_KEY, LINEAGE_KEY, originKey, originOf } from './origin.js';
+import type { RemoteSite, Site, SiteTransferOptions } from './site.js';
+import { MIGRATION_STEPS, readMigrationRecord, writeMigrationRecord, type MigrationRecord, type MigrationStepKind } from './internal/migration-record.js';
+
+export { MIGRATION_STEPS, MIGRATION_RECORD_PREFIX, type MigrationRecord, type MigrationStepKind } from './internal/migration-record.js';
+
+/** What to migrate, and where. */
+export interface MigrationOptions {
+  /** The site that writes the lineage now. */
+  readonly source: Site;
+  /** The replica site that will write it. */
+  readonly target: RemoteSite;
+  /** The lineage (volumeKey) to move. */
+  readonly lineage: string;
+  /** The target's writable volume: a new clone by name, or an existing volume reverted in place. @defaultValue `{ name: <the source volume's name> }` */
+  readonly targetVolume?: PromoteOptions;
+  /** Name of the final snapshot. @defaultValue 'migrate-final' */
+  readonly finalSnapshotName?: string;
+}
+
+/** One step of a plan. */
+export interface MigrationStep {
+  readonly kind: MigrationStepKind;
+  /** Where the step acts. */
+  readonly runsAt: 'source' | 'target';
+  readonly description: string;
+}
+
+/** A dry-run plan: what {@link migrate} would do, in order. Pure data. */
+export interface MigrationPlan {
+  readonly lineage: string;
+  readonly sourceSiteId: string;
+  readonly targetSiteId: string;
+  readonly sourceVolumeId: string;
+  readonly sourceGeneration: number;
+  /** The generation the target will write at (at least; the target's own knowledge may raise it). */
+  readonly targetGeneration: number;
+  readonly targetVolume: { readonly name?: string; readonly volumeId?: string };
+  readonly steps: readonly MigrationStep[];
+}
+
+/** How to run a migration. */
+export interface MigrateRunOptions extends SiteTransferOptions {
+  /** Where the operation state lives. @defaultValue the source site's MetaStore */
+  readonly stateStore?: MetaStore;
+  /** The target Site object, when it is in reach: needed for the promote step (it runs AT the target). Without it the migration stops before that step as `resumable`. */
+  readonly targetSite?: Site;
+  /** Quiesce hook: stop the application's writes (must be idempotent: a resume runs it again if its completion was not recorded). */
+  readonly stopWrites?: (options: { signal?: AbortSignal }) => Promise<void>;
+  /** A handle to the source volume that is closed at the stop, so later writes through it fail with NOT_OPEN. */
+  readonly sourceVolume?: Volume;
+  /** A plan from {@link planMigration}; migrate refuses it when the sites' state moved on since. */
+  readonly plan?: MigrationPlan;
+  /** Called after each step is durably recorded; a throw stops the migration there (resumable). */
+  readonly onStep?: (step: MigrationStepKind, record: MigrationRecord) => void | Promise<void>;
+}
+
+/** Where a migration stands. */
+export interface MigrationResult {
+  readonly state: 'completed' | 'resumable' | 'rolled-back';
+  /** Resumable: the next step to run. Completed: the last step. Rolled back: the first step that was undone or never ran. */
+  readonly step: MigrationStepKind;
+  readonly record: MigrationRecord;
+}
+
+const STEP_INDEX = Object.fromEntries(MIGRATION_STEPS.map((s, i) => [s, i])) as Record<MigrationStepKind, number>;
+/** Lineage of the check snapshot taken before demotion: outside the lineage, so no base or failover choice ever picks it. */
+const CHECK_SUFFIX = '~migrate-check';
+
+/**
+ * The dry-run plan of migrating `lineage` from `source` to `target`: reads only.
+ * @throws INVALID_ARGUMENT (same site, bad lineage), NOT_FOUND (the source does not write the lineage)
+ */
+export async function planMigration(options: MigrationOptions): Promise<MigrationPlan> {
+  const { source, target, lineage } = options;
+  if (target.siteId === source.siteId) throw new DrkitError('INVALID_ARGUMENT', 'migrate needs two different sites', { data: { field: 'target' } });
+  const status = await lineageStatus(source, lineage);
+  if (status.writableVolumeId === undefined) throw new DrkitError('NOT_FOUND', `site ${source.siteId} does not write lineage ${lineage}`, { data: { lineage } });
+  const sourceVolumeId = status.writableVolumeId;
+  const targetVolume = options.targetVolume ?? { name: source.tree.getVolume(sourceVolumeId).name };
+  if ((targetVolume.name === undefined) === (targetVolume.volumeId === undefined)) {
+    throw new DrkitError('INVALID_ARGUMENT', 'targetVolume needs exactly one of name and volumeId', { data: { field: 'targetVolume' } });
+  }
+  const g = status.generation;
+  const into = targetVolume.name !== undefined ? `new volume "${targetVolume.name}"` : `volume ${targetVolume.volumeId} reverted in place`;
+  const steps: MigrationStep[] = [
+    { kind: 'stop-writes', runsAt: 'source', description: `stop writes on ${source.siteId} volume ${sourceVolumeId} (stopWrites hook, close the sourceVolume handle)` },
+    { kind: 'final-snapshot', runsAt: 'source', description: `take the final snapshot "${options.finalSnapshotName ?? 'migrate-final'}" of volume ${sourceVolumeId} at generation ${g}` },
+    { kind: 'replicate', runsAt: 'source', description: `replicate the final snapshot to ${target.siteId} (incremental, resumable)` },
+    { kind: 'demote-source', runsAt: 'source', description: `check volume ${sourceVolumeId} is unchanged since the final snapshot, then demote ${source.siteId}: it stops writing ${lineage}` },
+    { kind: 'promote-target', runsAt: 'target', description: `promote the final snapshot at ${target.siteId} into ${into}, generation ${g + 1}` },
+    { kind: 'reverse-direction', runsAt: 'source', description: `record ${target.siteId} as primary and ${source.siteId} as its replica` },
+  ];
+  return Object.freeze({ lineage, sourceSiteId: source.siteId, targetSiteId: target.siteId, sourceVolumeId, sourceGeneration: g, targetGeneration: g + 1, targetVolume, steps: Object.freeze(steps) });
+}
+
+/**
+ * Runs a migration from the start (see the module header). Resolves `completed`, or
+ * `resumable` at `promote-target` when no `targetSite` was given.
+ * @throws ALREADY_EXISTS (a migration of the lineage is under way: resume or roll it back),
+ *   INVALID_ARGUMENT (a stale plan), {@link planMigration}'s codes; a failing step throws its
+ *   own code with `data.state === 'resumable'` and `data.step` (the step to resume at)
+ */
+export async function migrate(options: MigrationOptions, run: MigrateRunOptions = {}): Promise<MigrationResult> {
+  const store = run.stateStore ?? options.source.meta;
+  const existing = await readMigrationRecord(store, options.lineage);
+  if (existing?.status === 'running') {
+    throw new DrkitError('ALREADY_EXISTS', `a migration of ${options.lineage} is under way (next step ${MIGRATION_STEPS[existing.completedSteps]}): resume or roll it back`, {
+      data: { lineage: options.lineage, state: 'resumable', step: MIGRATION_STEPS[existing.completedSteps] },
+    });
+  }
+  const plan = await planMigration(options);
+  if (run.plan !== undefined) {
+    const p = run.plan;
+    if (p.lineage !== plan.lineage || p.sourceSiteId !== plan.sourceSiteId || p.targetSiteId !== plan.targetSiteId || p.sourceVolumeId !== plan.sourceVolumeId || p.sourceGeneration !== plan.sourceGeneration) {
+      throw new DrkitError('INVALID_ARGUMENT', 'the plan is stale: the sites moved on since it was made', { data: { field: 'plan' } });
+    }
+  }
+  const record: MigrationRecord = {
+    formatVersion: 1,
+    lineage: plan.lineage,
+    sourceSiteId: plan.sourceSiteId,
+    targetSiteId: plan.targetSiteId,
+    sourceVolumeId: plan.sourceVolumeId,
+    sourceGeneration: plan.sourceGeneration,
+    targetVolume: plan.targetVolume,
+    status: 'running',
+    completedSteps: 0,
+    startedStep: undefined,
+    finalSnapshotId: undefined,
+    remoteSnapshotId: undefined,
+    // Read before anything changes: what a rollback puts back (null = no record, own lineage).
+    previousLineageRecord: (await readLineageRecord(options.source.meta, plan.lineage)) ?? null,
+    targetGeneration: undefined,
+    targetVolumeId: undefined,
+    primarySiteId: undefined,
+    replicaSiteId: undefined,
+    lastError: undefined,
+  };
+  await writeMigrationRecord(store, record);
+  return execute(options, run, store, record);
+}
+
+/**
+ * Continues the migration of `lineage` recorded in the state store from its first step
+ * not recorded as completed. A completed or rolled-back migration resolves as such.
+ * @throws NOT_FOUND (no migration recorded), INVALID_ARGUMENT (other sites than recorded), and the steps' codes as {@link migrate}
+ */
+export async function resumeMigration(options: MigrationOptions, run: MigrateRunOptions = {}): Promise<MigrationResult> {
+  const store = run.stateStore ?? options.source.meta;
+  const record = await readMigrationRecord(store, options.lineage);
+  if (record === undefined) throw new DrkitError('NOT_FOUND', `no migration of ${options.lineage} is recorded`, { data: { lineage: options.lineage } });
+  if (record.sourceSiteId !== options.source.siteId || record.targetSiteId !== options.target.siteId) {
+    throw new DrkitError('INVALID_ARGUMENT', `the migration of ${options.lineage} runs from ${record.sourceSiteId} to ${record.targetSiteId}`, { data: { field: 'target' } });
+  }
+  if (record.status === 'completed') return { state: 'completed', step: 'reverse-direction', record };
+  if (record.status === 'rolled-back') return { state: 'rolled-back', step: MIGRATION_STEPS[Math.min(record.completedSteps, MIGRATION_STEPS.length - 1)]!, record };
+  return execute(options, run, store, record);
+}
+
+/**
+ * Undoes a migration that has not promoted the target: the source writes the lineage
+ * again at its own generation (its lineage record is put back). The final snapshot stays
+ * at both sites (it is a valid replica). The caller reopens the source volume for writes.
+ * @throws NOT_FOUND (no migration recorded), STALE_GENERATION (the target was promoted: it is
+ *   primary now; resume instead), INVALID_ARGUMENT (the promote step may have run and no
+ *   `targetSite` was given to check it)
+ */
+export async function rollbackMigration(options: { source: Site; lineage: string }, run: { stateStore?: MetaStore; targetSite?: Site } = {}): Promise<MigrationResult> {
+  const { source, lineage } = options;
+  const store = run.stateStore ?? source.meta;
+  const record = await readMigrationRecord(store, lineage);
+  if (record === undefined) throw new DrkitError('NOT_FOUND', `no migration of ${lineage} is recorded`, { data: { lineage } });
+  const next = MIGRATION_STEPS[Math.min(record.completedSteps, MIGRATION_STEPS.length - 1)]!;
+  if (record.status === 'rolled-back') return { state: 'rolled-back', step: next, record };
+  const targetIsPrimary = () =>
+    new DrkitError('STALE_GENERATION', `${record.targetSiteId} is primary for ${lineage} now: the migration cannot be rolled back; resume it`, {
+      data: { lineage, state: record.status === 'completed' ? 'completed' : 'resumable', step: next, primarySiteId: record.targetSiteId },
+    });
+  const promoteIndex = STEP_INDEX['promote-target'];
+  if (record.status === 'completed' || record.completedSteps > promoteIndex) throw targetIsPrimary();
+  if (record.completedSteps === promoteIndex) {
+    // The promotion may have run at the target (crash before it was recorded, or by the operator).
+    if (run.targetSite === undefined) {
+      throw new DrkitError('INVALID_ARGUMENT', `the target ${record.targetSiteId} may have been promoted: pass targetSite to check before rolling back`, { data: { field: 'targetSite', lineage } });
+    }
+    const status = await lineageStatus(run.targetSite, lineage);
+    if (status.writableVolumeId !== undefined && status.generation > record.sourceGeneration) throw targetIsPrimary();
+  }
+  if (record.completedSteps > STEP_INDEX['demote-source'] || record.startedStep === 'demote-source') {
+    const previous = record.previousLineageRecord;
+    if (previous === null || previous === undefined) await deleteLineageRecord(source.meta, lineage);
+    else await writeLineageRecord(source.meta, previous);
+  }
+  const status = await lineageStatus(source, lineage);
+  if (status.writableVolumeId !== record.sourceVolumeId) {
+    throw new DrkitError('NOT_FOUND', `volume ${record.sourceVolumeId} of ${source.siteId} is gone: nothing to roll back to`, { data: { lineage, volumeId: record.sourceVolumeId } });
+  }
+  const rolled: MigrationRecord = { ...record, status: 'rolled-back', startedStep: undefined };
+  await writeMigrationRecord(store, rolled);
+  return { state: 'rolled-back', step: next, record: rolled };
+}
+
+async function execute(options: MigrationOptions, run: MigrateRunOptions, store: MetaStore, start: MigrationRecord): Promise<MigrationResult> {
+  let record = start;
+  while (record.completedSteps < MIGRATION_STEPS.length) {
+    const step = MIGRATION_STEPS[record.completedSteps]!;
+    if (step === 'promote-target' && run.targetSite === undefined) {
+      // The promotion runs AT the target: stop here for the operator (see docs/recovery.md).
+      record = { ...record, startedStep: undefined };
+      await writeMigrationRecord(store, record);
+      return { state: 'resumable', step, record };
+    }
+    try {
+      throwIfAborted(run.signal);
+      record = { ...record, startedStep: step };
+      await writeMigrationRecord(store, record);
+      const produced = await runStep(step, options, run, record);
+      const completedSteps = record.completedSteps + 1;
+      const done: MigrationRecord = { ...record, ...produced, completedSteps, startedStep: undefined, lastError: undefined, status: completedSteps === MIGRATION_STEPS.length ? 'completed' : 'running' };
+      await writeMigrationRecord(store, done);
+      // Only a durable record counts: a failed write leaves the step to be rerun (steps are idempotent).
+      record = done;
+      if (step === 'reverse-direction' && run.targetSite !== undefined && run.targetSite.meta !== store) await writeMigrationRecord(run.targetSite.meta, record);
+      await run.onStep?.(step, record);
+    } catch (err) {
+      const e = toDrkitError(err, 'INTERNAL', `migration step ${step} failed`);
+      if (e.data.restartFromFinalSnapshot === true) {
+        record = { ...record, completedSteps: STEP_INDEX['final-snapshot'], finalSnapshotId: undefined, remoteSnapshotId: undefined };
+      }
+      const nextStep = MIGRATION_STEPS[record.completedSteps] ?? step;
+      try {
+        await writeMigrationRecord(store, { ...record, lastError: { code: e.code, message: e.message } });
+      } catch {
+        // The store failed too (a crash): the record of the last completed step still stands.
+      }
+      throw new DrkitError(e.code, `migration of ${options.lineage} stopped before step ${nextStep} (resumeMigration continues it): ${e.message}`, {
+        cause: e,
+        transient: e.transient,
+        data: { ...e.data, lineage: options.lineage, state: record.status === 'completed' ? 'completed' : 'resumable', step: nextStep },
+      });
+    }
+  }
+  return { state: 'completed', step: 'reverse-direction', record };
+}
+
+async function runStep(step: MigrationStepKind, options: MigrationOptions, run: MigrateRunOptions, record: MigrationRecord): Promise<Partial<MigrationRecord>> {
+  const { source, target, lineage } = options;
+  const signalOption = run.signal === undefined ? {} : { signal: run.signal };
+  switch (step) {
+    case 'stop-writes': {
+      await run.stopWrites?.(signalOption);
+      await run.sourceVolume?.close();
+      // Volume writes are durable only after a flush: make every acknowledged one survive a
+      // crash of the source before the final snapshot is taken.
+      await source.tree.flush(signalOption);
+      return {};
+    }
+    case 'final-snapshot': {
+      const status = await lineageStatus(source, lineage);
+      if (status.writableVolumeId !== record.sourceVolumeId) {
+        throw new DrkitError('DIVERGED', `site ${source.siteId} no longer writes ${lineage} through volume ${record.sourceVolumeId}`, { data: { lineage } });
+      }
+      const snapshot = await snapshotPromoted(source, lineage, { name: options.finalSnapshotName ?? 'migrate-final' });
+      return { finalSnapshotId: snapshot.id };
+    }
+    case 'replicate': {
+      const final = source.tree.getSnapshot(record.finalSnapshotId!);
+      // A crash after the transfer but before its record: the target already holds it, and
+      // replicating a held snapshot again would commit nothing.
+      const key = originKey(originOf(final, source.siteId));
+      const held = (await source.listRemote(target, lineage, run)).find((h) => `${h.originSiteId}/${h.originSnapshotId}` === key);
+      if (held !== undefined) return { remoteSnapshotId: held.snapshotId };
+      const result = await source.replicate(final.id, target, run);
+      return { remoteSnapshotId: result.remoteSnapshotIds[0] };
+    }
+    case 'demote-source': {
+      const status = await lineageStatus(source, lineage);
+      if (status.writableVolumeId === record.sourceVolumeId) {
+        const info = source.tree.getVolume(record.sourceVolumeId);
+        const check = await source.tree.snapshot(record.sourceVolumeId, {
+          name: `${info.name}-migrate-check`,
+          userMetadata: { [LINEAGE_KEY]: `${lineage}${CHECK_SUFFIX}`, [GENERATION_KEY]: String(record.sourceGeneration) },
+        });
+        let changed = false;
+        for await (const _range of source.tree.diff(record.finalSnapshotId, check.id, signalOption)) {
+          changed = true;
+          break;
+        }
+        await source.tree.deleteSnapshot(check.id);
+        if (changed) {
+          throw new DrkitError('DIVERGED', `volume ${record.sourceVolumeId} was written after the final snapshot: writes were not stopped; resume retakes the final snapshot`, {
+            data: { lineage, volumeId: record.sourceVolumeId, restartFromFinalSnapshot: true },
+          });
+        }
+      }
+      await demote(source, lineage, { force: true });
+      return {};
+    }
+    case 'promote-target': {
+      const site = run.targetSite!;
+      if (site.siteId !== record.targetSiteId) throw new DrkitError('INVALID_ARGUMENT', `targetSite is ${site.siteId}, not ${record.targetSiteId}`, { data: { field: 'targetSite' } });
+      const status = await lineageStatus(site, lineage);
+      // Promoted before a crash kept the record from saying so.
+      if (status.writableVolumeId !== undefined && status.generation > record.sourceGeneration) return { targetGeneration: status.generation, targetVolumeId: status.writableVolumeId };
+      const promotion = await promote(site, record.remoteSnapshotId!, record.targetVolume);
+      await promotion.volume.close();
+      return { targetGeneration: promotion.generation, targetVolumeId: promotion.volume.id };
+    }
+    case 'reverse-direction':
+      return { primarySiteId: record.targetSiteId, replicaSiteId: record.sourceSiteId };
+  }
+}
+
+/**
+ * The migration recorded for `lineage` in `meta` (a site's MetaStore), if any: its state,
+ * and after completion which site is primary.
+ * @throws CORRUPTION, FORMAT_VERSION for an unreadable record
+ */
+export async function readMigration(meta: MetaStore, lineage: string): Promise<MigrationRecord | undefined> {
+  return readMigrationRecord(meta, lineage);
+}
