@@ -271,7 +271,7 @@ describe('failover and failback', () => {
     await a.site.close();
   });
 
-  it('20 seeded failover/failback cycles with writes on whichever side is primary converge bit-identical', async () => {
+  it('100 seeded failover/failback cycles with writes on whichever side is primary converge bit-identical', async () => {
     const seed = Number(process.env.DRKIT_FAILOVER_SEED ?? 6006);
     const next = rng(seed);
     const clock = new VirtualClock(1_000_000);
@@ -283,7 +283,7 @@ describe('failover and failback', () => {
     let primary = 0;
     const volumes: (Volume | undefined)[] = [first, undefined]; // each site's writable (or demoted) volume
     let generation = 0;
-    for (let cycle = 0; cycle < 20; cycle++) {
+    for (let cycle = 0; cycle < 100; cycle++) {
       const msg = `seed ${seed} (DRKIT_FAILOVER_SEED), cycle ${cycle}`;
       const p = sites[primary]!;
       const r = sites[1 - primary]!;
