@@ -3,6 +3,7 @@
  * MAX_CONTROL_PAYLOAD_BYTES) — the handshake, errors and the request/response steps of a
  * replication conversation. Byte strings (nonces, proofs) travel as lower-case hex.
  */
+import type { BeginRequest as PortBeginRequest, BeginResponse as PortBeginResponse } from '../replication-port.js';
 import { DrkitError } from '../../core/errors.js';
 import { toHex, utf8 } from '../../core/bytes.js';
 import { MAX_BLOCK_BYTES, MIN_BLOCK_BYTES, type ConsistencyLevel } from '../../snapshot/index.js';
@@ -89,45 +90,18 @@ export interface ListResponse {
 }
 
 /** The snapshot being sent, as the receiver will record it. */
-export interface BeginSnapshot {
-  readonly name: string;
-  readonly createdMs: number;
-  readonly consistency: ConsistencyLevel;
-  /** Why an application-consistent request fell back to crash consistency. */
-  readonly fallbackReason?: string;
-  readonly userMetadata: Readonly<Record<string, string>>;
-}
+export type BeginSnapshot = PortBeginRequest['snapshot'];
 
-/** Sender opens (or resumes) a transfer session for one snapshot. Mirrors ReplicationPort's BeginRequest. */
-export interface BeginRequest {
+/** Sender opens (or resumes) a transfer session for one snapshot: ReplicationPort's BeginRequest on the wire. */
+export interface BeginRequest extends PortBeginRequest {
   readonly type: 'BEGIN_REQ';
   readonly requestId: number;
-  readonly sessionId: string;
-  readonly volumeKey: string;
-  readonly originSiteId: string;
-  readonly originSnapshotId: string;
-  readonly originVolumeId: string;
-  /** Origin snapshot id of the common base the blocks are a diff against; absent for a full transfer. */
-  readonly baseOriginSnapshotId?: string;
-  /** Origin site of that base when it differs from originSiteId (a promoted lineage); absent = originSiteId. */
-  readonly baseOriginSiteId?: string;
-  readonly byteLength: number;
-  readonly blockBytes: number;
-  readonly snapshot: BeginSnapshot;
-  /** Set when the snapshot is a member of a consistency group committed together. */
-  readonly groupKey?: string;
 }
 
-/** Receiver: where to (re)start. Mirrors ReplicationPort's BeginResponse. */
-export interface BeginResponse {
+/** Receiver: where to (re)start: ReplicationPort's BeginResponse on the wire. */
+export interface BeginResponse extends PortBeginResponse {
   readonly type: 'BEGIN_RES';
   readonly requestId: number;
-  /** First block the sender still has to send (0 for a new session). */
-  readonly resumeBlock: number;
-  /** False when the receiver lacks the named base: the sender must send in full. */
-  readonly baseFound: boolean;
-  /** Set when the snapshot is already committed there (nothing left to do). */
-  readonly committedSnapshotId?: string;
 }
 
 /** Sender: all blocks of these sessions were sent; commit them atomically. */
