@@ -33,3 +33,37 @@ export function seededBytes(byteLength, seed = 1) {
   }
   return out;
 }
+
+/**
+ * Wraps a Transport so that the bytes its outgoing connections carry are counted in
+ * `counter.bytes`: what this side writes, plus (with `countReads`) what it receives.
+ */
+export function countingTransport(transport, { countReads = false } = {}) {
+  const counter = { bytes: 0 };
+  return {
+    counter,
+    transport: {
+      listen: (address, options) => transport.listen(address, options),
+      async connect(address, options) {
+        const c = await transport.connect(address, options);
+        return {
+          peer: c.peer,
+          write: (bytes, o) => {
+            counter.bytes += bytes.length;
+            return c.write(bytes, o);
+          },
+          read: countReads
+            ? async function* read() {
+                for await (const chunk of c.read()) {
+                  counter.bytes += chunk.length;
+                  yield chunk;
+                }
+              }
+            : () => c.read(),
+          close: () => c.close(),
+          destroy: (reason) => c.destroy(reason),
+        };
+      },
+    },
+  };
+}

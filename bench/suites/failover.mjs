@@ -6,47 +6,19 @@
 import { MemoryExtentStore, MemoryMetaStore, MemoryTransport } from '../../dist/adapters/index.js';
 import { SnapshotTree } from '../../dist/snapshot/index.js';
 import { Site, demote, failback, failover, snapshotPromoted } from '../../dist/replication/index.js';
-import { median, seededBytes, timeMs } from '../util.mjs';
+import { median, seededBytes, timeMs, countingTransport } from '../util.mjs';
 
 const MiB = 1024 * 1024;
 const VOLUME_BYTES = Number(process.env.DRKIT_BENCH_FAILOVER_MIB ?? 256) * MiB;
 const BLOCK_BYTES = 16 * 1024;
 const psk = new Uint8Array(32).fill(42);
 
-function counting(transport) {
-  const counter = { bytes: 0 };
-  return {
-    counter,
-    transport: {
-      listen: (a, o) => transport.listen(a, o),
-      async connect(address, options) {
-        const c = await transport.connect(address, options);
-        return {
-          peer: c.peer,
-          write: (bytes, o) => {
-            counter.bytes += bytes.length;
-            return c.write(bytes, o);
-          },
-          async *read() {
-            for await (const chunk of c.read()) {
-              counter.bytes += chunk.length;
-              yield chunk;
-            }
-          },
-          close: () => c.close(),
-          destroy: (r) => c.destroy(r),
-        };
-      },
-    },
-  };
-}
-
 async function makeSite(siteId, net) {
   const meta = await MemoryMetaStore.open();
   const tree = await SnapshotTree.open({ meta, extents: await MemoryExtentStore.open() });
   const site = await Site.open({ siteId, tree, meta, peerKeys: () => psk });
   const listener = await site.listen(net, `${siteId}:7000`);
-  const { counter, transport } = counting(net);
+  const { counter, transport } = countingTransport(net, { countReads: true });
   return { site, tree, counter, remote: { siteId, address: listener.address, transport, psk } };
 }
 

@@ -16,7 +16,7 @@ import { FileMetaStore, RawFileBlockDevice, TcpTransport, TlsTransport } from '.
 import { SnapshotTree } from '../../dist/snapshot/index.js';
 import { Site } from '../../dist/replication/index.js';
 import { applyVersion2, standardImageChunks } from '../workload.mjs';
-import { mbPerSec } from '../util.mjs';
+import { mbPerSec, countingTransport } from '../util.mjs';
 import { mkdirSync, readFileSync } from 'node:fs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -25,30 +25,6 @@ const tlsDir = join(here, '../../test/fixtures/tls');
 const MiB = 1024 * 1024;
 const IMAGE_BYTES = Number(process.env.DRKIT_BENCH_IMAGE_MIB ?? 1024) * MiB;
 const psk = new Uint8Array(32).fill(42);
-
-/** A transport that counts the bytes this side writes (the wire bytes it causes). */
-function counting(transport) {
-  const counter = { bytes: 0 };
-  return {
-    counter,
-    transport: {
-      listen: (a, o) => transport.listen(a, o),
-      async connect(address, options) {
-        const c = await transport.connect(address, options);
-        return {
-          peer: c.peer,
-          write: (bytes, o) => {
-            counter.bytes += bytes.length;
-            return c.write(bytes, o);
-          },
-          read: () => c.read(),
-          close: () => c.close(),
-          destroy: (r) => c.destroy(r),
-        };
-      },
-    },
-  };
-}
 
 async function startChild(siteId, kind, dataDir) {
   const child = spawn(process.execPath, [siteProcess, siteId, kind, dataDir, tlsDir], { stdio: ['pipe', 'pipe', 'inherit'] });
@@ -115,7 +91,7 @@ export default [
       const s1 = await a.tree.snapshot(vol.id, { name: 'v1' });
 
       const b = await startChild('siteB', 'tcp', dir);
-      const tcp = counting(TcpTransport.create());
+      const tcp = countingTransport(TcpTransport.create());
       const remote = { siteId: 'siteB', address: b.address, transport: tcp.transport, psk };
       t0 = performance.now();
       const r1 = await a.site.replicate(s1.id, remote);
@@ -186,7 +162,7 @@ export default [
       const tlsDirB = join(dir, 'tls-target');
       mkdirSync(tlsDirB);
       const bt = await startChild('siteB', 'tls', tlsDirB);
-      const tls = counting(
+      const tls = countingTransport(
         TlsTransport.create({ key: readFileSync(join(tlsDir, 'siteA.key')), cert: readFileSync(join(tlsDir, 'siteA.crt')), ca: readFileSync(join(tlsDir, 'ca.crt')) }),
       );
       t0 = performance.now();
