@@ -14,7 +14,6 @@
  *   `begin` of the same session resumes from the checkpoint. Every call is idempotent.
  */
 import { DrkitError } from '../core/errors.js';
-import { loadXxh64, type Xxh64 } from '../core/checksum.js';
 import { utf8 } from '../core/bytes.js';
 import type { MetaStore } from '../adapters/meta-store.js';
 import type { ExtentPut } from '../adapters/extent-store.js';
@@ -43,7 +42,6 @@ export class ReceiverState implements ReplicationPort {
   readonly #tree: SnapshotTree;
   readonly #meta: MetaStore;
   readonly #siteId: string;
-  readonly #xxh: Xxh64;
   readonly #codec: ExtentCodec;
   readonly #sessions = new Map<string, SessionRecord>();
   readonly #volumes = new Map<string, Volume>();
@@ -52,11 +50,10 @@ export class ReceiverState implements ReplicationPort {
   readonly #committedSessions = new Map<string, string>();
   readonly #checkpointBytes: number;
 
-  private constructor(tree: SnapshotTree, meta: MetaStore, siteId: string, xxh: Xxh64, codec: ExtentCodec, checkpointBytes: number) {
+  private constructor(tree: SnapshotTree, meta: MetaStore, siteId: string, codec: ExtentCodec, checkpointBytes: number) {
     this.#tree = tree;
     this.#meta = meta;
     this.#siteId = siteId;
-    this.#xxh = xxh;
     this.#codec = codec;
     this.#checkpointBytes = checkpointBytes;
   }
@@ -69,7 +66,7 @@ export class ReceiverState implements ReplicationPort {
   static async open(tree: SnapshotTree, meta: MetaStore, siteId: string, options: { checkpointBytes?: number } = {}): Promise<ReceiverState> {
     const checkpointBytes = options.checkpointBytes ?? DEFAULT_CHECKPOINT_BYTES;
     if (!Number.isSafeInteger(checkpointBytes) || checkpointBytes <= 0) throw new DrkitError('INVALID_ARGUMENT', 'checkpointBytes must be a positive integer');
-    const state = new ReceiverState(tree, meta, siteId, await loadXxh64(), await ExtentCodec.open(), checkpointBytes);
+    const state = new ReceiverState(tree, meta, siteId, await ExtentCodec.open(), checkpointBytes);
     for await (const [, value] of meta.iterate({ prefix: utf8(SESSION_KEY_PREFIX) })) {
       const record = JSON.parse(new TextDecoder().decode(value)) as SessionRecord;
       if (record.formatVersion !== 1) throw new DrkitError('FORMAT_VERSION', 'unknown replication session record version');
@@ -133,9 +130,8 @@ export class ReceiverState implements ReplicationPort {
     const puts: ExtentPut[] = extents.map((e) => {
       if (e.codec !== 0 && e.codec !== 1) throw new DrkitError('CORRUPTION', `unknown extent codec ${e.codec}`);
       const data = this.#codec.decompress(e.codec as CodecId, e.data, e.rawLength);
-      if (this.#xxh.hash(data) !== e.checksum) {
-        throw new DrkitError('CORRUPTION', 'received extent fails its checksum', { data: { rawLength: e.rawLength } });
-      }
+      // The sender's checksum goes to the ExtentStore, whose contract verifies it before
+      // writing anything of the batch (CORRUPTION otherwise): one hash, not two.
       return { fingerprint: e.fingerprint, data, checksum: e.checksum };
     });
     await this.#tree.putExtents(puts);

@@ -176,3 +176,18 @@ function bind(r: ReceiverState): ReplicationPort {
     commit: (ids) => r.commit(ids),
   };
 }
+
+describe('checksum on the wire', () => {
+  it('an extent whose checksum was tampered with is refused and nothing of its batch lands', async () => {
+    const a = await site('A');
+    const b = await site('B');
+    const vol = await a.tree.createVolume({ name: 'v', byteLength: 64 * KiB, blockBytes: 4 * KiB });
+    await vol.write(0, new Uint8Array(16 * KiB).map((_, i) => (i * 7) & 0xff));
+    const s = await a.tree.snapshot(vol.id, { name: 's' });
+    const before = (await b.extents.stats()).extentCount;
+    const lying: ReplicationPort = { ...bind(b.receiver), extents: (ex) => b.receiver.extents(ex.map((e, i) => (i === ex.length - 1 ? { ...e, checksum: e.checksum ^ 1n } : e))) };
+    await expect(replicateSnapshots(a.ctx, lying, 'B', [s.id])).rejects.toMatchObject({ code: 'CORRUPTION' });
+    expect((await b.extents.stats()).extentCount).toBe(before);
+    expect(b.tree.listSnapshots()).toEqual([]);
+  });
+});
