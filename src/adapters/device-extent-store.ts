@@ -1,7 +1,8 @@
 /**
  * An ExtentStore that lays extents out on a BlockDevice (a raw file or a real disk) and
- * keeps its index (fingerprint -> byteOffset, byteLength, xxh64) in a MetaStore under a
- * key prefix: data on a raw device, metadata in a store.
+ * keeps its index (fingerprint -> byteOffset, byteLength, xxh64), its free-space map and
+ * its counters in a MetaStore under a key prefix: data on a raw device, metadata in a
+ * store (index format 2; see internal/extent-index-codec.ts).
  *
  * Integrity promise: every extent is written with its xxh64 in the index and every read
  * verifies it; a mismatch rejects with `CORRUPTION` (data: fingerprint hex, byteOffset),
@@ -12,29 +13,30 @@
  * durable once a later `flush()` resolves, and so is a delete. The ordering that makes
  * this hold across a crash at any instant:
  *  1. extent bytes are written to the device, and the device is flushed, BEFORE any index
- *     entry pointing at them is committed to the MetaStore; so a durable index entry never
- *     points at unwritten bytes;
- *  2. `flush()` flushes the device, then commits the pending index operations with a
- *     synchronous (durable) MetaStore batch;
- *  3. space freed by a delete is handed out again only after that delete is durable; until
- *     then a crash could bring back the index entry, and its bytes must still be there.
- * Bytes of a durable extent are therefore never overwritten while any durable index entry
- * references them, and the free space rebuilt at open (device minus what the index
- * references: the index is the truth) never covers a live extent.
+ *     entry pointing at them is committed to the MetaStore; so a committed index entry
+ *     never points at unwritten bytes;
+ *  2. every commit is one synchronous (durable) MetaStore batch holding the index changes,
+ *     the space-map groups they change and the counters, so the persisted free space
+ *     always agrees with the persisted index — nothing is rebuilt at open;
+ *  3. space freed by a delete is handed out again only after that batch is durable;
+ *     until then a crash could bring back the index entry, and its bytes must still be there.
+ * A commit happens at `flush()`, and earlier whenever `maxPendingIndexOps` changes are
+ * pending (which bounds the memory of uncommitted state).
  *
- * Memory: the whole index is cached in memory (loaded at open, which reads every index
- * entry once): ~160 bytes per extent with 32-byte fingerprints (measured 157 B over 200k
- * extents on Node 20), so `has()` and `get()` cost no MetaStore round trip. 1 M extents
- * of 64 KiB (64 GiB of data) cost ~160 MB of heap.
+ * Memory: bounded whatever the number of extents. Index entries and space-map bitmaps are
+ * read from the MetaStore on demand through LRU caches sharing `cacheBytes`; uncommitted
+ * changes are pinned until their commit. Opening reads a constant amount of metadata (the
+ * header, the counters and the device superblock).
  */
 import type { BlockDevice, BlockRead, BlockWrite, IoOptions } from './block-device.js';
-import type { MetaOp, MetaStore } from './meta-store.js';
+import type { MetaStore } from './meta-store.js';
 import type { ExtentInfo, ExtentPut, ExtentStore, ExtentStoreCapabilities, ExtentStoreStats } from './extent-store.js';
 import { loadXxh64, type Xxh64 } from '../core/checksum.js';
 import { DrkitError, throwIfAborted, toDrkitError } from '../core/errors.js';
 import { assertPositiveInteger } from '../core/validate.js';
-import { bytesToKey, concatBytes, keyToBytes, utf8 } from '../core/bytes.js';
-import { ExtentAllocator } from './internal/extent-allocator.js';
+import { concatBytes, keyToBytes, utf8 } from '../core/bytes.js';
+import { SpaceMap } from './internal/space-map.js';
+import { ExtentIndex } from './internal/extent-index.js';
 import {
   DEFAULT_MAX_EXTENT_BYTES,
   checkIoOptions,
@@ -45,8 +47,19 @@ import {
   fingerprintKeys,
   type CheckedPut,
 } from './internal/extent-checks.js';
-import { SUPERBLOCK_BYTES, checkSuperblock, decodeEntry, decodeHeader, encodeEntry, type IndexEntry, type IndexHeader } from './internal/extent-index-codec.js';
-import { checkUnit, createStore, padTo, roundUpTo, wrapIo } from './internal/extent-store-setup.js';
+import {
+  INDEX_TAG,
+  SUPERBLOCK_BYTES,
+  checkSuperblock,
+  decodeCounters,
+  decodeEntry,
+  decodeHeader,
+  encodeCounters,
+  type IndexEntry,
+  type IndexHeader,
+} from './internal/extent-index-codec.js';
+import { checkUnit, createStore, padTo, roundUpTo, spaceMapKeys, wrapIo } from './internal/extent-store-setup.js';
+import { upgradeExtentIndex, type ExtentStoreUpgradeResult } from './internal/extent-store-upgrade.js';
 
 /**
  * Default allocation unit: 4 KiB, the sector size of current disks (4Kn/512e) and the
@@ -58,11 +71,22 @@ import { checkUnit, createStore, padTo, roundUpTo, wrapIo } from './internal/ext
 const DEFAULT_ALLOCATION_UNIT_BYTES = 4096;
 
 /**
- * Index operations kept in memory before they are committed to the MetaStore without
- * waiting for `flush()`: bounds the memory of uncommitted index state (~100 B each, so
- * ~400 KiB) and the size of one MetaStore batch. Such a commit flushes the device first.
+ * Index changes kept in memory before they are committed without waiting for `flush()`:
+ * bounds the memory of uncommitted state (~250 B each with their space-map share, so
+ * ~1 MiB) and the size of one MetaStore batch, and costs one device flush + one durable
+ * batch per 4096 extents (64 MiB of 16 KiB blocks).
  */
 const DEFAULT_MAX_PENDING_INDEX_OPS = 4096;
+
+/**
+ * Default byte budget of the caches (index entries and space-map bitmaps): 16 MiB, about
+ * 70,000 index entries (~1 GiB of 16 KiB extents) plus 1,000 space groups. Lookups that miss
+ * cost one MetaStore read, which LMDB serves from the OS page cache.
+ */
+export const DEFAULT_EXTENT_CACHE_BYTES = 16 * 1024 * 1024;
+
+/** Share of `cacheBytes` the space-map bitmaps may use (the rest caches index entries). */
+const SPACE_CACHE_SHARE = 0.25;
 
 /**
  * Smallest and largest device growth step. The step doubles with the device (so the
@@ -87,50 +111,62 @@ export interface DeviceExtentStoreOptions {
    * @defaultValue 4096
    */
   allocationUnitBytes?: number;
-  /** Largest extent accepted. @defaultValue 4 MiB (bounds the memory one get pins) */
-  maxExtentBytes?: number;
   /**
-   * Index operations held in memory before they are committed (not yet durably) to the
-   * MetaStore without waiting for `flush()`. @defaultValue 4096 (~400 KiB of pending index state)
+   * Largest extent accepted. It may not exceed the space-group size fixed at creation
+   * (32,768 units, or more when the store was created with larger extents).
+   * @defaultValue 4 MiB (bounds the memory one get pins)
    */
+  maxExtentBytes?: number;
+  /** Index changes held in memory before they are committed without waiting for `flush()`. @defaultValue 4096 */
   maxPendingIndexOps?: number;
+  /** Byte budget of the index-entry and space-map caches. @defaultValue 16 MiB ({@link DEFAULT_EXTENT_CACHE_BYTES}) */
+  cacheBytes?: number;
 }
+
+/** Options of {@link DeviceExtentStore.upgrade}. */
+export type DeviceExtentStoreUpgradeOptions = Pick<DeviceExtentStoreOptions, 'device' | 'meta' | 'keyPrefix'>;
+export type { ExtentStoreUpgradeResult };
 
 /** A verified, crash-safe {@link ExtentStore} over a BlockDevice and a MetaStore. */
 export class DeviceExtentStore implements ExtentStore {
   readonly capabilities: Readonly<ExtentStoreCapabilities>;
   readonly #device: BlockDevice;
   readonly #meta: MetaStore;
-  readonly #prefix: Uint8Array;
+  readonly #countersKey: Uint8Array;
   readonly #xxh: Xxh64;
-  readonly #alloc: ExtentAllocator;
+  readonly #space: SpaceMap;
+  readonly #index: ExtentIndex;
   readonly #maxPendingIndexOps: number;
-  /** Fingerprint binary string -> location; binary strings sort like the bytes. */
-  readonly #index: Map<string, IndexEntry>;
-  #extentBytes = 0;
-  /** Index operations not yet committed to the MetaStore (latest per fingerprint wins). */
-  #pending = new Map<string, MetaOp>();
+  #extentCount: number;
+  #extentBytes: number;
   /** Ranges of deleted extents whose delete is not yet durable: not reusable yet. */
   #freedPending: IndexEntry[] = [];
-  /** A MetaStore batch was committed without sync since the last durable commit. */
-  #metaDirty = false;
   /** Tail of the chain that serialises put/delete/flush. */
   #tail: Promise<unknown> = Promise.resolve();
   #open = true;
 
   private constructor(
-    options: { device: BlockDevice; meta: MetaStore; prefix: Uint8Array; xxh: Xxh64; maxExtentBytes: number; maxPendingIndexOps: number },
-    alloc: ExtentAllocator,
-    index: Map<string, IndexEntry>,
+    options: { device: BlockDevice; meta: MetaStore; prefix: Uint8Array; xxh: Xxh64; maxExtentBytes: number; maxPendingIndexOps: number; cacheBytes: number },
+    header: IndexHeader,
+    counters: { extentCount: number; extentBytes: number; usedUnits: number; cursorGroup: number },
   ) {
     this.#device = options.device;
     this.#meta = options.meta;
-    this.#prefix = options.prefix;
+    this.#countersKey = concatBytes([options.prefix, Uint8Array.of(INDEX_TAG.counters)]);
     this.#xxh = options.xxh;
     this.#maxPendingIndexOps = options.maxPendingIndexOps;
-    this.#alloc = alloc;
-    this.#index = index;
-    for (const e of index.values()) this.#extentBytes += e.byteLength;
+    this.#extentCount = counters.extentCount;
+    this.#extentBytes = counters.extentBytes;
+    const unit = header.allocationUnitBytes;
+    const spaceCacheBytes = Math.floor(options.cacheBytes * SPACE_CACHE_SHARE);
+    this.#space = new SpaceMap(
+      options.meta,
+      spaceMapKeys(options.prefix),
+      { unitBytes: unit, groupUnits: header.groupUnits, reservedUnits: roundUpTo(SUPERBLOCK_BYTES, unit) / unit },
+      { capacityBytes: options.device.byteLength, usedUnits: counters.usedUnits, cursorGroup: counters.cursorGroup },
+      spaceCacheBytes,
+    );
+    this.#index = new ExtentIndex(options.meta, options.prefix, options.cacheBytes - spaceCacheBytes);
     this.capabilities = Object.freeze({
       durableFlush: options.device.capabilities.durableFlush,
       maxExtentBytes: options.maxExtentBytes,
@@ -138,29 +174,15 @@ export class DeviceExtentStore implements ExtentStore {
   }
 
   /**
-   * Opens the store, creating it (superblock + index header) when the MetaStore holds no
-   * index under the prefix, and loads the index into memory.
-   * @throws INVALID_ARGUMENT for bad options or an allocation unit differing from the store's
-   * @throws CORRUPTION for a damaged index, a foreign or damaged superblock, or overlapping extents
-   * @throws FORMAT_VERSION for an index or superblock written by an unknown format version
+   * Opens the store, creating it (superblock, index header, counters) when the MetaStore
+   * holds no index under the prefix. Reads a constant amount of metadata.
+   * @throws INVALID_ARGUMENT for bad options, an allocation unit differing from the store's, or maxExtentBytes over the space-group size
+   * @throws CORRUPTION for a damaged header or counters, a foreign or damaged superblock, or a device shorter than the store's space
+   * @throws FORMAT_VERSION for an index of format 1 (data.upgrade names {@link DeviceExtentStore.upgrade}) or an unknown version
    * @throws NO_SPACE when a non-resizable device cannot hold the superblock
    */
   static async open(options: DeviceExtentStoreOptions): Promise<DeviceExtentStore> {
-    if (options === null || typeof options !== 'object') {
-      throw new DrkitError('INVALID_ARGUMENT', 'DeviceExtentStore.open: options must be an object');
-    }
-    const { device, meta } = options;
-    if (device === null || typeof device !== 'object' || typeof device.writev !== 'function') {
-      throw new DrkitError('INVALID_ARGUMENT', 'DeviceExtentStore.open: device must be a BlockDevice');
-    }
-    if (meta === null || typeof meta !== 'object' || typeof meta.batch !== 'function') {
-      throw new DrkitError('INVALID_ARGUMENT', 'DeviceExtentStore.open: meta must be a MetaStore');
-    }
-    const prefixOption = options.keyPrefix ?? 'x/';
-    const prefix = typeof prefixOption === 'string' ? utf8(prefixOption) : prefixOption;
-    if (!(prefix instanceof Uint8Array)) {
-      throw new DrkitError('INVALID_ARGUMENT', 'DeviceExtentStore.open: keyPrefix must be a string or Uint8Array');
-    }
+    const { device, meta, prefix } = checkOpenOptions(options, 'open');
     const maxExtentBytes = options.maxExtentBytes ?? DEFAULT_MAX_EXTENT_BYTES;
     assertPositiveInteger(maxExtentBytes, 'maxExtentBytes');
     if (maxExtentBytes > 0xffffffff) {
@@ -168,14 +190,17 @@ export class DeviceExtentStore implements ExtentStore {
     }
     const maxPendingIndexOps = options.maxPendingIndexOps ?? DEFAULT_MAX_PENDING_INDEX_OPS;
     assertPositiveInteger(maxPendingIndexOps, 'maxPendingIndexOps');
+    const cacheBytes = options.cacheBytes ?? DEFAULT_EXTENT_CACHE_BYTES;
+    if (!Number.isSafeInteger(cacheBytes) || cacheBytes < 0) {
+      throw new DrkitError('INVALID_ARGUMENT', 'cacheBytes must be a non-negative integer', { data: { cacheBytes } });
+    }
     if (options.allocationUnitBytes !== undefined) checkUnit(options.allocationUnitBytes, device);
     const xxh = await loadXxh64();
-    const prefixCopy = prefix.slice();
 
-    const headerValue = await wrapIo(() => meta.get(prefixCopy), 'read extent index header');
+    const headerValue = await wrapIo(() => meta.get(prefix), 'read extent index header');
     let header: IndexHeader;
     if (headerValue === undefined) {
-      header = await createStore(device, meta, prefixCopy, xxh, options.allocationUnitBytes ?? DEFAULT_ALLOCATION_UNIT_BYTES);
+      header = await createStore(device, meta, prefix, xxh, options.allocationUnitBytes ?? DEFAULT_ALLOCATION_UNIT_BYTES, maxExtentBytes);
     } else {
       header = decodeHeader(headerValue);
       if (options.allocationUnitBytes !== undefined && options.allocationUnitBytes !== header.allocationUnitBytes) {
@@ -190,32 +215,39 @@ export class DeviceExtentStore implements ExtentStore {
       }
       checkSuperblock(await wrapIo(() => device.read(0, reserved), 'read superblock'), header, xxh);
     }
-
-    const unit = header.allocationUnitBytes;
-    const reserved = roundUpTo(SUPERBLOCK_BYTES, unit);
-    const index = new Map<string, IndexEntry>();
-    const ranges: IndexEntry[] = [{ byteOffset: 0, byteLength: reserved, checksum: 0n }];
-    await wrapIo(async () => {
-      for await (const [key, value] of meta.iterate({ prefix: prefixCopy })) {
-        if (key.byteLength === prefixCopy.byteLength) continue; // the header
-        const entry = decodeEntry(value);
-        if (entry.byteLength > 0 && entry.byteOffset % unit !== 0) {
-          throw new DrkitError('CORRUPTION', `extent index entry at byte ${entry.byteOffset} is not unit-aligned`, {
-            data: { byteOffset: entry.byteOffset, allocationUnitBytes: unit },
-          });
-        }
-        index.set(bytesToKey(key.subarray(prefixCopy.byteLength)), entry);
-        if (entry.byteLength > 0) ranges.push(entry);
-      }
-    }, 'load extent index');
-    const alloc = ExtentAllocator.fromAllocated(unit, device.byteLength, ranges);
-    if (alloc.capacityBytes > device.byteLength) {
-      // The index references bytes past the device's end: the device was truncated or swapped.
-      throw new DrkitError('CORRUPTION', 'extent index references bytes past the end of the device', {
-        data: { deviceByteLength: device.byteLength, indexEndByte: alloc.capacityBytes },
+    const groupBytes = header.groupUnits * header.allocationUnitBytes;
+    if (maxExtentBytes > groupBytes) {
+      throw new DrkitError('INVALID_ARGUMENT', `maxExtentBytes ${maxExtentBytes} exceeds this store's space-group size ${groupBytes}`, {
+        data: { maxExtentBytes, groupBytes },
       });
     }
-    return new DeviceExtentStore({ device, meta, prefix: prefixCopy, xxh, maxExtentBytes, maxPendingIndexOps }, alloc, index);
+    const countersKey = concatBytes([prefix, Uint8Array.of(INDEX_TAG.counters)]);
+    const countersValue = await wrapIo(() => meta.get(countersKey), 'read extent index counters');
+    if (countersValue === undefined) throw new DrkitError('CORRUPTION', 'extent index has a header but no counters record');
+    const counters = decodeCounters(countersValue);
+    if (device.byteLength < counters.capacityBytes) {
+      // The space map covers bytes past the device's end: the device was truncated or swapped.
+      throw new DrkitError('CORRUPTION', 'extent store space extends past the end of the device', {
+        data: { deviceByteLength: device.byteLength, capacityBytes: counters.capacityBytes },
+      });
+    }
+    return new DeviceExtentStore({ device, meta, prefix, xxh, maxExtentBytes, maxPendingIndexOps, cacheBytes }, header, counters);
+  }
+
+  /**
+   * Converts an index of format 1 (every entry loaded at open, free space rebuilt by a
+   * scan) to format 2 in place: entries move under their format-2 keys, the space map and
+   * counters are written, and the header is rewritten last, in one durable batch. Run it
+   * once, with no store open on the same MetaStore prefix; it reads every entry once and
+   * holds the space map of the device in memory while it runs (device bytes / unit / 8).
+   * A crash part-way leaves a store that is still format 1 and that the next call finishes.
+   * Extent bytes on the device are not touched.
+   * @throws CORRUPTION for overlapping, misaligned or out-of-device entries, or mixed fingerprint lengths
+   * @throws NOT_FOUND when the MetaStore holds no extent index under the prefix
+   */
+  static async upgrade(options: DeviceExtentStoreUpgradeOptions): Promise<ExtentStoreUpgradeResult> {
+    const { device, meta, prefix } = checkOpenOptions(options, 'upgrade');
+    return upgradeExtentIndex(device, meta, prefix, await loadXxh64(), DEFAULT_MAX_EXTENT_BYTES);
   }
 
   /**
@@ -242,10 +274,11 @@ export class DeviceExtentStore implements ExtentStore {
     return this.#read(fingerprintKeys(fingerprints, 'getMany'), options);
   }
 
-  /** Answered from the in-memory index. @throws INVALID_ARGUMENT, NOT_OPEN, ABORTED */
+  /** Answered from the index cache, else with one MetaStore read for the misses. @throws INVALID_ARGUMENT, NOT_OPEN, ABORTED, IO_ERROR */
   async has(fingerprints: readonly Uint8Array[], options?: IoOptions): Promise<boolean[]> {
     this.#enter(options, 'has');
-    return fingerprintKeys(fingerprints, 'has').map((key) => this.#index.has(key));
+    const found = await wrapIo(() => this.#index.lookupMany(fingerprintKeys(fingerprints, 'has')), 'read extent index');
+    return found.map((e) => e !== undefined);
   }
 
   /** Forgets the extents at once; their space is reused after the next `flush()`. @throws INVALID_ARGUMENT, NOT_OPEN, ABORTED, IO_ERROR */
@@ -253,26 +286,32 @@ export class DeviceExtentStore implements ExtentStore {
     this.#enter(options, 'delete');
     const keys = fingerprintKeys(fingerprints, 'delete');
     await this.#exclusive('delete', options, async () => {
-      for (const key of keys) {
-        const entry = this.#index.get(key);
-        if (!entry) continue;
+      const unique = [...new Set(keys)];
+      const found = await wrapIo(() => this.#index.lookupMany(unique), 'read extent index');
+      unique.forEach((key, i) => {
+        const entry = found[i];
+        if (entry === undefined) return;
         this.#index.delete(key);
+        this.#extentCount--;
         this.#extentBytes -= entry.byteLength;
-        this.#pending.set(key, { kind: 'del', key: this.#metaKey(key) });
         if (entry.byteLength > 0) this.#freedPending.push(entry);
-      }
-      if (this.#pending.size >= this.#maxPendingIndexOps) await this.#commit(false, options);
+      });
+      await this.#commitIfFull(options);
     });
   }
 
-  /** Extents in fingerprint order, from the in-memory index as of the call (deleted ones skipped). @throws NOT_OPEN, ABORTED */
+  /**
+   * Extents in fingerprint order, as a consistent view of the store at the call (changes
+   * not yet committed are committed first). Streams from the MetaStore: memory stays flat.
+   * @throws NOT_OPEN, ABORTED, IO_ERROR
+   */
   async *list(options?: IoOptions): AsyncIterable<ExtentInfo> {
     this.#enter(options, 'list');
-    const keys = [...this.#index.keys()].sort();
-    for (const key of keys) {
-      const e = this.#index.get(key);
-      if (!e) continue;
-      yield { fingerprint: keyToBytes(key), byteLength: e.byteLength, checksum: e.checksum };
+    await this.#exclusive('list', options, () => this.#commit(options));
+    const prefixBytes = this.#index.entryPrefix.byteLength;
+    for await (const [key, value] of this.#meta.iterate({ prefix: this.#index.entryPrefix }, { signal: options?.signal })) {
+      const e = decodeEntry(value);
+      yield { fingerprint: key.slice(prefixBytes), byteLength: e.byteLength, checksum: e.checksum };
     }
   }
 
@@ -285,38 +324,34 @@ export class DeviceExtentStore implements ExtentStore {
   async stats(): Promise<ExtentStoreStats> {
     this.#enter(undefined, 'stats');
     return {
-      extentCount: this.#index.size,
+      extentCount: this.#extentCount,
       extentBytes: this.#extentBytes,
-      storedBytes: this.#alloc.allocatedBytes,
-      freeBytes: this.#alloc.freeBytes,
+      storedBytes: this.#space.allocatedBytes,
+      freeBytes: this.#space.freeBytes,
     };
   }
 
   /**
    * Makes every put and delete that resolved before the call durable: flushes the device,
-   * then commits the pending index operations durably; then releases deleted space.
-   * @throws NOT_OPEN, ABORTED, IO_ERROR (pending operations are kept and retried by the next flush)
+   * then commits the pending index changes, space map and counters in one durable batch;
+   * then releases deleted space.
+   * @throws NOT_OPEN, ABORTED, IO_ERROR (pending changes are kept and retried by the next flush)
    */
   async flush(options?: IoOptions): Promise<void> {
     this.#enter(options, 'flush');
-    await this.#exclusive('flush', options, async () => {
-      await this.#commit(true, options);
-      for (const e of this.#freedPending) this.#alloc.free(e.byteOffset, e.byteLength);
-      this.#freedPending = [];
-    });
+    await this.#exclusive('flush', options, () => this.#commit(options));
   }
 
   /**
-   * Waits for in-flight puts/deletes/flushes, then drops the in-memory index. Does not
-   * flush (unflushed puts and deletes may be lost) and does not close the device or
-   * MetaStore, which the caller owns. Idempotent.
+   * Waits for in-flight puts/deletes/flushes, then drops the caches. Does not flush
+   * (unflushed puts and deletes may be lost) and does not close the device or MetaStore,
+   * which the caller owns. Idempotent.
    */
   async close(): Promise<void> {
     if (!this.#open) return;
     this.#open = false;
     await this.#tail.catch(() => undefined);
     this.#index.clear();
-    this.#pending.clear();
     this.#freedPending = [];
   }
 
@@ -325,13 +360,15 @@ export class DeviceExtentStore implements ExtentStore {
   }
 
   async #putLocked(checked: CheckedPut[], options: IoOptions | undefined): Promise<void> {
-    const fresh: CheckedPut[] = [];
+    const unique: CheckedPut[] = [];
     const seen = new Set<string>();
     for (const p of checked) {
-      if (this.#index.has(p.key) || seen.has(p.key)) continue; // content addressing: stored once
+      if (seen.has(p.key)) continue;
       seen.add(p.key);
-      fresh.push(p);
+      unique.push(p);
     }
+    const found = await wrapIo(() => this.#index.lookupMany(unique.map((p) => p.key)), 'read extent index');
+    const fresh = unique.filter((_, i) => found[i] === undefined); // content addressing: stored once
     if (fresh.length === 0) return;
     const offsets = await this.#allocateAll(fresh, options);
     const align = this.#device.capabilities.alignmentBytes;
@@ -341,19 +378,18 @@ export class DeviceExtentStore implements ExtentStore {
       writes.push({ byteOffset: offsets[i]!, data: align > 1 ? padTo(p.data, align) : p.data });
     });
     try {
-      await this.#device.writev(writes, { signal: options?.signal });
+      if (writes.length > 0) await this.#device.writev(writes, { signal: options?.signal });
     } catch (err) {
       // Nothing references the space yet, so it is free again at once.
-      fresh.forEach((p, i) => this.#alloc.free(offsets[i]!, p.data.byteLength));
+      await this.#releaseAll(fresh, offsets);
       throw toDrkitError(err, 'IO_ERROR', 'put: device write failed');
     }
     fresh.forEach((p, i) => {
-      const entry: IndexEntry = { byteOffset: offsets[i]!, byteLength: p.data.byteLength, checksum: p.checksum };
-      this.#index.set(p.key, entry);
-      this.#extentBytes += entry.byteLength;
-      this.#pending.set(p.key, { kind: 'put', key: this.#metaKey(p.key), value: encodeEntry(entry) });
+      this.#index.put(p.key, { byteOffset: offsets[i]!, byteLength: p.data.byteLength, checksum: p.checksum });
+      this.#extentCount++;
+      this.#extentBytes += p.data.byteLength;
     });
-    if (this.#pending.size >= this.#maxPendingIndexOps) await this.#commit(false, options);
+    await this.#commitIfFull(options);
   }
 
   /** Offsets for each put (0 for empty extents), growing the device when it may. @throws NO_SPACE */
@@ -365,64 +401,80 @@ export class DeviceExtentStore implements ExtentStore {
           offsets.push(0);
           continue;
         }
-        let at = this.#alloc.allocate(p.data.byteLength);
+        let at = await this.#space.allocate(p.data.byteLength);
         if (at === undefined) {
-          await this.#grow(this.#alloc.roundUp(p.data.byteLength), options);
-          at = this.#alloc.allocate(p.data.byteLength);
+          await this.#grow(this.#space.roundUp(p.data.byteLength), options);
+          at = await this.#space.allocate(p.data.byteLength);
           if (at === undefined) throw new DrkitError('INTERNAL', 'allocator: no space after growing the device');
         }
         offsets.push(at);
       }
     } catch (err) {
-      offsets.forEach((at, i) => this.#alloc.free(at, puts[i]!.data.byteLength));
-      throw err;
+      await this.#releaseAll(puts.slice(0, offsets.length), offsets);
+      throw toDrkitError(err, 'IO_ERROR', 'put: allocation failed');
     }
     return offsets;
+  }
+
+  async #releaseAll(puts: CheckedPut[], offsets: number[]): Promise<void> {
+    for (let i = 0; i < offsets.length; i++) {
+      if (puts[i]!.data.byteLength > 0) await this.#space.release(offsets[i]!, puts[i]!.data.byteLength);
+    }
   }
 
   async #grow(shortfallBytes: number, options: IoOptions | undefined): Promise<void> {
     const device = this.#device;
     if (!device.capabilities.resizable) {
       throw new DrkitError('NO_SPACE', `extent store: no free range of ${shortfallBytes} bytes on a non-resizable device`, {
-        data: { byteLength: shortfallBytes, freeBytes: this.#alloc.freeBytes, deviceByteLength: device.byteLength },
+        data: { byteLength: shortfallBytes, freeBytes: this.#space.freeBytes, deviceByteLength: device.byteLength },
       });
     }
     const step = Math.min(MAX_GROWTH_BYTES, Math.max(MIN_GROWTH_BYTES, device.byteLength, shortfallBytes));
-    // The allocator's capacity may lag the device by a partial unit; grow from the capacity.
-    const target = roundUpTo(this.#alloc.capacityBytes + Math.max(step, shortfallBytes), this.#alloc.unitBytes);
+    // The map's capacity may lag the device by a partial unit; grow from the capacity.
+    const target = roundUpTo(this.#space.capacityBytes + Math.max(step, shortfallBytes), this.#space.unitBytes);
     await wrapIo(() => device.resize(Math.max(target, device.byteLength), { signal: options?.signal }), 'grow device');
-    this.#alloc.grow(target);
+    this.#space.grow(target);
+  }
+
+  async #commitIfFull(options: IoOptions | undefined): Promise<void> {
+    if (this.#index.pendingCount + this.#freedPending.length >= this.#maxPendingIndexOps) await this.#commit(options);
   }
 
   /**
-   * Commits the pending index operations, device first. With `durable`, the batch is
-   * synchronous (and a prior non-synchronous commit is made durable too). On failure the
-   * operations stay pending for the next attempt (re-applying them is idempotent).
+   * Commits the pending index changes, the space-map groups they touch and the counters
+   * in one durable batch, device first. On failure everything stays pending for the next
+   * attempt (re-applying it is idempotent).
    */
-  async #commit(durable: boolean, options: IoOptions | undefined): Promise<void> {
-    const ops = [...this.#pending.values()];
-    if (ops.length === 0 && !(durable && this.#metaDirty)) return;
+  async #commit(options: IoOptions | undefined): Promise<void> {
+    if (this.#index.pendingCount === 0 && this.#freedPending.length === 0 && !this.#space.dirty) return;
     const signal = options?.signal;
-    // Order 1: the bytes any put op points at are durable before the op is committed.
+    // Order 1: the bytes any put points at are durable before the put is committed.
     await wrapIo(() => this.#device.flush({ signal }), 'flush device');
-    const saved = this.#pending;
-    this.#pending = new Map();
-    try {
-      if (ops.length > 0) await this.#meta.batch(ops, { sync: durable, signal });
-      else await this.#meta.flush({ signal });
-    } catch (err) {
-      this.#pending = saved;
-      throw toDrkitError(err, 'IO_ERROR', 'commit extent index');
-    }
-    this.#metaDirty = !durable;
+    const freed = this.#freedPending;
+    const index = this.#index.takeCommitOps();
+    const space = await wrapIo(() => this.#space.commitOps(freed), 'read space map');
+    const counters = encodeCounters({
+      extentCount: this.#extentCount,
+      extentBytes: this.#extentBytes,
+      usedUnits: space.usedUnitsAfter,
+      cursorGroup: this.#space.cursorGroup,
+      capacityBytes: this.#space.capacityBytes,
+    });
+    const ops = [...index.ops, ...space.ops, { kind: 'put' as const, key: this.#countersKey, value: counters }];
+    await wrapIo(() => this.#meta.batch(ops, { sync: true, signal }), 'commit extent index');
+    // Order 3: the deletes are durable, so their space may be handed out again.
+    space.apply();
+    index.committed();
+    this.#freedPending = [];
   }
 
   /** Reads and verifies the extents of `keys` with one vectored read. */
   async #read(keys: string[], options: IoOptions | undefined): Promise<Uint8Array[]> {
     const out: Uint8Array[] = new Array(keys.length);
-    const entries = keys.map((key) => {
-      const e = this.#index.get(key);
-      if (!e) throw extentNotFound(keyToBytes(key));
+    const found = await wrapIo(() => this.#index.lookupMany(keys), 'read extent index');
+    const entries = keys.map((key, i) => {
+      const e = found[i];
+      if (e === undefined) throw extentNotFound(keyToBytes(key));
       return e;
     });
     const align = this.#device.capabilities.alignmentBytes;
@@ -431,7 +483,7 @@ export class DeviceExtentStore implements ExtentStore {
     for (let i = 0; i < entries.length; i++) {
       const e = entries[i]!;
       if (e.byteLength === 0) {
-        out[i] = this.#verify(keys[i]!, e, new Uint8Array(0)) ?? new Uint8Array(0);
+        out[i] = (await this.#verify(keys[i]!, e, new Uint8Array(0))) ?? new Uint8Array(0);
         continue;
       }
       slots.push(i);
@@ -443,7 +495,7 @@ export class DeviceExtentStore implements ExtentStore {
         const i = slots[j]!;
         const e = entries[i]!;
         const bytes = align > 1 ? got[j]!.slice(0, e.byteLength) : got[j]!;
-        const ok = this.#verify(keys[i]!, e, bytes);
+        const ok = await this.#verify(keys[i]!, e, bytes);
         // A concurrent delete (made durable, its space reused) or re-put may have moved the
         // extent while we read: read its current location once more.
         out[i] = ok ?? (await this.#read([keys[i]!], options))[0]!;
@@ -453,31 +505,46 @@ export class DeviceExtentStore implements ExtentStore {
   }
 
   /** The bytes if they match; undefined if the extent moved meanwhile. @throws CORRUPTION, EXTENT_NOT_FOUND */
-  #verify(key: string, entry: IndexEntry, bytes: Uint8Array): Uint8Array | undefined {
+  async #verify(key: string, entry: IndexEntry, bytes: Uint8Array): Promise<Uint8Array | undefined> {
     const actual = this.#xxh.hash(bytes);
     if (actual === entry.checksum) return bytes;
-    const now = this.#index.get(key);
+    const [now] = await wrapIo(() => this.#index.lookupMany([key]), 'read extent index');
     if (now === undefined) throw extentNotFound(keyToBytes(key));
-    if (now !== entry) return undefined;
+    if (now.byteOffset !== entry.byteOffset || now.byteLength !== entry.byteLength || now.checksum !== entry.checksum) return undefined;
     throw extentCorruption(keyToBytes(key), entry.byteOffset, entry.checksum, actual);
   }
 
-  #metaKey(key: string): Uint8Array {
-    return concatBytes([this.#prefix, keyToBytes(key)]);
-  }
-
-  async #exclusive(what: string, options: IoOptions | undefined, fn: () => Promise<void>): Promise<void> {
+  async #exclusive<T>(what: string, options: IoOptions | undefined, fn: () => Promise<T>): Promise<T> {
     const run = this.#tail.then(() => {
       if (!this.#open) throw new DrkitError('NOT_OPEN', `DeviceExtentStore.${what}: store is closed`);
       throwIfAborted(options?.signal);
       return fn();
     });
     this.#tail = run.catch(() => undefined);
-    await run;
+    return run;
   }
 
   #enter(options: IoOptions | undefined, what: string): void {
     if (!this.#open) throw new DrkitError('NOT_OPEN', `DeviceExtentStore.${what}: store is closed`);
     checkIoOptions(options, what);
   }
+}
+
+function checkOpenOptions(options: DeviceExtentStoreUpgradeOptions, what: string): { device: BlockDevice; meta: MetaStore; prefix: Uint8Array } {
+  if (options === null || typeof options !== 'object') {
+    throw new DrkitError('INVALID_ARGUMENT', `DeviceExtentStore.${what}: options must be an object`);
+  }
+  const { device, meta } = options;
+  if (device === null || typeof device !== 'object' || typeof device.writev !== 'function') {
+    throw new DrkitError('INVALID_ARGUMENT', `DeviceExtentStore.${what}: device must be a BlockDevice`);
+  }
+  if (meta === null || typeof meta !== 'object' || typeof meta.batch !== 'function') {
+    throw new DrkitError('INVALID_ARGUMENT', `DeviceExtentStore.${what}: meta must be a MetaStore`);
+  }
+  const prefixOption = options.keyPrefix ?? 'x/';
+  const prefix = typeof prefixOption === 'string' ? utf8(prefixOption) : prefixOption;
+  if (!(prefix instanceof Uint8Array)) {
+    throw new DrkitError('INVALID_ARGUMENT', `DeviceExtentStore.${what}: keyPrefix must be a string or Uint8Array`);
+  }
+  return { device, meta, prefix: prefix.slice() };
 }

@@ -52,10 +52,16 @@ export const DEFAULT_BLOCK_BYTES = 16384;
 export const MIN_BLOCK_BYTES = 512;
 export const MAX_BLOCK_BYTES = 1 << 20;
 /**
- * Uncommitted block-map nodes after which a write commits (without fsync) so memory
- * stays bounded: 4096 nodes of at most ~8 KiB is ~32 MiB.
+ * Estimated heap bytes of uncommitted metadata (dirty nodes and counts, prefetched
+ * counts) after which a write commits (without fsync), so memory stays bounded: 16 MiB
+ * is about 1 GiB of sequentially written 16 KiB blocks between commits.
  */
-const AUTO_COMMIT_DIRTY_NODES = 4096;
+const AUTO_COMMIT_PINNED_BYTES = 16 * 1024 * 1024;
+/**
+ * Default byte budget of the block-map caches (decoded nodes, node and extent reference
+ * counts): 32 MiB, e.g. ~1,000 full leaves (~250 K blocks, 4 GiB of 16 KiB blocks) hot.
+ */
+export const DEFAULT_TREE_CACHE_BYTES = 32 * 1024 * 1024;
 
 /** Redirect-on-write volumes, snapshots and clones over an ExtentStore and a MetaStore. */
 export class SnapshotTree {
@@ -83,7 +89,7 @@ export class SnapshotTree {
     this.#fingerprinter = fingerprinter;
     this.#clock = clock;
     this.#record = record;
-    this.#map = new MapStore(options.meta, keys, record.digestBytes, record.nextNodeId);
+    this.#map = new MapStore(options.meta, keys, record.digestBytes, record.nextNodeId, options.cacheBytes ?? DEFAULT_TREE_CACHE_BYTES);
     this.#reclaimer = new SpaceReclaimer(options.meta, options.extents, keys, this.#map);
     const tree = this;
     this.#core = {
@@ -96,7 +102,7 @@ export class SnapshotTree {
         tree.#catalog.touchVolume(id);
       },
       afterWrite: async () => {
-        if (tree.#map.dirtyNodeCount >= AUTO_COMMIT_DIRTY_NODES) await tree.#commit(false);
+        if (tree.#map.pinnedBytes >= AUTO_COMMIT_PINNED_BYTES) await tree.#commit(false);
       },
       flush: (signal) => tree.flush({ signal }),
       beginRead: () => {
@@ -148,7 +154,6 @@ export class SnapshotTree {
 
   async #load(): Promise<void> {
     await this.#catalog.load(this.#meta, this.#keys);
-    await this.#reclaimer.load();
   }
 
   /** The fingerprint function of this tree. */
@@ -503,7 +508,7 @@ export class SnapshotTree {
     const maxNodes = options.maxNodes ?? Number.POSITIVE_INFINITY;
     return this.#mutate(async () => {
       const r = await this.#reclaimer.step(maxNodes, options.signal, (sync) => this.#commit(sync), () => this.#activeReads);
-      return { ...r, done: this.#reclaimer.idle };
+      return { ...r, done: await this.#reclaimer.idle() };
     });
   }
 
@@ -524,6 +529,7 @@ export class SnapshotTree {
   async verify(options: VerifyOptions = {}): Promise<VerifyReport> {
     return this.#mutate(async () => {
       await this.#commit(true);
+      const queues = await this.#reclaimer.loadQueues();
       return verifyTree({
         meta: this.#meta,
         extents: this.#extents,
@@ -534,8 +540,8 @@ export class SnapshotTree {
           ...[...this.#catalog.volumes()].map((v) => ({ owner: v.id, root: v.root, blockCount: v.byteLength / v.blockBytes })),
           ...[...this.#catalog.snapshots()].map((s) => ({ owner: s.id, root: s.root, blockCount: s.byteLength / s.blockBytes })),
         ],
-        freeNodes: new Set(this.#reclaimer.freeNodes),
-        deadExtents: new Set(this.#reclaimer.deadExtents.keys()),
+        freeNodes: queues.freeNodes,
+        deadExtents: queues.deadExtents,
         options,
       });
     });
@@ -573,13 +579,12 @@ export class SnapshotTree {
     }
     try {
       await this.#extents.flush();
-      const { ops, freedNodes, deadExtents } = this.#map.takeCommitOps();
+      const { ops } = this.#map.takeCommitOps();
       this.#record.nextNodeId = this.#map.nextNodeId;
       ops.push({ kind: 'put', key: this.#keys.tree(), value: encodeJson(this.#record) });
       ops.push(...this.#catalog.changeOps(this.#keys));
       await this.#meta.batch(ops, { sync });
       this.#catalog.clearChanges();
-      this.#reclaimer.enqueue(freedNodes, deadExtents);
     } catch (err) {
       this.#failure =
         err instanceof DrkitError && err.code !== 'INTERNAL'

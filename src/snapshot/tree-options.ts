@@ -18,6 +18,12 @@ export interface SnapshotTreeOptions {
   fingerprinter?: Fingerprinter;
   /** Source of snapshot times and quiesce deadlines. @defaultValue new SystemClock() */
   clock?: Clock;
+  /**
+   * Byte budget of the block-map caches (decoded nodes, node and extent reference counts).
+   * Uncommitted changes are held beside it, bounded by an automatic commit at 16 MiB.
+   * @defaultValue 32 MiB (`DEFAULT_TREE_CACHE_BYTES`)
+   */
+  cacheBytes?: number;
 }
 
 /** Options of {@link SnapshotTree.createVolume}. */

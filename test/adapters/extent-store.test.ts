@@ -12,7 +12,7 @@ import { MemoryMetaStore } from '../../src/adapters/memory-meta-store.js';
 import { LogMetaStore } from '../../src/adapters/log-meta-store.js';
 import { RawFileBlockDevice } from '../../src/adapters/raw-file-block-device.js';
 import { ExtentAllocator } from '../../src/adapters/internal/extent-allocator.js';
-import { decodeEntry } from '../../src/adapters/internal/extent-index-codec.js';
+import { INDEX_TAG, decodeEntry } from '../../src/adapters/internal/extent-index-codec.js';
 import { expectSameBytes, fixtureData, fixtureExtent, fixtureFingerprint } from '../../src/testing/internal/extent-fixtures.js';
 import { describeExtentStore } from '../../src/testing/describe-extent-store.js';
 import { concatBytes, utf8 } from '../../src/core/bytes.js';
@@ -51,7 +51,7 @@ async function openOn(backing: Backing, extra: Partial<DeviceExtentStoreOptions>
 
 /** The device location of an extent, read from the index in the MetaStore (its on-disk format). */
 async function locate(meta: MetaStore, fingerprint: Uint8Array, prefix = 'x/') {
-  const value = await meta.get(concatBytes([utf8(prefix), fingerprint]));
+  const value = await meta.get(concatBytes([utf8(prefix), Uint8Array.of(INDEX_TAG.entry), fingerprint]));
   expect(value, 'index entry').toBeDefined();
   return decodeEntry(value!);
 }

@@ -3,11 +3,16 @@
  * and the superblock at the start of its device. Every format starts with a version so a
  * later build can read (or refuse to read) what an earlier one wrote.
  *
- * Index header (MetaStore key = prefix), version 1, 24 bytes:
- *   u8 version | u8[3] zero | u32 allocationUnitBytes | u8[16] storeId
- * Index entry (MetaStore key = prefix + fingerprint), version 1, 21 bytes:
- *   u8 version | u64 byteOffset | u32 byteLength | u64 xxh64 checksum
- * Device superblock (byte 0 of the device), version 1, 48 bytes then zero padding:
+ Index format 2 (this build), MetaStore keys under the store's prefix P:
+ *   P              header, 28 bytes: u8 version | u8[3] zero | u32 allocationUnitBytes | u8[16] storeId | u32 groupUnits
+ *   P 01 <fp>      index entry, 21 bytes: u8 version | u64 byteOffset | u32 byteLength | u64 xxh64 checksum
+ *   P 02 <u32be g> bitmap of space group g (groupUnits / 8 bytes; bit = unit in use)
+ *   P 03 <u32be g> summary of space group g: u32 free units
+ *   P 04           counters, 41 bytes: u8 version | u64 extentCount | u64 extentBytes | u64 usedUnits | u32 cursorGroup | u64 capacityBytes
+ * Index format 1 (read only by the upgrade): header (24 bytes, as above without
+ * groupUnits) at P and entries (version byte 1) at P <fp>, with no space map: free space
+ * was rebuilt by scanning every entry at open, which format 2 exists to avoid.
+ * Device superblock (byte 0 of the device), version 1 in both formats, 48 bytes then zero padding:
  *   u8[16] magic | u32 version | u32 allocationUnitBytes | u8[16] storeId | u64 xxh64 of bytes 0-39
  * The storeId ties a device to its index, so pairing a device with another store's
  * index fails at open instead of reading wrong bytes later. Integers are little-endian.
@@ -16,14 +21,23 @@ import type { Xxh64 } from '../../core/checksum.js';
 import { DrkitError } from '../../core/errors.js';
 import { equalBytes, toHex } from '../../core/bytes.js';
 
-/** Version of the index header, index entries and superblock this build writes and reads. */
-export const EXTENT_FORMAT_VERSION = 1;
+/** Version of the index (header, entries, space map, counters) this build writes and reads. */
+export const EXTENT_FORMAT_VERSION = 2;
+/** The earlier index format, which {@link DeviceExtentStore.upgrade} converts. */
+export const EXTENT_FORMAT_V1 = 1;
+/** Version of the device superblock (unchanged by index format 2). */
+export const SUPERBLOCK_VERSION = 1;
+
+/** Sub-key tags under the store's prefix (format 2). */
+export const INDEX_TAG = { entry: 0x01, bitmap: 0x02, summary: 0x03, counters: 0x04 } as const;
 
 /** Bytes reserved for the superblock at the start of the device (before rounding to the allocation unit). */
 export const SUPERBLOCK_BYTES = 4096;
 
-const HEADER_BYTES = 24;
+const HEADER_V1_BYTES = 24;
+const HEADER_BYTES = 28;
 const ENTRY_BYTES = 21;
+const COUNTERS_BYTES = 41;
 const SUPERBLOCK_USED_BYTES = 48;
 const STORE_ID_BYTES = 16;
 /** "drkit-extents" padded with zeros to 16 bytes. */
@@ -33,6 +47,18 @@ const MAGIC = new Uint8Array([0x64, 0x72, 0x6b, 0x69, 0x74, 0x2d, 0x65, 0x78, 0x
 export interface IndexHeader {
   readonly allocationUnitBytes: number;
   readonly storeId: Uint8Array;
+  /** Units per space group (format 2; 0 in a format-1 header). */
+  readonly groupUnits: number;
+}
+
+/** Store-wide counters, committed with every index change. */
+export interface IndexCounters {
+  readonly extentCount: number;
+  readonly extentBytes: number;
+  readonly usedUnits: number;
+  readonly cursorGroup: number;
+  /** Device bytes the space map covered at the commit: a shorter device was truncated or swapped. */
+  readonly capacityBytes: number;
 }
 
 /** Where one extent lives. */
@@ -53,15 +79,61 @@ export function encodeHeader(h: IndexHeader): Uint8Array {
   view.setUint8(0, EXTENT_FORMAT_VERSION);
   view.setUint32(4, h.allocationUnitBytes, true);
   out.set(h.storeId, 8);
+  view.setUint32(24, h.groupUnits, true);
+  return out;
+}
+
+/** The header's format version (1 or 2), without decoding the rest. @throws CORRUPTION */
+export function headerVersion(value: Uint8Array): number {
+  if (value.byteLength === 0) throw corrupt('extent index header', 0);
+  return value[0]!;
+}
+
+/**
+ * Decodes a header of format 2, or of format 1 with `acceptV1` (the upgrade).
+ * @throws FORMAT_VERSION (a format-1 header names the upgrade), CORRUPTION
+ */
+export function decodeHeader(value: Uint8Array, acceptV1 = false): IndexHeader {
+  const version = headerVersion(value);
+  const view = new DataView(value.buffer, value.byteOffset, value.byteLength);
+  if (version === EXTENT_FORMAT_V1 && acceptV1) {
+    if (value.byteLength !== HEADER_V1_BYTES) throw corrupt('extent index header', value.byteLength);
+    return { allocationUnitBytes: view.getUint32(4, true), storeId: value.slice(8, 8 + STORE_ID_BYTES), groupUnits: 0 };
+  }
+  if (version === EXTENT_FORMAT_V1) {
+    throw new DrkitError('FORMAT_VERSION', 'extent index is format 1; convert it once with DeviceExtentStore.upgrade({ device, meta, keyPrefix })', {
+      data: { version, supported: EXTENT_FORMAT_VERSION, upgrade: 'DeviceExtentStore.upgrade' },
+    });
+  }
+  checkVersion(value, 'extent index header');
+  if (value.byteLength !== HEADER_BYTES) throw corrupt('extent index header', value.byteLength);
+  return { allocationUnitBytes: view.getUint32(4, true), storeId: value.slice(8, 8 + STORE_ID_BYTES), groupUnits: view.getUint32(24, true) };
+}
+
+export function encodeCounters(c: IndexCounters): Uint8Array {
+  const out = new Uint8Array(COUNTERS_BYTES);
+  const view = new DataView(out.buffer);
+  view.setUint8(0, EXTENT_FORMAT_VERSION);
+  view.setBigUint64(1, BigInt(c.extentCount), true);
+  view.setBigUint64(9, BigInt(c.extentBytes), true);
+  view.setBigUint64(17, BigInt(c.usedUnits), true);
+  view.setUint32(25, c.cursorGroup, true);
+  view.setBigUint64(29, BigInt(c.capacityBytes), true);
   return out;
 }
 
 /** @throws FORMAT_VERSION, CORRUPTION */
-export function decodeHeader(value: Uint8Array): IndexHeader {
-  checkVersion(value, 'extent index header');
-  if (value.byteLength !== HEADER_BYTES) throw corrupt('extent index header', value.byteLength);
+export function decodeCounters(value: Uint8Array): IndexCounters {
+  checkVersion(value, 'extent index counters');
+  if (value.byteLength !== COUNTERS_BYTES) throw corrupt('extent index counters', value.byteLength);
   const view = new DataView(value.buffer, value.byteOffset, value.byteLength);
-  return { allocationUnitBytes: view.getUint32(4, true), storeId: value.slice(8, 8 + STORE_ID_BYTES) };
+  return {
+    extentCount: Number(view.getBigUint64(1, true)),
+    extentBytes: Number(view.getBigUint64(9, true)),
+    usedUnits: Number(view.getBigUint64(17, true)),
+    cursorGroup: view.getUint32(25, true),
+    capacityBytes: Number(view.getBigUint64(29, true)),
+  };
 }
 
 export function encodeEntry(e: IndexEntry): Uint8Array {
@@ -75,8 +147,8 @@ export function encodeEntry(e: IndexEntry): Uint8Array {
 }
 
 /** @throws FORMAT_VERSION, CORRUPTION */
-export function decodeEntry(value: Uint8Array): IndexEntry {
-  checkVersion(value, 'extent index entry');
+export function decodeEntry(value: Uint8Array, version: number = EXTENT_FORMAT_VERSION): IndexEntry {
+  checkVersion(value, 'extent index entry', version);
   if (value.byteLength !== ENTRY_BYTES) throw corrupt('extent index entry', value.byteLength);
   const view = new DataView(value.buffer, value.byteOffset, value.byteLength);
   const byteOffset = view.getBigUint64(1, true);
@@ -89,7 +161,7 @@ export function encodeSuperblock(h: IndexHeader, xxh: Xxh64, paddedBytes: number
   const out = new Uint8Array(paddedBytes);
   const view = new DataView(out.buffer);
   out.set(MAGIC, 0);
-  view.setUint32(16, EXTENT_FORMAT_VERSION, true);
+  view.setUint32(16, SUPERBLOCK_VERSION, true);
   view.setUint32(20, h.allocationUnitBytes, true);
   out.set(h.storeId, 24);
   view.setBigUint64(40, xxh.hash(out.subarray(0, 40)), true);
@@ -109,8 +181,8 @@ export function checkSuperblock(bytes: Uint8Array, h: IndexHeader, xxh: Xxh64): 
     throw new DrkitError('CORRUPTION', 'device superblock failed its checksum');
   }
   const version = view.getUint32(16, true);
-  if (version !== EXTENT_FORMAT_VERSION) {
-    throw new DrkitError('FORMAT_VERSION', `device superblock version ${version} is not supported (this build reads ${EXTENT_FORMAT_VERSION})`, {
+  if (version !== SUPERBLOCK_VERSION) {
+    throw new DrkitError('FORMAT_VERSION', `device superblock version ${version} is not supported (this build reads ${SUPERBLOCK_VERSION})`, {
       data: { version },
     });
   }
@@ -122,11 +194,11 @@ export function checkSuperblock(bytes: Uint8Array, h: IndexHeader, xxh: Xxh64): 
   }
 }
 
-function checkVersion(value: Uint8Array, what: string): void {
+function checkVersion(value: Uint8Array, what: string, expected: number = EXTENT_FORMAT_VERSION): void {
   const version = value[0];
   if (version === undefined) throw corrupt(what, 0);
-  if (version !== EXTENT_FORMAT_VERSION) {
-    throw new DrkitError('FORMAT_VERSION', `${what} version ${version} is not supported (this build reads ${EXTENT_FORMAT_VERSION})`, {
+  if (version !== expected) {
+    throw new DrkitError('FORMAT_VERSION', `${what} version ${version} is not supported (this build reads ${expected})`, {
       data: { version },
     });
   }

@@ -82,7 +82,7 @@ async function mutableNode(store: MapStore, id: number, level: number): Promise<
     return fresh;
   }
   if ((await store.nodeRc(id)) === 1) {
-    store.touchNode(id);
+    await store.touchNode(id);
     return id;
   }
   const copy = await store.shadow(id);

@@ -53,6 +53,14 @@ export function copyNode(node: MapNode): MapNode {
   return node.kind === 'leaf' ? { kind: 'leaf', level: 0, slots: node.slots.slice() } : { kind: 'interior', level: node.level, slots: node.slots.slice() };
 }
 
+/**
+ * Estimated heap bytes of a decoded node, for cache budgets: the 256-slot array and the
+ * object (~2.2 KiB), plus a view object and its share of the payload per fingerprint.
+ */
+export function nodeHeapBytes(node: MapNode): number {
+  return node.kind === 'leaf' ? 2200 + presentCount(node) * 112 : 2200;
+}
+
 /** Number of present slots. */
 export function presentCount(node: MapNode): number {
   let n = 0;
@@ -121,10 +129,14 @@ export function decodeNode(bytes: Uint8Array, nodeId: number, digestBytes: numbe
   let at = HEADER_BYTES + BITMAP_BYTES;
   const present = (i: number) => (bytes[HEADER_BYTES + (i >> 3)]! >> (i & 7)) & 1;
   if (kind === 0) {
+    // One copy of the payload, and a view per fingerprint: a view costs far less heap
+    // than its own buffer (this is what bounds a cached leaf near 20 KiB, not 50).
+    const payload = bytes.slice(at);
+    at = 0;
     const slots = new Array<Uint8Array | undefined>(FANOUT).fill(undefined);
     for (let i = 0; i < FANOUT; i++) {
       if (!present(i)) continue;
-      slots[i] = bytes.slice(at, at + slotBytes);
+      slots[i] = payload.subarray(at, at + slotBytes);
       at += slotBytes;
     }
     return { kind: 'leaf', level: 0, slots };

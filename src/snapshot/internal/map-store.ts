@@ -1,7 +1,8 @@
 /**
  * The in-memory face of a SnapshotTree's metadata: block-map nodes, node reference
- * counts and extent reference counts, loaded lazily from the MetaStore, changed in
- * memory, and written back as one atomic batch by {@link MapStore.takeCommitOps}.
+ * counts and extent reference counts, read from the MetaStore through byte-budgeted LRU
+ * caches, changed in memory, and written back as one atomic batch by
+ * {@link MapStore.takeCommitOps}.
  *
  * Reference counting (after Rodeh, "B-trees, shadowing, and clones"): rc(node) is the
  * number of pointers to it from interior slots, volume heads and snapshot roots;
@@ -10,18 +11,32 @@
  * on each of its children. When rc reaches 0 a node is queued for reclamation and an
  * extent is marked dead; neither is touched again by the live tree.
  *
+ * Memory: nothing here grows with stored data. Clean values live in LRU caches within
+ * the tree's `cacheBytes`; changed (dirty) values and extent counts prefetched for the
+ * operation in progress are pinned until the next commit, and the tree commits once
+ * {@link MapStore.pinnedBytes} passes its bound.
+ *
  * Callers serialise every mutation (SnapshotTree holds one mutex); reads of nodes that
  * are reachable from a live root are safe at any time because such nodes are never
  * changed in place while shared.
  */
 import { bytesToKey, keyToBytes } from '../../core/bytes.js';
 import { DrkitError } from '../../core/errors.js';
+import { LruCache } from '../../core/lru-cache.js';
 import type { MetaOp, MetaStore } from '../../adapters/meta-store.js';
-import { copyNode, decodeNode, emptyNode, encodeNode, type MapNode } from './map-node.js';
+import { copyNode, decodeNode, emptyNode, encodeNode, nodeHeapBytes, type MapNode } from './map-node.js';
 import { decodeCount, encodeCount, TAG, type TreeKeys } from './keys.js';
 
-/** Clean nodes kept decoded in memory; a leaf of 32-byte fingerprints is ~8 KiB, so ~64 MiB. */
-const CLEAN_NODE_CACHE_LIMIT = 8192;
+/**
+ * Estimated heap bytes of one cached reference count: key (number or ~32-char string),
+ * value and map slot. Erring high keeps caches within budget.
+ */
+const NODE_RC_BYTES = 64;
+const EXTENT_RC_BYTES = 160;
+
+/** How a tree's `cacheBytes` is shared: most to decoded nodes, which every read walks. */
+const NODE_CACHE_SHARE = 0.7;
+const EXTENT_RC_CACHE_SHARE = 0.25;
 
 export class MapStore {
   readonly #meta: MetaStore;
@@ -29,14 +44,15 @@ export class MapStore {
   readonly #digestBytes: number;
   #nextNodeId: number;
 
-  /** Decoded nodes; dirty ones are pinned until committed. Map order = LRU order. */
-  readonly #nodes = new Map<number, MapNode>();
-  readonly #dirtyNodes = new Set<number>();
+  readonly #cleanNodes: LruCache<number, MapNode>;
+  readonly #dirtyNodes = new Map<number, MapNode>();
+  #dirtyNodeBytes = 0;
   readonly #deletedNodes = new Set<number>();
-  readonly #nodeRc = new Map<number, number>();
-  readonly #dirtyNodeRc = new Set<number>();
-  /** Extent rcs keyed by bytesToKey(fingerprint). */
-  readonly #extentRc = new Map<string, number>();
+  readonly #cleanNodeRc: LruCache<number, number>;
+  readonly #dirtyNodeRc = new Map<number, number>();
+  readonly #cleanExtentRc: LruCache<string, number>;
+  /** Extent rcs changed or prefetched since the last commit (bytesToKey(fingerprint) -> rc). */
+  readonly #pinnedExtentRc = new Map<string, number>();
   readonly #dirtyExtentRc = new Set<string>();
   /** Extents whose rc reached 0 since the last commit (to persist in the dead list). */
   readonly #newlyDead = new Set<string>();
@@ -45,11 +61,14 @@ export class MapStore {
   /** Nodes whose rc reached 0 since the last commit. */
   readonly #newlyFree: number[] = [];
 
-  constructor(meta: MetaStore, keys: TreeKeys, digestBytes: number, nextNodeId: number) {
+  constructor(meta: MetaStore, keys: TreeKeys, digestBytes: number, nextNodeId: number, cacheBytes: number) {
     this.#meta = meta;
     this.#keys = keys;
     this.#digestBytes = digestBytes;
     this.#nextNodeId = nextNodeId;
+    this.#cleanNodes = new LruCache(Math.floor(cacheBytes * NODE_CACHE_SHARE));
+    this.#cleanExtentRc = new LruCache(Math.floor(cacheBytes * EXTENT_RC_CACHE_SHARE));
+    this.#cleanNodeRc = new LruCache(Math.floor(cacheBytes * (1 - NODE_CACHE_SHARE - EXTENT_RC_CACHE_SHARE)));
   }
 
   /** The next node id to allocate (persisted in the tree record). */
@@ -67,88 +86,83 @@ export class MapStore {
     return this.#dirtyNodes.size + this.#dirtyNodeRc.size + this.#dirtyExtentRc.size + this.#deletedNodes.size + this.#newlyFree.length > 0;
   }
 
-  /** Approximate bytes of uncommitted node data, for commit pacing. */
-  get dirtyNodeCount(): number {
-    return this.#dirtyNodes.size;
+  /** Estimated heap bytes pinned until the next commit (dirty nodes and counts, prefetched counts). */
+  get pinnedBytes(): number {
+    return this.#dirtyNodeBytes + this.#dirtyNodeRc.size * NODE_RC_BYTES + this.#pinnedExtentRc.size * EXTENT_RC_BYTES;
   }
 
-  /** The node, from cache or the MetaStore. @throws CORRUPTION when a referenced node is missing */
+  /** The node, from memory or the MetaStore. @throws CORRUPTION when a referenced node is missing */
   async node(id: number): Promise<MapNode> {
-    const cached = this.#nodes.get(id);
-    if (cached !== undefined) {
-      if (!this.#dirtyNodes.has(id)) {
-        this.#nodes.delete(id);
-        this.#nodes.set(id, cached);
-      }
-      return cached;
-    }
+    const cached = this.cachedNode(id);
+    if (cached !== undefined) return cached;
     const bytes = await this.#meta.get(this.#keys.id(TAG.node, id));
+    // A write may have made the node dirty while the read was in flight: it wins.
+    const raced = this.#dirtyNodes.get(id);
+    if (raced !== undefined) return raced;
     if (bytes === undefined) throw new DrkitError('CORRUPTION', `block-map node ${id} is referenced but missing`, { data: { nodeId: id } });
     const node = decodeNode(bytes, id, this.#digestBytes);
-    this.#cache(id, node);
+    this.#cleanNodes.set(id, node, nodeHeapBytes(node));
     return node;
   }
 
   /** The node if it is in memory (no I/O). */
   cachedNode(id: number): MapNode | undefined {
-    return this.#nodes.get(id);
-  }
-
-  #cache(id: number, node: MapNode): void {
-    this.#nodes.set(id, node);
-    if (this.#nodes.size <= CLEAN_NODE_CACHE_LIMIT + this.#dirtyNodes.size) return;
-    for (const key of this.#nodes.keys()) {
-      if (this.#nodes.size <= CLEAN_NODE_CACHE_LIMIT + this.#dirtyNodes.size) break;
-      if (!this.#dirtyNodes.has(key)) this.#nodes.delete(key);
-    }
+    return this.#dirtyNodes.get(id) ?? this.#cleanNodes.get(id);
   }
 
   /** Reference count of a node. */
   async nodeRc(id: number): Promise<number> {
-    const cached = this.#nodeRc.get(id);
+    const dirty = this.#dirtyNodeRc.get(id);
+    if (dirty !== undefined) return dirty;
+    const cached = this.#cleanNodeRc.get(id);
     if (cached !== undefined) return cached;
     const rc = decodeCount(await this.#meta.get(this.#keys.id(TAG.nodeRc, id)));
-    this.#nodeRc.set(id, rc);
+    const raced = this.#dirtyNodeRc.get(id);
+    if (raced !== undefined) return raced;
+    this.#cleanNodeRc.set(id, rc, NODE_RC_BYTES);
     return rc;
   }
 
   /** Creates a node with rc 0 (the caller links it with {@link incNode}). */
   createNode(level: number, from?: MapNode): number {
     const id = this.#nextNodeId++;
-    this.#nodes.set(id, from === undefined ? emptyNode(level) : copyNode(from));
-    this.#dirtyNodes.add(id);
-    this.#nodeRc.set(id, 0);
+    this.#pinNode(id, from === undefined ? emptyNode(level) : copyNode(from));
+    this.#setNodeRc(id, 0);
     return id;
   }
 
-  /** Marks a node (already in memory, rc 1) as changed. */
-  touchNode(id: number): void {
-    this.#dirtyNodes.add(id);
+  /** Marks a node (rc 1, about to change in place) as changed, pinning it until the commit. */
+  async touchNode(id: number): Promise<void> {
+    if (this.#dirtyNodes.has(id)) return;
+    this.#pinNode(id, await this.node(id));
   }
 
   /** Takes a reference on a node. */
   async incNode(id: number): Promise<void> {
     const rc = await this.nodeRc(id);
-    this.#nodeRc.set(id, rc + 1);
-    this.#dirtyNodeRc.add(id);
+    this.#setNodeRc(id, rc + 1);
   }
 
   /** Drops a reference on a node; at zero it is queued for reclamation. */
   async decNode(id: number): Promise<void> {
     const rc = await this.nodeRc(id);
     if (rc <= 0) throw new DrkitError('INTERNAL', `node ${id} reference count would go below zero`, { data: { nodeId: id } });
-    this.#nodeRc.set(id, rc - 1);
-    this.#dirtyNodeRc.add(id);
+    this.#setNodeRc(id, rc - 1);
     if (rc === 1) this.#newlyFree.push(id);
   }
 
-  /** Loads the rcs of several extents into memory with one MetaStore call. */
+  /** Loads the rcs of several extents with one MetaStore call and pins them until the next commit. */
   async prefetchExtentRcs(fingerprints: readonly Uint8Array[]): Promise<void> {
     const missing: Uint8Array[] = [];
     const seen = new Set<string>();
     for (const fp of fingerprints) {
       const key = bytesToKey(fp);
-      if (this.#extentRc.has(key) || seen.has(key)) continue;
+      if (this.#pinnedExtentRc.has(key) || seen.has(key)) continue;
+      const cached = this.#cleanExtentRc.peek(key);
+      if (cached !== undefined) {
+        this.#pinnedExtentRc.set(key, cached);
+        continue;
+      }
       seen.add(key);
       missing.push(fp);
     }
@@ -156,13 +170,13 @@ export class MapStore {
     const values = await this.#meta.getMany(missing.map((fp) => this.#keys.fingerprint(TAG.extentRc, fp)));
     missing.forEach((fp, i) => {
       const key = bytesToKey(fp);
-      if (!this.#extentRc.has(key)) this.#extentRc.set(key, decodeCount(values[i]));
+      if (!this.#pinnedExtentRc.has(key)) this.#pinnedExtentRc.set(key, decodeCount(values[i]));
     });
   }
 
   /** Reference count of an extent (must be prefetched). */
   extentRc(fingerprint: Uint8Array): number {
-    const rc = this.#extentRc.get(bytesToKey(fingerprint));
+    const rc = this.#pinnedExtentRc.get(bytesToKey(fingerprint));
     if (rc === undefined) throw new DrkitError('INTERNAL', 'extent reference count used before prefetch');
     return rc;
   }
@@ -170,9 +184,9 @@ export class MapStore {
   /** Takes a reference on an extent (rc must be prefetched). */
   incExtent(fingerprint: Uint8Array): void {
     const key = bytesToKey(fingerprint);
-    const rc = this.#extentRc.get(key);
+    const rc = this.#pinnedExtentRc.get(key);
     if (rc === undefined) throw new DrkitError('INTERNAL', 'extent reference count used before prefetch');
-    this.#extentRc.set(key, rc + 1);
+    this.#pinnedExtentRc.set(key, rc + 1);
     this.#dirtyExtentRc.add(key);
     if (rc === 0) {
       if (this.#newlyDead.has(key)) this.#newlyDead.delete(key);
@@ -183,9 +197,9 @@ export class MapStore {
   /** Drops a reference on an extent; at zero it joins the dead list. */
   decExtent(fingerprint: Uint8Array): void {
     const key = bytesToKey(fingerprint);
-    const rc = this.#extentRc.get(key);
+    const rc = this.#pinnedExtentRc.get(key);
     if (rc === undefined || rc <= 0) throw new DrkitError('INTERNAL', 'extent reference count would go below zero');
-    this.#extentRc.set(key, rc - 1);
+    this.#pinnedExtentRc.set(key, rc - 1);
     this.#dirtyExtentRc.add(key);
     if (rc === 1) {
       if (this.#revived.has(key)) this.#revived.delete(key);
@@ -195,10 +209,10 @@ export class MapStore {
 
   /** Removes a reclaimed node (rc 0) from memory and, at commit, from the MetaStore. */
   deleteNode(id: number): void {
-    this.#nodes.delete(id);
-    this.#dirtyNodes.delete(id);
-    this.#nodeRc.delete(id);
+    this.#unpinNode(id);
+    this.#cleanNodes.delete(id);
     this.#dirtyNodeRc.delete(id);
+    this.#cleanNodeRc.delete(id);
     this.#deletedNodes.add(id);
   }
 
@@ -218,18 +232,19 @@ export class MapStore {
 
   /**
    * Drains the changes since the last call as MetaStore ops, plus the nodes freed and
-   * extents that died (for the caller's reclamation queue).
+   * extents that died (for the caller's reclamation queue). Changed values move to the
+   * clean caches: the caller commits the ops or, on failure, calls {@link reset}.
    */
   takeCommitOps(): { ops: MetaOp[]; freedNodes: number[]; deadExtents: Uint8Array[]; revivedExtents: Uint8Array[] } {
     const ops: MetaOp[] = [];
     const k = this.#keys;
-    for (const id of this.#dirtyNodes) {
-      const node = this.#nodes.get(id)!;
+    for (const [id, node] of this.#dirtyNodes) {
       ops.push({ kind: 'put', key: k.id(TAG.node, id), value: encodeNode(node, this.#digestBytes) });
+      this.#cleanNodes.set(id, node, nodeHeapBytes(node));
     }
-    for (const id of this.#dirtyNodeRc) {
-      const rc = this.#nodeRc.get(id)!;
+    for (const [id, rc] of this.#dirtyNodeRc) {
       ops.push(rc === 0 ? { kind: 'del', key: k.id(TAG.nodeRc, id) } : { kind: 'put', key: k.id(TAG.nodeRc, id), value: encodeCount(rc) });
+      this.#cleanNodeRc.set(id, rc, NODE_RC_BYTES);
     }
     for (const id of this.#deletedNodes) {
       ops.push({ kind: 'del', key: k.id(TAG.node, id) }, { kind: 'del', key: k.id(TAG.nodeRc, id) }, { kind: 'del', key: k.id(TAG.freeNode, id) });
@@ -238,7 +253,7 @@ export class MapStore {
       if (!this.#deletedNodes.has(id)) ops.push({ kind: 'put', key: k.id(TAG.freeNode, id), value: new Uint8Array(0) });
     }
     for (const key of this.#dirtyExtentRc) {
-      const rc = this.#extentRc.get(key)!;
+      const rc = this.#pinnedExtentRc.get(key)!;
       const fp = keyToBytes(key);
       ops.push(rc === 0 ? { kind: 'del', key: k.fingerprint(TAG.extentRc, fp) } : { kind: 'put', key: k.fingerprint(TAG.extentRc, fp), value: encodeCount(rc) });
     }
@@ -247,30 +262,58 @@ export class MapStore {
     const revivedExtents = [...this.#revived].map(keyToBytes);
     for (const fp of revivedExtents) ops.push({ kind: 'del', key: k.fingerprint(TAG.deadExtent, fp) });
     const freedNodes = this.#newlyFree.filter((id) => !this.#deletedNodes.has(id));
+    // Extents with rc 0 need not stay cached.
+    for (const [key, rc] of this.#pinnedExtentRc) if (rc > 0) this.#cleanExtentRc.set(key, rc, EXTENT_RC_BYTES);
+    for (const key of this.#newlyDead) this.#cleanExtentRc.delete(key);
     this.#dirtyNodes.clear();
+    this.#dirtyNodeBytes = 0;
     this.#dirtyNodeRc.clear();
+    this.#pinnedExtentRc.clear();
     this.#dirtyExtentRc.clear();
     this.#deletedNodes.clear();
     this.#newlyFree.length = 0;
     this.#newlyDead.clear();
     this.#revived.clear();
-    // Extents with rc 0 need not stay cached.
-    for (const fp of deadExtents) this.#extentRc.delete(bytesToKey(fp));
     return { ops, freedNodes, deadExtents, revivedExtents };
   }
 
   /** Forgets every cached value (after a failed commit, state is reloaded from the MetaStore). */
   reset(nextNodeId: number): void {
-    this.#nodes.clear();
+    this.#cleanNodes.clear();
     this.#dirtyNodes.clear();
+    this.#dirtyNodeBytes = 0;
     this.#deletedNodes.clear();
-    this.#nodeRc.clear();
+    this.#cleanNodeRc.clear();
     this.#dirtyNodeRc.clear();
-    this.#extentRc.clear();
+    this.#cleanExtentRc.clear();
+    this.#pinnedExtentRc.clear();
     this.#dirtyExtentRc.clear();
     this.#newlyDead.clear();
     this.#revived.clear();
     this.#newlyFree.length = 0;
     this.#nextNodeId = nextNodeId;
   }
+
+  #pinNode(id: number, node: MapNode): void {
+    this.#unpinNode(id);
+    this.#cleanNodes.delete(id);
+    this.#dirtyNodes.set(id, node);
+    // Estimated as a full node: it may fill up before the commit.
+    this.#dirtyNodeBytes += nodeHeapBytes(node.kind === 'leaf' ? FULL_LEAF : node);
+  }
+
+  #unpinNode(id: number): void {
+    const node = this.#dirtyNodes.get(id);
+    if (node === undefined) return;
+    this.#dirtyNodes.delete(id);
+    this.#dirtyNodeBytes -= nodeHeapBytes(node.kind === 'leaf' ? FULL_LEAF : node);
+  }
+
+  #setNodeRc(id: number, rc: number): void {
+    this.#cleanNodeRc.delete(id);
+    this.#dirtyNodeRc.set(id, rc);
+  }
 }
+
+/** Stand-in for the heap estimate of a leaf that may fill before its commit. */
+const FULL_LEAF: MapNode = { kind: 'leaf', level: 0, slots: new Array<Uint8Array | undefined>(256).fill(new Uint8Array(0)) };
