@@ -20,11 +20,29 @@ export const MAX_BATCH_BYTES = 64 * 1024 * 1024;
 export const OP_OVERHEAD_BYTES = 9;
 
 /**
- * Validates `ops` and returns their encoded size (keys + values + per-op overhead).
- * @throws INVALID_ARGUMENT for a non-array, an unknown op kind, non-Uint8Array keys or
- * values, a key over {@link MAX_KEY_BYTES} or a batch over {@link MAX_BATCH_BYTES}
+ * Asserts that `key` is a Uint8Array of at most `maxKeyBytes` bytes. `label` names it in
+ * the message (`key`, `ops[3].key`); `data` is merged into the error's data.
+ * @throws INVALID_ARGUMENT
  */
-export function validateBatch(ops: readonly MetaOp[]): number {
+export function assertKey(key: unknown, label: string, maxKeyBytes: number = MAX_KEY_BYTES, data: Record<string, unknown> = {}): asserts key is Uint8Array {
+  if (!(key instanceof Uint8Array)) {
+    throw new DrkitError('INVALID_ARGUMENT', `${label} must be a Uint8Array`, { data: { name: 'key', ...data } });
+  }
+  if (key.length > maxKeyBytes) {
+    throw new DrkitError('INVALID_ARGUMENT', `${label} is ${key.length} bytes; the bound is ${maxKeyBytes}`, {
+      data: { name: 'key', ...data, byteLength: key.length, limitBytes: maxKeyBytes },
+    });
+  }
+}
+
+/**
+ * Validates `ops` and returns their encoded size (keys + values + per-op overhead).
+ * `maxKeyBytes` lets a store whose medium holds shorter keys (LMDB) refuse them here,
+ * before any op is applied.
+ * @throws INVALID_ARGUMENT for a non-array, an unknown op kind, non-Uint8Array keys or
+ * values, a key over `maxKeyBytes` or a batch over {@link MAX_BATCH_BYTES}
+ */
+export function validateBatch(ops: readonly MetaOp[], maxKeyBytes: number = MAX_KEY_BYTES): number {
   if (!Array.isArray(ops)) throw new DrkitError('INVALID_ARGUMENT', 'ops must be an array', { data: { name: 'ops' } });
   let byteLength = 0;
   for (let i = 0; i < ops.length; i++) {
@@ -32,14 +50,7 @@ export function validateBatch(ops: readonly MetaOp[]): number {
     if (typeof op !== 'object' || op === null) {
       throw new DrkitError('INVALID_ARGUMENT', `ops[${i}] must be an object`, { data: { name: 'ops', index: i } });
     }
-    if (!(op.key instanceof Uint8Array)) {
-      throw new DrkitError('INVALID_ARGUMENT', `ops[${i}].key must be a Uint8Array`, { data: { name: 'key', index: i } });
-    }
-    if (op.key.length > MAX_KEY_BYTES) {
-      throw new DrkitError('INVALID_ARGUMENT', `ops[${i}].key is ${op.key.length} bytes; the bound is ${MAX_KEY_BYTES}`, {
-        data: { name: 'key', index: i, byteLength: op.key.length, limitBytes: MAX_KEY_BYTES },
-      });
-    }
+    assertKey(op.key, `ops[${i}].key`, maxKeyBytes, { index: i });
     byteLength += OP_OVERHEAD_BYTES + op.key.length;
     if (op.kind === 'put') {
       if (!(op.value instanceof Uint8Array)) {
