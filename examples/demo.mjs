@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadXxh64 } from '../dist/index.js';
 import { DeviceExtentStore } from '../dist/adapters/index.js';
-import { FileMetaStore, RawFileBlockDevice, TcpTransport } from '../dist/adapters/node.js';
+import { LmdbMetaStore, RawFileBlockDevice, TcpTransport } from '../dist/adapters/node.js';
 import { SnapshotTree } from '../dist/snapshot/index.js';
 import { Site, demote, failback, failover, originOf, promote, snapshotPromoted, volumeKeyOf } from '../dist/replication/index.js';
 
@@ -60,7 +60,7 @@ function imageChunk(index) {
 async function openTree(prefix = '') {
   const create = firstOpen || prefix !== '';
   const dataDevice = await RawFileBlockDevice.open({ path: join(dir, `${prefix}extents.img`), ...(create ? { create: { byteLength: 16 * MiB } } : {}) });
-  const meta = await FileMetaStore.open({ path: join(dir, `${prefix}metadata.log`), create: true });
+  const meta = await LmdbMetaStore.open({ path: join(dir, `${prefix}metadata`), create: true });
   const extents = await DeviceExtentStore.open({ device: dataDevice, meta });
   const tree = await SnapshotTree.open({ meta, extents });
   firstOpen = false;

@@ -1,5 +1,5 @@
 // ExtentStore benches: DeviceExtentStore over a RawFileBlockDevice (data) and a
-// FileMetaStore (index) in the bench dir, 64 KiB extents, 256 MiB per run.
+// LmdbMetaStore (index) in the bench dir, 64 KiB extents, 256 MiB per run.
 // extentstore.put is durable: each batch of 64 extents is fingerprinted (sha256, in the
 // timed loop), put, then flushed (device fdatasync + durable index commit), and all of
 // that is in the time. sha256 alone over the same data is reported as a parameter so the
@@ -9,7 +9,7 @@
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { DeviceExtentStore } from '../../dist/adapters/index.js';
-import { FileMetaStore, RawFileBlockDevice } from '../../dist/adapters/node.js';
+import { LmdbMetaStore, RawFileBlockDevice } from '../../dist/adapters/node.js';
 import { timeMs, median, mbPerSec, seededBytes } from '../util.mjs';
 
 /** Repeats per bench: odd, so the median is a measured run (fsync time varies run to run). */
@@ -31,7 +31,7 @@ async function openStore(dir, run, create) {
     // Sparse: the file costs nothing until written; sized so the store need not grow it.
     create: create ? { byteLength: TOTAL_BYTES + 16 * 1024 * 1024, overwrite: true } : undefined,
   });
-  const meta = await FileMetaStore.open({ path: join(dir, `meta-${run}`), create });
+  const meta = await LmdbMetaStore.open({ path: join(dir, `meta-${run}`), create });
   const store = await DeviceExtentStore.open({ device, meta });
   return {
     store,
@@ -61,7 +61,7 @@ const params = {
   batchExtents: BATCH_EXTENTS,
   repeats: REPEATS,
   device: 'RawFileBlockDevice',
-  meta: 'FileMetaStore',
+  meta: 'LmdbMetaStore',
 };
 
 function sha256MBps() {

@@ -1,6 +1,12 @@
-// MetaStore benches: durable commit throughput of FileMetaStore, with group commit.
+// MetaStore benches: durable commit throughput of the persistent stores (LmdbMetaStore, the
+// default, and FileMetaStore, the log for raw partitions), with group commit.
 import { join } from 'node:path';
-import { FileMetaStore } from '../../dist/adapters/node.js';
+import { FileMetaStore, LmdbMetaStore } from '../../dist/adapters/node.js';
+
+const STORES = {
+  LmdbMetaStore: (dir, name) => LmdbMetaStore.open({ path: join(dir, name), create: true }),
+  FileMetaStore: (dir, name) => FileMetaStore.open({ path: join(dir, `${name}.drkm`), create: true }),
+};
 import { seededBytes, timeMs } from './../util.mjs';
 
 /** Keys per batch, key and value sizes: a typical block-map / extent-index commit. */
@@ -25,8 +31,8 @@ export default [
     name: 'metastore.commit',
     async run({ dir, log }) {
       const results = [];
-      for (const concurrency of [1, 16]) {
-        const store = await FileMetaStore.open({ path: join(dir, `commit-${concurrency}.drkm`), create: true });
+      for (const [storeName, open] of Object.entries(STORES)) for (const concurrency of [1, 16]) {
+        const store = await open(dir, `commit-${storeName}-${concurrency}`);
         const perCommitter = BATCHES_PER_RUN[concurrency];
         const batches = Array.from({ length: concurrency * perCommitter }, (_, i) => makeBatch(i * 2 + 1));
         // Warm-up: JIT and file growth.
@@ -41,8 +47,8 @@ export default [
         const total = concurrency * perCommitter;
         const stats = await store.stats();
         await store.close();
-        log(`metastore.commit: ${total} durable batches, concurrency ${concurrency}, ${ms.toFixed(0)} ms, ${stats.keyCount} keys`);
-        results.push({ bench: 'metastore.commit', value: total / (ms / 1000), unit: 'batches/s', concurrency, keysPerBatch: KEYS_PER_BATCH, keyBytes: KEY_BYTES, valueBytes: VALUE_BYTES });
+        log(`metastore.commit: ${storeName}, ${total} durable batches, concurrency ${concurrency}, ${ms.toFixed(0)} ms, ${stats.keyCount} keys`);
+        results.push({ bench: 'metastore.commit', value: total / (ms / 1000), unit: 'batches/s', store: storeName, concurrency, keysPerBatch: KEYS_PER_BATCH, keyBytes: KEY_BYTES, valueBytes: VALUE_BYTES });
       }
       return results;
     },

@@ -12,7 +12,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { DeviceExtentStore } from '../../dist/adapters/index.js';
-import { FileMetaStore, RawFileBlockDevice, TcpTransport, TlsTransport } from '../../dist/adapters/node.js';
+import { LmdbMetaStore, RawFileBlockDevice, TcpTransport, TlsTransport } from '../../dist/adapters/node.js';
 import { SnapshotTree } from '../../dist/snapshot/index.js';
 import { Site } from '../../dist/replication/index.js';
 import { applyVersion2, standardImageChunks } from '../workload.mjs';
@@ -45,7 +45,7 @@ async function startChild(siteId, kind, dataDir) {
 
 async function fileSite(dir, siteId) {
   const device = await RawFileBlockDevice.open({ path: join(dir, `${siteId}.extents`), create: { byteLength: 64 * MiB } });
-  const meta = await FileMetaStore.open({ path: join(dir, `${siteId}.meta`), create: true });
+  const meta = await LmdbMetaStore.open({ path: join(dir, `${siteId}.meta`), create: true });
   const extents = await DeviceExtentStore.open({ device, meta });
   const tree = await SnapshotTree.open({ meta, extents });
   const site = await Site.open({ siteId, tree, meta, peerKeys: () => psk, authenticatePeer: (p, id) => p.commonName === id || p.commonName === undefined });

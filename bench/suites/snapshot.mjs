@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { DeviceExtentStore, MemoryExtentStore, MemoryMetaStore } from '../../dist/adapters/index.js';
-import { FileMetaStore, RawFileBlockDevice } from '../../dist/adapters/node.js';
+import { LmdbMetaStore, RawFileBlockDevice } from '../../dist/adapters/node.js';
 import { SnapshotTree } from '../../dist/snapshot/index.js';
 import { mbPerSec, median, seededBytes, timeMs } from '../util.mjs';
 
@@ -19,7 +19,7 @@ const CREATE_SAMPLES = 51;
 /** A tree whose metadata and extents live in raw files under `dir` (durable commits). */
 async function fileTree(dir, name, dataBytes) {
   const device = await RawFileBlockDevice.open({ path: join(dir, `${name}.data`), create: { byteLength: dataBytes } });
-  const meta = await FileMetaStore.open({ path: join(dir, `${name}.meta`), create: true });
+  const meta = await LmdbMetaStore.open({ path: join(dir, `${name}.meta`), create: true });
   const extents = await DeviceExtentStore.open({ device, meta });
   const tree = await SnapshotTree.open({ meta, extents });
   return {
@@ -225,7 +225,7 @@ export default [
       }
       const fsMBps = mbPerSec(byteLength, median(fsRuns));
       const writeMBps = mbPerSec(byteLength, median(writeRuns));
-      const common = { byteLength, ioBytes: IO_BYTES, blockBytes: 16 * KiB, backing: 'raw files (DeviceExtentStore + FileMetaStore)', repeats: REPEATS };
+      const common = { byteLength, ioBytes: IO_BYTES, blockBytes: 16 * KiB, backing: 'raw files (DeviceExtentStore + LmdbMetaStore)', repeats: REPEATS };
       return [
         { bench: 'fs.seqwrite', value: fsMBps, unit: 'MB/s', byteLength, ioBytes: IO_BYTES, api: 'writeSync+fsync', fsyncIncluded: true, repeats: REPEATS, context: 'same run as volume.seqwrite' },
         { bench: 'volume.seqwrite', value: writeMBps, unit: 'MB/s', ...common, flushIncluded: true, ratioToFs: writeMBps / fsMBps },

@@ -3,8 +3,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DeviceExtentStore, LogMetaStore, MemoryExtentStore, MemoryMetaStore } from '../../src/adapters/index.js';
-import { RawFileBlockDevice } from '../../src/adapters/node.js';
+import { DeviceExtentStore, MemoryExtentStore, MemoryMetaStore } from '../../src/adapters/index.js';
+import { LmdbMetaStore, RawFileBlockDevice } from '../../src/adapters/node.js';
 import { SnapshotTree, type Volume } from '../../src/snapshot/index.js';
 import { describeBlockDevice } from '../../src/testing/index.js';
 
@@ -34,9 +34,8 @@ const files = new Map<Volume, { i: number; close: () => Promise<void> }>();
 
 /** Opens (or creates) the stores and tree of volume set `i` from its files: a real restart. */
 async function openFiles(i: number, create: boolean) {
-  const metaDev = await RawFileBlockDevice.open({ path: join(dir, `meta-${i}.log`), ...(create ? { create: { byteLength: 1 << 20 } } : {}) });
   const dataDev = await RawFileBlockDevice.open({ path: join(dir, `data-${i}.img`), ...(create ? { create: { byteLength: 4 << 20 } } : {}) });
-  const meta = await LogMetaStore.open({ device: metaDev, closeDevice: true });
+  const meta = await LmdbMetaStore.open({ path: join(dir, `meta-${i}`), create });
   const extents = await DeviceExtentStore.open({ device: dataDev, meta });
   const tree = await SnapshotTree.open({ meta, extents });
   const close = async () => {
@@ -48,7 +47,7 @@ async function openFiles(i: number, create: boolean) {
   return { tree, close };
 }
 describeBlockDevice({
-  name: 'Volume (raw-file DeviceExtentStore + FileMetaStore-style log, 16 KiB blocks)',
+  name: 'Volume (raw-file DeviceExtentStore + LmdbMetaStore, the default stores, 16 KiB blocks)',
   byteLength: 256 * 1024,
   numRuns: 8,
   create: async ({ byteLength }) => {
