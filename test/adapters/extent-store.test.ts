@@ -11,7 +11,7 @@ import { MemoryBlockDevice } from '../../src/adapters/memory-block-device.js';
 import { MemoryMetaStore } from '../../src/adapters/memory-meta-store.js';
 import { LogMetaStore } from '../../src/adapters/log-meta-store.js';
 import { RawFileBlockDevice } from '../../src/adapters/raw-file-block-device.js';
-import { ExtentAllocator } from '../../src/adapters/internal/extent-allocator.js';
+import { LmdbMetaStore } from '../../src/adapters/lmdb-meta-store.js';
 import { INDEX_TAG, decodeEntry } from '../../src/adapters/internal/extent-index-codec.js';
 import { expectSameBytes, fixtureData, fixtureExtent, fixtureFingerprint } from '../../src/testing/internal/extent-fixtures.js';
 import { describeExtentStore } from '../../src/testing/describe-extent-store.js';
@@ -156,73 +156,34 @@ describeExtentStore({
   numRuns: 15,
 });
 
-// ---- allocator ---------------------------------------------------------------------
-
-describe('ExtentAllocator', () => {
-  const KiB = 1024;
-
-  it('rebuilds free space as capacity minus allocated ranges, rounded to units', () => {
-    const a = ExtentAllocator.fromAllocated(4 * KiB, 64 * KiB + 100, [
-      { byteOffset: 0, byteLength: 4 * KiB },
-      { byteOffset: 12 * KiB, byteLength: 5000 },
-    ]);
-    expect(a.capacityBytes).toBe(64 * KiB);
-    expect(a.freeRanges()).toEqual([
-      { byteOffset: 4 * KiB, byteLength: 8 * KiB },
-      { byteOffset: 20 * KiB, byteLength: 44 * KiB },
-    ]);
-    expect(a.freeBytes).toBe(52 * KiB);
-  });
-
-  it('refuses overlapping allocated ranges as CORRUPTION', () => {
-    expect(() =>
-      ExtentAllocator.fromAllocated(4 * KiB, 64 * KiB, [
-        { byteOffset: 0, byteLength: 8 * KiB },
-        { byteOffset: 4 * KiB, byteLength: 1 },
-      ]),
-    ).toThrowError(expect.objectContaining({ code: 'CORRUPTION' }));
-  });
-
-  it('coalesces freed neighbours on both sides into one range', () => {
-    const a = ExtentAllocator.fromAllocated(4 * KiB, 40 * KiB, []);
-    const offsets = [1, 2, 3, 4].map(() => a.allocate(8 * KiB)!);
-    expect(offsets).toEqual([0, 8 * KiB, 16 * KiB, 24 * KiB]);
-    a.free(offsets[0]!, 8 * KiB);
-    a.free(offsets[2]!, 8 * KiB);
-    expect(a.fragmentCount).toBe(3);
-    a.free(offsets[1]!, 8 * KiB); // joins left and right
-    expect(a.freeRanges()).toEqual([
-      { byteOffset: 0, byteLength: 24 * KiB },
-      { byteOffset: 32 * KiB, byteLength: 8 * KiB },
-    ]);
-    a.free(offsets[3]!, 8 * KiB);
-    expect(a.freeRanges()).toEqual([{ byteOffset: 0, byteLength: 40 * KiB }]);
-  });
-
-  it('prefers the best-fitting hole over splitting a larger one', () => {
-    const a = ExtentAllocator.fromAllocated(4 * KiB, 100 * KiB, [
-      { byteOffset: 8 * KiB, byteLength: 4 * KiB }, // hole [0, 8K) of 8 KiB before it
-      { byteOffset: 24 * KiB, byteLength: 4 * KiB }, // hole [12K, 24K) of 12 KiB
-    ]);
-    expect(a.allocate(12 * KiB)).toBe(12 * KiB);
-    expect(a.allocate(5000)).toBe(0);
-    expect(a.allocate(4 * KiB)).toBe(28 * KiB);
-  });
-
-  it('returns undefined when full, and grow() adds a free tail that merges', () => {
-    const a = ExtentAllocator.fromAllocated(4 * KiB, 16 * KiB, [{ byteOffset: 0, byteLength: 8 * KiB }]);
-    expect(a.allocate(12 * KiB)).toBeUndefined();
-    a.grow(32 * KiB);
-    expect(a.freeRanges()).toEqual([{ byteOffset: 8 * KiB, byteLength: 24 * KiB }]);
-    expect(a.allocate(12 * KiB)).toBe(8 * KiB);
-  });
-
-  it('catches a double free', () => {
-    const a = ExtentAllocator.fromAllocated(4 * KiB, 16 * KiB, []);
-    const at = a.allocate(4 * KiB)!;
-    a.free(at, 4 * KiB);
-    expect(() => a.free(at, 4 * KiB)).toThrowError(expect.objectContaining({ code: 'INTERNAL' }));
-  });
+describeExtentStore({
+  name: 'DeviceExtentStore over RawFileBlockDevice + LmdbMetaStore (the default stores)',
+  open: async () => {
+    const n = fileCounter++;
+    const dataPath = join(tmp, `ldata-${n}`);
+    const metaPath = join(tmp, `lmeta-${n}`);
+    const openMedia = async (create: boolean) => {
+      const device = await RawFileBlockDevice.open({ path: dataPath, create: create ? { byteLength: 64 * 1024 } : undefined });
+      const meta = await LmdbMetaStore.open({ path: metaPath, create });
+      toClose.push(device, meta);
+      return { device, meta };
+    };
+    const media = await openMedia(true);
+    const backing: Backing = {
+      ...media,
+      reopenMedia: async () => {
+        await backing.meta.close();
+        await backing.device.close();
+        const again = await openMedia(false);
+        backing.device = again.device;
+        backing.meta = again.meta;
+        return again;
+      },
+    };
+    return openOn(backing);
+  },
+  ...deviceSuiteHooks,
+  numRuns: 15,
 });
 
 // ---- DeviceExtentStore specifics --------------------------------------------------

@@ -1,6 +1,8 @@
 // Model-based tests of SnapshotTree against the flat-array SnapshotModel, on memory
-// stores and on crash-prone stores (LogMetaStore + DeviceExtentStore over
-// FaultyBlockDevice, memory- and raw-file-backed). fast-check prints the seed and the
+// stores, on crash-prone stores (LogMetaStore + DeviceExtentStore over
+// FaultyBlockDevice, memory- and raw-file-backed), and on the default stores
+// (LmdbMetaStore + DeviceExtentStore) with the extents device crash-prone: a process
+// crash, where LMDB keeps its committed transactions and the device loses unflushed writes. fast-check prints the seed and the
 // shrunk operation list of any failure; rerun with DRKIT_SEED=<seed>.
 import fc from 'fast-check';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -9,7 +11,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { BlockDevice } from '../../src/adapters/index.js';
 import { DeviceExtentStore, LogMetaStore, MemoryBlockDevice, MemoryExtentStore, MemoryMetaStore, VirtualClock } from '../../src/adapters/index.js';
-import { RawFileBlockDevice } from '../../src/adapters/node.js';
+import { LmdbMetaStore, RawFileBlockDevice } from '../../src/adapters/node.js';
 import { SnapshotTree } from '../../src/snapshot/index.js';
 import { FaultyBlockDevice, runSnapshotWorkload, snapshotOpsArbitrary, type SnapshotWorkloadEnv } from '../../src/testing/index.js';
 
@@ -86,6 +88,50 @@ const tmp = mkdtempSync(join(tmpdir(), 'drkit-snapmodel-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 let fileSeq = 0;
 
+/** The default stores, LMDB metadata and a crash-prone extents device (a process crash). */
+async function lmdbEnv(runSeed: number): Promise<SnapshotWorkloadEnv> {
+  const path = join(tmp, `lmdb-${++fileSeq}`);
+  const dataInner = await RawFileBlockDevice.open({ path: `${path}.img`, create: { byteLength: 1 << 20 } });
+  let generation = 0;
+  let dataDev!: FaultyBlockDevice;
+  let meta!: LmdbMetaStore;
+  let extents!: DeviceExtentStore;
+  let tree!: SnapshotTree;
+  const open = async () => {
+    generation++;
+    dataDev = new FaultyBlockDevice(dataInner, { seed: runSeed * 1000 + generation, ownsInner: false });
+    meta = await LmdbMetaStore.open({ path, create: true });
+    extents = await DeviceExtentStore.open({ device: dataDev, meta, allocationUnitBytes: 512 });
+    tree = await SnapshotTree.open({ meta, extents, clock });
+    return tree;
+  };
+  await open();
+  const closeAll = async () => {
+    await tree.close();
+    await extents.close();
+    await meta.close();
+  };
+  return {
+    tree: () => tree,
+    reopen: async () => {
+      await tree.flush();
+      await closeAll();
+      await dataDev.close();
+      return open();
+    },
+    crash: async () => {
+      await dataDev.crash();
+      await closeAll().catch(() => undefined);
+      return open();
+    },
+    armCrash: (afterWrites) => dataDev.crashAfterWrites(afterWrites),
+    disarmCrash: () => {
+      dataDev.crashAfterWrites(Number.MAX_SAFE_INTEGER);
+      return dataDev.crashed;
+    },
+  };
+}
+
 describe('SnapshotTree against the model', () => {
   for (const g of geometries) {
     it(`memory stores, ${g.byteLength / g.blockBytes} blocks of ${g.blockBytes} B (seed ${seed})`, async () => {
@@ -111,6 +157,19 @@ describe('SnapshotTree against the model', () => {
       expect(crashes).toBeGreaterThan(20);
     });
   }
+
+  it(`default stores (LMDB metadata), crash-prone extents device (seed ${seed})`, async () => {
+    let run = 0;
+    let crashes = 0;
+    const g = geometries[1]!;
+    await fc.assert(
+      fc.asyncProperty(snapshotOpsArbitrary({ byteLength: g.byteLength, maxOps: 25 }), async (ops) => {
+        crashes += (await runSnapshotWorkload(await lmdbEnv(++run), ops, g)).crashes;
+      }),
+      { seed, numRuns: 30 },
+    );
+    expect(crashes).toBeGreaterThan(5);
+  });
 
   it(`crash-prone raw files (seed ${seed})`, async () => {
     let run = 0;
