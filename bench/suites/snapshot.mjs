@@ -221,7 +221,7 @@ export default [
         await vol.close();
         await t.close();
         fs.rmSync(join(dir, `seq-${r}.data`));
-        fs.rmSync(join(dir, `seq-${r}.meta`));
+        fs.rmSync(join(dir, `seq-${r}.meta`), { recursive: true });
       }
       const fsMBps = mbPerSec(byteLength, median(fsRuns));
       const writeMBps = mbPerSec(byteLength, median(writeRuns));

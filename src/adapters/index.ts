@@ -14,7 +14,14 @@ export { MemoryBlockDevice, type MemoryBlockDeviceOptions } from './memory-block
 export { MemoryMetaStore, type MemoryMetaStoreOptions } from './memory-meta-store.js';
 export { guardBlockDevice, type GuardBlockDeviceOptions, type GuardedBlockDevice } from './guard-block-device.js';
 export { MemoryExtentStore, type MemoryExtentStoreOptions } from './memory-extent-store.js';
-export { DeviceExtentStore, type DeviceExtentStoreOptions } from './device-extent-store.js';
+export {
+  DeviceExtentStore,
+  DEFAULT_EXTENT_CACHE_BYTES,
+  type DeviceExtentStoreOptions,
+  type DeviceExtentStoreUpgradeOptions,
+  type ExtentStoreUpgradeResult,
+} from './device-extent-store.js';
+export { copyMetaStore, type CopyMetaStoreOptions } from './copy-meta-store.js';
 export { LogMetaStore, type LogMetaStoreOptions } from './log-meta-store.js';
 export type { Transport, Connection, Listener, ListenOptions, PeerInfo } from './transport.js';
 export { MemoryTransport, type MemoryTransportOptions } from './memory-transport.js';

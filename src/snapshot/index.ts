@@ -3,7 +3,7 @@
  * diff, space reclamation and verification.
  * @packageDocumentation
  */
-export { SnapshotTree, DEFAULT_BLOCK_BYTES, MIN_BLOCK_BYTES, MAX_BLOCK_BYTES } from './snapshot-tree.js';
+export { SnapshotTree, DEFAULT_BLOCK_BYTES, DEFAULT_TREE_CACHE_BYTES, MIN_BLOCK_BYTES, MAX_BLOCK_BYTES } from './snapshot-tree.js';
 export type { SnapshotTreeOptions, CreateVolumeOptions, SnapshotOptions, DiffRange, ReclaimResult } from './tree-options.js';
 export { Volume, type BlockMapping } from './volume.js';
 export { SnapshotReader } from './snapshot-reader.js';
