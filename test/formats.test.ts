@@ -138,7 +138,7 @@ describe('DeviceExtentStore.upgrade', () => {
   async function v1Store(count: number) {
     const xxh = await loadXxh64();
     const unit = 512;
-    const device = await MemoryBlockDevice.create({ byteLength: 4096 + count * unit, resizable: true });
+    const device = await MemoryBlockDevice.create({ byteLength: 4096 + count * unit });
     const meta = await MemoryMetaStore.open();
     const prefix = utf8('x/');
     const header = new Uint8Array(24);
