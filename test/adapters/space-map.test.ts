@@ -92,6 +92,41 @@ describe('DeviceExtentStore format 2', () => {
     expectSameBytes(await reopened.get(fixtureFingerprint(4321)), dataOf(4321, 700));
   });
 
+  it('an index read that raced a delete and its commit is not cached (the commit generation guard)', async () => {
+    const device = await MemoryBlockDevice.create({ byteLength: 4096 });
+    const inner = await MemoryMetaStore.open();
+    const fp = fixtureFingerprint(7);
+    const first = await DeviceExtentStore.open({ device, meta: inner });
+    await first.put([{ fingerprint: fp, data: dataOf(7, 5000) }]);
+    await first.flush();
+    await first.close();
+    // The first getMany reads at once but answers only when released: a read that saw the
+    // store before the delete's commit and returns after it.
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let gated = true;
+    const meta: MetaStore = {
+      ...counting(inner).meta,
+      getMany: async (keys, o) => {
+        const values = await inner.getMany(keys, o);
+        if (gated) {
+          gated = false;
+          await gate;
+        }
+        return values;
+      },
+    };
+    const store = await DeviceExtentStore.open({ device, meta });
+    const stale = store.has([fp]);
+    await new Promise((r) => setTimeout(r, 0));
+    await store.delete([fp]);
+    await store.flush();
+    release();
+    expect(await stale).toEqual([true]); // advisory: it looked before the delete
+    expect(await store.has([fp])).toEqual([false]);
+    await expectCode(store.get(fp), 'EXTENT_NOT_FOUND');
+  });
+
   it('a device shorter than the space the counters record is CORRUPTION (truncated or swapped)', async () => {
     const device = await MemoryBlockDevice.create({ byteLength: 4096 });
     const meta = await MemoryMetaStore.open();
