@@ -13,11 +13,22 @@ const here = dirname(fileURLToPath(import.meta.url));
 const filters = process.argv.slice(2);
 const suiteFiles = readdirSync(join(here, 'suites')).filter((f) => f.endsWith('.mjs')).sort();
 
-const selected = (name) => filters.length === 0 || filters.some((f) => name === f || name.startsWith(f));
+const matches = (name, f) => name === f || name.startsWith(f);
+const selected = (name) => filters.length === 0 || filters.some((f) => matches(name, f));
 
-for (const file of suiteFiles) {
-  const mod = await import(pathToFileURL(join(here, 'suites', file)).href);
-  for (const bench of mod.default) {
+// Every suite is loaded before anything runs, so a filter that names no bench (a typo)
+// fails at once instead of letting a long run finish having measured nothing.
+const suites = [];
+for (const file of suiteFiles) suites.push((await import(pathToFileURL(join(here, 'suites', file)).href)).default);
+const names = suites.flat().map((b) => b.name);
+const unmatched = filters.filter((f) => !names.some((name) => matches(name, f)));
+if (unmatched.length > 0) {
+  for (const f of unmatched) process.stderr.write(`bench: no bench name equals or starts with "${f}"\n`);
+  process.exit(2);
+}
+
+for (const benches of suites) {
+  for (const bench of benches) {
     if (!selected(bench.name)) continue;
     const dir = mkdtempSync(join(process.env.DRKIT_BENCH_DIR ?? tmpdir(), 'drkit-bench-'));
     try {

@@ -73,10 +73,11 @@ const DEFAULT_ALLOCATION_UNIT_BYTES = 4096;
 /**
  * Index changes kept in memory before they are committed without waiting for `flush()`:
  * bounds the memory of uncommitted state (~250 B each with their space-map share, so
- * ~1 MiB) and the size of one MetaStore batch, and costs one device flush + one durable
- * batch per 4096 extents (64 MiB of 16 KiB blocks).
+ * ~0.5 MiB) and the size of one MetaStore transaction (2048 scattered entries dirty up to
+ * 2048 LMDB pages, ~8 MiB, held in memory until the commit), and costs one device flush
+ * + one durable batch per 2048 extents (32 MiB of 16 KiB blocks).
  */
-const DEFAULT_MAX_PENDING_INDEX_OPS = 4096;
+const DEFAULT_MAX_PENDING_INDEX_OPS = 2048;
 
 /**
  * Default byte budget of the caches (index entries and space-map bitmaps): 16 MiB, about
@@ -117,7 +118,7 @@ export interface DeviceExtentStoreOptions {
    * @defaultValue 4 MiB (bounds the memory one get pins)
    */
   maxExtentBytes?: number;
-  /** Index changes held in memory before they are committed without waiting for `flush()`. @defaultValue 4096 */
+  /** Index changes held in memory before they are committed without waiting for `flush()`. @defaultValue 2048 */
   maxPendingIndexOps?: number;
   /** Byte budget of the index-entry and space-map caches. @defaultValue 16 MiB ({@link DEFAULT_EXTENT_CACHE_BYTES}) */
   cacheBytes?: number;

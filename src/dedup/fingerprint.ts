@@ -16,13 +16,33 @@ export interface Fingerprinter {
   fingerprint(data: Uint8Array): Uint8Array;
 }
 
+/**
+ * Fingerprints are copied into shared slabs and handed out as views: a digest Buffer of
+ * its own costs ~420 bytes of memory for 32 bytes of content (measured on Node 20), a
+ * view of a slab ~80, and block maps hold one per mapped block. A slab of 64 KiB serves
+ * 2,048 fingerprints; it is freed once no view of it remains.
+ */
+const SLAB_BYTES = 64 * 1024;
+let slab = new Uint8Array(SLAB_BYTES);
+let slabUsed = 0;
+
+function intoSlab(digest: Uint8Array): Uint8Array {
+  if (slabUsed + digest.byteLength > SLAB_BYTES) {
+    slab = new Uint8Array(SLAB_BYTES);
+    slabUsed = 0;
+  }
+  const out = slab.subarray(slabUsed, slabUsed + digest.byteLength);
+  out.set(digest);
+  slabUsed += digest.byteLength;
+  return out;
+}
+
 /** SHA-256 fingerprints (32 bytes), the default. */
 export const sha256Fingerprinter: Fingerprinter = Object.freeze({
   algorithm: 'sha256',
   digestBytes: 32,
   fingerprint(data: Uint8Array): Uint8Array {
     assertBytes(data, 'data');
-    const digest = createHash('sha256').update(data).digest();
-    return new Uint8Array(digest.buffer, digest.byteOffset, digest.byteLength);
+    return intoSlab(createHash('sha256').update(data).digest());
   },
 });

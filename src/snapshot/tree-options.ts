@@ -20,7 +20,7 @@ export interface SnapshotTreeOptions {
   clock?: Clock;
   /**
    * Byte budget of the block-map caches (decoded nodes, node and extent reference counts).
-   * Uncommitted changes are held beside it, bounded by an automatic commit at 16 MiB.
+   * Uncommitted changes are held beside it, bounded by an automatic commit at 2 MiB.
    * @defaultValue 32 MiB (`DEFAULT_TREE_CACHE_BYTES`)
    */
   cacheBytes?: number;

@@ -9,4 +9,5 @@ export { FaultyBlockDevice, type FaultyBlockDeviceOptions, type FaultyBlockDevic
 export { SnapshotModel, type ModelVolume, type ModelSnapshot } from './snapshot-model.js';
 export { snapshotOpsArbitrary, type SnapshotOp, type SnapshotOpsOptions } from './snapshot-arbitraries.js';
 export { runSnapshotWorkload, type SnapshotWorkloadEnv, type SnapshotWorkloadOptions, type SnapshotWorkloadStats } from './snapshot-workload.js';
+export { SeededPrng } from './internal/seeded-prng.js';
 export { SimulatedNetwork, type SimulatedNetworkOptions, type LinkOptions, type LinkStats, type AutoAdvance, type AutoAdvanceOptions } from './simulated-network.js';

@@ -239,8 +239,12 @@ export class MapStore {
     const ops: MetaOp[] = [];
     const k = this.#keys;
     for (const [id, node] of this.#dirtyNodes) {
-      ops.push({ kind: 'put', key: k.id(TAG.node, id), value: encodeNode(node, this.#digestBytes) });
-      this.#cleanNodes.set(id, node, nodeHeapBytes(node));
+      const bytes = encodeNode(node, this.#digestBytes);
+      ops.push({ kind: 'put', key: k.id(TAG.node, id), value: bytes });
+      // Cache the compact decoded form (fingerprints as views of one buffer), not the
+      // written one, whose fingerprints may each pin a buffer of their own.
+      const compact = node.kind === 'leaf' ? decodeNode(bytes, id, this.#digestBytes) : node;
+      this.#cleanNodes.set(id, compact, nodeHeapBytes(compact));
     }
     for (const [id, rc] of this.#dirtyNodeRc) {
       ops.push(rc === 0 ? { kind: 'del', key: k.id(TAG.nodeRc, id) } : { kind: 'put', key: k.id(TAG.nodeRc, id), value: encodeCount(rc) });
