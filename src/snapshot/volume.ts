@@ -3,22 +3,19 @@
  * block map in a SnapshotTree. It implements the BlockDevice contract, so a volume, a
  * clone and a raw file are interchangeable wherever a device is expected.
  *
- * Redirect-on-write: a write never overwrites an extent. Each touched block is hashed;
- * an all-zero block becomes a hole; other content is stored as a new extent unless the
- * tree already holds that fingerprint (local dedup), and the map entry is redirected.
- * Partial-block writes read the block's current content first (read-modify-write).
+ * A thin handle: it validates arguments and takes the tree's lock; redirect-on-write
+ * itself (read-modify-write of partial blocks, holes, dedup, the map update) lives in
+ * internal/redirect-on-write.ts.
  *
  * Durability: writes are durable once `flush()` resolves (it commits the whole tree).
  */
-import { bytesToKey } from '../core/bytes.js';
 import { DrkitError, throwIfAborted } from '../core/errors.js';
 import { assertBytes, assertRange } from '../core/validate.js';
 import type { BlockDevice, BlockDeviceCapabilities, BlockRead, BlockWrite, IoOptions } from '../adapters/block-device.js';
-import type { ExtentPut } from '../adapters/extent-store.js';
-import { applyUpdates, type BlockUpdate } from './internal/block-map.js';
+import type { BlockUpdate } from './internal/block-map.js';
 import { readImage } from './internal/block-reader.js';
+import { mapBlocks, writeRange, type RowGeometry } from './internal/redirect-on-write.js';
 import type { TreeCore } from './internal/tree-core.js';
-import { isAllZero } from './internal/zero.js';
 
 /** One entry of {@link Volume.mapBlocks}: a block and the fingerprint it should read as (undefined = zeros). */
 export interface BlockMapping {
@@ -39,6 +36,7 @@ export class Volume implements BlockDevice {
   readonly capabilities: BlockDeviceCapabilities;
   readonly #core: TreeCore;
   readonly #height: number;
+  readonly #geometry: RowGeometry;
   #closed = false;
 
   /** @internal use SnapshotTree to obtain volumes */
@@ -48,6 +46,7 @@ export class Volume implements BlockDevice {
     this.byteLength = byteLength;
     this.blockBytes = blockBytes;
     this.#height = height;
+    this.#geometry = { height, blockBytes };
     this.capabilities = Object.freeze({
       durableFlush: core.extents.capabilities.durableFlush,
       discard: true,
@@ -126,18 +125,7 @@ export class Volume implements BlockDevice {
     const sorted: BlockUpdate[] = [...byBlock.entries()].sort((a, b) => a[0] - b[0]).map(([blockIndex, fingerprint]) => ({ blockIndex, fingerprint }));
     const core = this.#core;
     await core.run(async () => {
-      const unique = new Map<string, Uint8Array>();
-      for (const u of sorted) if (u.fingerprint !== undefined) unique.set(bytesToKey(u.fingerprint), u.fingerprint);
-      const fps = [...unique.values()];
-      await core.map.prefetchExtentRcs(fps);
-      const unknown = fps.filter((fp) => core.map.extentRc(fp) === 0);
-      if (unknown.length > 0) {
-        const present = await core.extents.has(unknown, options);
-        const missing = unknown.findIndex((_, i) => !present[i]);
-        if (missing >= 0) throw new DrkitError('EXTENT_NOT_FOUND', 'mapBlocks names an extent the store does not hold', { data: { index: missing } });
-      }
-      const record = core.volume(this.id);
-      record.root = await applyUpdates(core.map, record.root, this.#height, sorted);
+      await mapBlocks(core, core.volume(this.id), this.#geometry, sorted, options);
       core.markVolumeDirty(this.id);
       await core.afterWrite();
     });
@@ -172,44 +160,10 @@ export class Volume implements BlockDevice {
     assertRange(byteOffset, byteLength, this.byteLength, `volume ${this.id} ${what}`);
   }
 
-  /** Redirects every block of the range to new content (`data` undefined = zeros). Runs under the tree mutex. */
+  /** Redirects the range (`data` undefined = zeros). Runs under the tree mutex. */
   async #apply(byteOffset: number, byteLength: number, data: Uint8Array | undefined): Promise<void> {
-    const core = this.#core;
-    const record = core.volume(this.id);
-    const bs = this.blockBytes;
-    const firstBlock = Math.floor(byteOffset / bs);
-    const lastBlock = Math.floor((byteOffset + byteLength - 1) / bs);
-    const updates: BlockUpdate[] = [];
-    const puts = new Map<string, ExtentPut>();
-    for (let b = firstBlock; b <= lastBlock; b++) {
-      const blockStart = b * bs;
-      const from = Math.max(byteOffset, blockStart);
-      const to = Math.min(byteOffset + byteLength, blockStart + bs);
-      let content: Uint8Array | undefined;
-      if (from === blockStart && to === blockStart + bs) {
-        content = data === undefined ? undefined : data.subarray(from - byteOffset, to - byteOffset);
-      } else {
-        // Read-modify-write of a partial block.
-        const current = await readImage(core.map, core.extents, { root: record.root, height: this.#height, blockBytes: bs }, blockStart, bs);
-        if (data === undefined) current.fill(0, from - blockStart, to - blockStart);
-        else current.set(data.subarray(from - byteOffset, to - byteOffset), from - blockStart);
-        content = current;
-      }
-      if (content === undefined || isAllZero(content)) {
-        updates.push({ blockIndex: b, fingerprint: undefined });
-        continue;
-      }
-      const fingerprint = core.fingerprinter.fingerprint(content);
-      updates.push({ blockIndex: b, fingerprint });
-      const key = bytesToKey(fingerprint);
-      if (!puts.has(key)) puts.set(key, { fingerprint, data: content });
-    }
-    const candidates = [...puts.values()];
-    await core.map.prefetchExtentRcs(candidates.map((p) => p.fingerprint));
-    const missing = candidates.filter((p) => core.map.extentRc(p.fingerprint) === 0);
-    if (missing.length > 0) await core.extents.put(missing);
-    record.root = await applyUpdates(core.map, record.root, this.#height, updates);
-    core.markVolumeDirty(this.id);
-    await core.afterWrite();
+    await writeRange(this.#core, this.#core.volume(this.id), this.#geometry, byteOffset, byteLength, data);
+    this.#core.markVolumeDirty(this.id);
+    await this.#core.afterWrite();
   }
 }
