@@ -2,6 +2,7 @@
  * Persistent records of a SnapshotTree: the tree itself, its volumes and its
  * snapshots. Stored as versioned JSON values in the MetaStore (see internal/keys.ts).
  */
+import type { WriteLogState } from './internal/write-log.js';
 
 /** How consistent a snapshot is. */
 export type ConsistencyLevel = 'crash' | 'application';
@@ -64,6 +65,8 @@ export interface TreeRecord {
   nextVolumeSeq: number;
   nextSnapshotSeq: number;
   nextGroupSeq: number;
+  /** Where the write log starts (absent: the tree has never used one). */
+  writeLog?: WriteLogState;
 }
 
 /** Current format version of every record. */

@@ -45,6 +45,10 @@ import { Volume } from './volume.js';
 import { decodeJson, encodeJson, seqOf, snapshotInfo, validateName, validateUserMetadata, volumeInfo } from './internal/record-codec.js';
 import { verifyTree, type VerifyOptions, type VerifyReport } from './verifier.js';
 import type { TreeCore } from './internal/tree-core.js';
+import { writeRange, type RowGeometry } from './internal/redirect-on-write.js';
+import { WriteLog } from './internal/write-log.js';
+import { drainWriteLog } from './internal/log-drain.js';
+import { loadXxh64 } from '../core/checksum.js';
 
 /** Default block size: 16 KiB (see docs/architecture.md, "Choosing the block size"). */
 export const DEFAULT_BLOCK_BYTES = 16384;
@@ -65,6 +69,11 @@ const AUTO_COMMIT_PINNED_BYTES = 2 * 1024 * 1024;
  * counts): 32 MiB, e.g. ~1,000 full leaves (~250 K blocks, 4 GiB of 16 KiB blocks) hot.
  */
 export const DEFAULT_TREE_CACHE_BYTES = 32 * 1024 * 1024;
+/**
+ * Writes at least this long and block-aligned skip the write log (when no logged write
+ * overlaps them): they are whole blocks already, so logging them would only write them twice.
+ */
+const LOG_BYPASS_BYTES = 256 * 1024;
 
 /** Redirect-on-write volumes, snapshots and clones over an ExtentStore and a MetaStore. */
 export class SnapshotTree {
@@ -81,6 +90,9 @@ export class SnapshotTree {
   readonly #pins = new Map<string, number>();
   readonly #openHandles = new Map<string, number>();
   #activeReads = 0;
+  #log: WriteLog | undefined;
+  /** The tree record changed outside the map and catalog (the write log's state). */
+  #recordDirty = false;
   #failure: DrkitError | undefined;
   #closed = false;
   readonly #core: TreeCore;
@@ -104,6 +116,9 @@ export class SnapshotTree {
       markVolumeDirty: (id) => {
         tree.#catalog.touchVolume(id);
       },
+      write: (id, geometry, byteOffset, byteLength, data) => tree.#write(id, geometry, byteOffset, byteLength, data),
+      overlayPending: (id) => tree.#log?.overlayOf(id) ?? (() => undefined),
+      drainLog: () => tree.#drainLog(),
       afterWrite: async () => {
         if (tree.#map.pinnedBytes >= AUTO_COMMIT_PINNED_BYTES) await tree.#commit(false);
       },
@@ -152,6 +167,7 @@ export class SnapshotTree {
     }
     const tree = new SnapshotTree(options, keys, record, fingerprinter, clock);
     await tree.#load();
+    if (options.writeLog !== undefined) await tree.#openLog(options.writeLog);
     return tree;
   }
 
@@ -231,6 +247,7 @@ export class SnapshotTree {
    */
   async deleteVolume(volumeId: string, options: { reclaim?: boolean } = {}): Promise<void> {
     await this.#mutate(async () => {
+      await this.#drainLog(); // no logged write of a deleted volume may be replayed
       const volume = this.#volumeRecord(volumeId);
       if ((this.#openHandles.get(volumeId) ?? 0) > 0) {
         throw new DrkitError('BUSY', `volume ${volumeId} has open handles`, { data: { volumeId } });
@@ -285,6 +302,7 @@ export class SnapshotTree {
     }
     try {
       return await this.#mutate(async () => {
+        await this.#drainLog(); // a snapshot holds every write acknowledged before it
         const groupId = group ? `cg-${this.#record.nextGroupSeq++}` : undefined;
         const createdMs = options.imported?.createdMs ?? this.#clock.now();
         const infos: SnapshotInfo[] = [];
@@ -391,6 +409,7 @@ export class SnapshotTree {
    */
   async restore(volumeId: string, snapshotId: string, options: { reclaim?: boolean } = {}): Promise<void> {
     await this.#mutate(async () => {
+      await this.#drainLog(); // the volume's logged writes precede the restore that replaces them
       const volume = this.#volumeRecord(volumeId);
       const s = this.#snapshotRecord(snapshotId);
       if (s.byteLength !== volume.byteLength || s.blockBytes !== volume.blockBytes) {
@@ -444,6 +463,28 @@ export class SnapshotTree {
     } finally {
       for (const id of pinned) this.#release(this.#pins, id);
     }
+  }
+
+  // ------------------------------------------------------------ write log
+
+  /**
+   * Appends a marker naming this point of the write stream across `volumeIds` (a
+   * light-weight snapshot: no block-map snapshot is taken); durable with the next flush.
+   * @returns the marker's sequence number in the log
+   * @throws NOT_SUPPORTED without a write log, NOT_FOUND for an unknown volume
+   */
+  async markWriteLog(volumeIds: readonly string[]): Promise<{ seq: number }> {
+    return this.#mutate(async () => {
+      if (this.#log === undefined) throw new DrkitError('NOT_SUPPORTED', 'this tree has no write log');
+      for (const id of volumeIds) this.#volumeRecord(id);
+      return { seq: await this.#log.appendMarker(volumeIds) };
+    });
+  }
+
+  /** Bytes waiting in the write log and its bounds, or undefined without a log. */
+  writeLogStats(): { pendingBytes: number; usedBytes: number; capacityBytes: number } | undefined {
+    const log = this.#log;
+    return log === undefined ? undefined : { pendingBytes: log.pendingBytes, usedBytes: log.usedBytes, capacityBytes: log.capacityBytes };
   }
 
   // ------------------------------------------------- extents (for replication)
@@ -576,7 +617,9 @@ export class SnapshotTree {
 
   /** Writes every pending change as one atomic batch; extents are made durable first. */
   async #commit(sync: boolean): Promise<void> {
-    if (!this.#map.dirty && !this.#catalog.dirty) {
+    // A durable commit makes every acknowledged write durable, the logged ones included.
+    if (sync && this.#log !== undefined) await this.#guard(() => this.#log!.flush());
+    if (!this.#map.dirty && !this.#catalog.dirty && !this.#recordDirty) {
       if (sync) await this.#meta.flush();
       return;
     }
@@ -588,11 +631,76 @@ export class SnapshotTree {
       ops.push(...this.#catalog.changeOps(this.#keys));
       await this.#meta.batch(ops, { sync });
       this.#catalog.clearChanges();
+      this.#recordDirty = false;
     } catch (err) {
       this.#failure =
         err instanceof DrkitError && err.code !== 'INTERNAL'
           ? new DrkitError(err.code, `snapshot tree commit failed; reopen the tree: ${err.message}`, { cause: err, transient: false })
           : new DrkitError('IO_ERROR', 'snapshot tree commit failed; reopen the tree', { cause: err, transient: false });
+      throw this.#failure;
+    }
+  }
+
+  /** Opens and replays the write log, drains what it held, and persists the new epoch. */
+  async #openLog(device: NonNullable<SnapshotTreeOptions['writeLog']>): Promise<void> {
+    const log = await WriteLog.open(device, await loadXxh64(), this.#record.writeLog ?? WriteLog.freshState());
+    this.#log = log;
+    await this.#mutate(async () => {
+      if (log.pending.length > 0) await this.#drainLog();
+      // The new epoch is durable before the first append (see WriteLog).
+      this.#record.writeLog = log.pending.length === 0 ? { ...log.drainedState } : log.persistedState;
+      this.#recordDirty = true;
+      await this.#commit(true);
+    });
+  }
+
+  /** A volume's content changes: through the log when small, else redirect-on-write at once. Under the mutex. */
+  async #write(volumeId: string, geometry: RowGeometry, byteOffset: number, byteLength: number, data: Uint8Array | undefined): Promise<void> {
+    const log = this.#log;
+    const aligned = byteOffset % geometry.blockBytes === 0 && byteLength % geometry.blockBytes === 0;
+    const direct = log === undefined || (data !== undefined && byteLength >= LOG_BYPASS_BYTES && aligned && !log.overlaps(volumeId, byteOffset, byteLength));
+    if (direct) {
+      await writeRange(this.#core, this.#volumeRecord(volumeId), geometry, byteOffset, byteLength, data);
+      this.#catalog.touchVolume(volumeId);
+      await this.#core.afterWrite();
+      return;
+    }
+    // Discards go through the log as zeros, so they stay ordered with the writes around them.
+    const bytes = data ?? new Uint8Array(byteLength);
+    if (!log.fits(volumeId, bytes.byteLength) || log.usedBytes > log.capacityBytes / 2) await this.#drainLog();
+    if (!log.fits(volumeId, bytes.byteLength)) {
+      // Larger than the log can hold: apply it at once, after what the log held.
+      await writeRange(this.#core, this.#volumeRecord(volumeId), geometry, byteOffset, byteLength, data);
+      this.#catalog.touchVolume(volumeId);
+      await this.#core.afterWrite();
+      return;
+    }
+    await log.appendWrite(volumeId, byteOffset, bytes);
+  }
+
+  /**
+   * Applies every write waiting in the log to the block map (coalesced into whole blocks)
+   * and commits durably with the log's new start. Under the mutex.
+   */
+  async #drainLog(): Promise<void> {
+    const log = this.#log;
+    if (log === undefined || log.pending.length === 0) return;
+    await drainWriteLog(log, {
+      stores: this.#core,
+      volume: (id) => this.#catalog.findVolume(id),
+      markVolumeDirty: (id) => this.#catalog.touchVolume(id),
+    });
+    this.#record.writeLog = log.drainedState;
+    await this.#commit(true);
+    log.drained(this.#record.writeLog);
+  }
+
+  /** Runs `fn`; a failure makes the tree refuse further work, as a failed commit does. */
+  async #guard(fn: () => Promise<void>): Promise<void> {
+    try {
+      await fn();
+    } catch (err) {
+      this.#failure = new DrkitError(err instanceof DrkitError && err.code !== 'INTERNAL' ? err.code : 'IO_ERROR', 'write log flush failed; reopen the tree', { cause: err, transient: false });
       throw this.#failure;
     }
   }

@@ -1,4 +1,5 @@
 /** Options and results of SnapshotTree calls. */
+import type { BlockDevice } from '../adapters/block-device.js';
 import type { Clock } from '../adapters/clock.js';
 import type { ExtentStore } from '../adapters/extent-store.js';
 import type { MetaStore } from '../adapters/meta-store.js';
@@ -24,6 +25,17 @@ export interface SnapshotTreeOptions {
    * @defaultValue 32 MiB (`DEFAULT_TREE_CACHE_BYTES`)
    */
   cacheBytes?: number;
+  /**
+   * A device for the write log (e.g. a `RawFileBlockDevice` of 64 MiB or more). With it,
+   * writes smaller than 256 KiB or not block-aligned are appended to the log and
+   * acknowledged at once, made durable by `flush()` with one device flush, and drained
+   * into the block map (coalesced into whole blocks: a block rewritten before a drain
+   * costs one extent) when the log is half full and before any operation that needs the
+   * block map current (snapshots, restore, mapBlocks, volume deletion). Without it every
+   * write goes redirect-on-write at once. The device is not closed by the tree.
+   * @defaultValue undefined (no log)
+   */
+  writeLog?: BlockDevice;
 }
 
 /** Options of {@link SnapshotTree.createVolume}. */

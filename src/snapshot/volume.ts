@@ -14,7 +14,7 @@ import { assertBytes, assertRange } from '../core/validate.js';
 import type { BlockDevice, BlockDeviceCapabilities, BlockRead, BlockWrite, IoOptions } from '../adapters/block-device.js';
 import type { BlockUpdate } from './internal/block-map.js';
 import { readImage } from './internal/block-reader.js';
-import { mapBlocks, writeRange, type RowGeometry } from './internal/redirect-on-write.js';
+import { mapBlocks, type RowGeometry } from './internal/redirect-on-write.js';
 import type { TreeCore } from './internal/tree-core.js';
 
 /** One entry of {@link Volume.mapBlocks}: a block and the fingerprint it should read as (undefined = zeros). */
@@ -62,8 +62,11 @@ export class Volume implements BlockDevice {
     this.#check('read', byteOffset, byteLength, options.signal);
     this.#core.beginRead();
     try {
+      const overlay = this.#core.overlayPending(this.id);
       const record = this.#core.volume(this.id);
-      return await readImage(this.#core.map, this.#core.extents, { root: record.root, height: this.#height, blockBytes: this.blockBytes }, byteOffset, byteLength, options.signal);
+      const out = await readImage(this.#core.map, this.#core.extents, { root: record.root, height: this.#height, blockBytes: this.blockBytes }, byteOffset, byteLength, options.signal);
+      overlay(byteOffset, out);
+      return out;
     } finally {
       this.#core.endRead();
     }
@@ -125,6 +128,7 @@ export class Volume implements BlockDevice {
     const sorted: BlockUpdate[] = [...byBlock.entries()].sort((a, b) => a[0] - b[0]).map(([blockIndex, fingerprint]) => ({ blockIndex, fingerprint }));
     const core = this.#core;
     await core.run(async () => {
+      await core.drainLog();
       await mapBlocks(core, core.volume(this.id), this.#geometry, sorted, options);
       core.markVolumeDirty(this.id);
       await core.afterWrite();
@@ -162,8 +166,6 @@ export class Volume implements BlockDevice {
 
   /** Redirects the range (`data` undefined = zeros). Runs under the tree mutex. */
   async #apply(byteOffset: number, byteLength: number, data: Uint8Array | undefined): Promise<void> {
-    await writeRange(this.#core, this.#core.volume(this.id), this.#geometry, byteOffset, byteLength, data);
-    this.#core.markVolumeDirty(this.id);
-    await this.#core.afterWrite();
+    await this.#core.write(this.id, this.#geometry, byteOffset, byteLength, data);
   }
 }

@@ -84,6 +84,55 @@ async function faultyEnv(runSeed: number, makeInner: (name: string) => Promise<B
   };
 }
 
+/**
+ * Metadata, extents and a write log on three crash-prone devices. The log is large
+ * enough that the workload never fills it (a full log drains, which commits durably
+ * earlier than the model expects); its own backpressure is tested in write-log.test.ts.
+ */
+async function loggedEnv(runSeed: number): Promise<SnapshotWorkloadEnv> {
+  const inner = { meta: await MemoryBlockDevice.create({ byteLength: 1 << 20 }), data: await MemoryBlockDevice.create({ byteLength: 1 << 20 }), log: await MemoryBlockDevice.create({ byteLength: 4 << 20 }) };
+  let generation = 0;
+  let devs!: { meta: FaultyBlockDevice; data: FaultyBlockDevice; log: FaultyBlockDevice };
+  let meta!: LogMetaStore;
+  let extents!: DeviceExtentStore;
+  let tree!: SnapshotTree;
+  const open = async () => {
+    generation++;
+    const seedOf = (k: number) => runSeed * 1000 + generation * 3 + k;
+    devs = {
+      meta: new FaultyBlockDevice(inner.meta, { seed: seedOf(0), ownsInner: false }),
+      data: new FaultyBlockDevice(inner.data, { seed: seedOf(1), ownsInner: false }),
+      log: new FaultyBlockDevice(inner.log, { seed: seedOf(2), ownsInner: false }),
+    };
+    meta = await LogMetaStore.open({ device: devs.meta, compactMinDeadBytes: 64 * 1024 });
+    extents = await DeviceExtentStore.open({ device: devs.data, meta, allocationUnitBytes: 512 });
+    tree = await SnapshotTree.open({ meta, extents, clock, writeLog: devs.log });
+    return tree;
+  };
+  await open();
+  const all = () => [devs.meta, devs.data, devs.log];
+  return {
+    tree: () => tree,
+    reopen: async () => {
+      await tree.flush();
+      await tree.close();
+      await extents.close();
+      await meta.close();
+      for (const d of all()) await d.close();
+      return open();
+    },
+    crash: async () => {
+      for (const d of all()) await d.crash();
+      return open();
+    },
+    armCrash: (afterWrites) => all()[generation % 3]!.crashAfterWrites(afterWrites),
+    disarmCrash: () => {
+      for (const d of all()) d.crashAfterWrites(Number.MAX_SAFE_INTEGER);
+      return all().some((d) => d.crashed);
+    },
+  };
+}
+
 const tmp = mkdtempSync(join(tmpdir(), 'drkit-snapmodel-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 let fileSeq = 0;
@@ -170,6 +219,20 @@ describe('SnapshotTree against the model', () => {
     );
     expect(crashes).toBeGreaterThan(5);
   });
+
+  for (const g of geometries) {
+    it(`write log on crash-prone devices, ${g.byteLength / g.blockBytes} blocks of ${g.blockBytes} B (seed ${seed})`, async () => {
+      let run = 0;
+      let crashes = 0;
+      await fc.assert(
+        fc.asyncProperty(snapshotOpsArbitrary({ byteLength: g.byteLength, maxOps: 30 }), async (ops) => {
+          crashes += (await runSnapshotWorkload(await loggedEnv(++run), ops, g)).crashes;
+        }),
+        { seed, numRuns: 60 },
+      );
+      expect(crashes).toBeGreaterThan(20);
+    });
+  }
 
   it(`crash-prone raw files (seed ${seed})`, async () => {
     let run = 0;

@@ -44,6 +44,11 @@ export class TreeCatalog {
     return s;
   }
 
+  /** The volume record, or undefined. */
+  findVolume(volumeId: string): VolumeRecord | undefined {
+    return this.#volumes.get(volumeId);
+  }
+
   /** The snapshot record, or undefined. */
   findSnapshot(snapshotId: string): SnapshotRecord | undefined {
     return this.#snapshots.get(snapshotId);

@@ -1,0 +1,291 @@
+/**
+ * The write log (the seed's OpLog): a ring of checksummed records on a BlockDevice that
+ * takes a tree's small writes as sequential appends; a drain later coalesces them into
+ * whole blocks and applies them redirect-on-write (see the tree's `#drainLog`).
+ *
+ * Durability promise: a write appended to the log is durable once a later `flush()`
+ * resolves: `flush()` appends a flush record and flushes the device, and recovery
+ * replays records only up to the last intact flush record. After a crash at any point a
+ * reopen therefore shows every write whose flush resolved and none that was not
+ * flushed (records after the last flush record are ignored and overwritten), unless a
+ * drain had already committed them into the block map. The log's start (the first
+ * record not yet drained) is persisted in the tree's record, in the same commit as the
+ * drained block-map changes, so a record is applied exactly once: before that commit it
+ * is replayed, after it it is behind the start.
+ *
+ * Fault model: the device honours `flush()`; a crash may tear or drop unflushed writes
+ * (each record carries an xxh64, the log id and its sequence number, so a torn, stale or
+ * foreign record ends the replay). Damage to flushed records (bit rot) is not repaired.
+ *
+ * Memory: the data of records not yet drained is held in memory for reads, bounded by
+ * the log's byte length (the caller drains before it fills).
+ */
+import type { BlockDevice } from '../../adapters/block-device.js';
+import type { Xxh64 } from '../../core/checksum.js';
+import { DrkitError } from '../../core/errors.js';
+import { LOG_ALIGN_BYTES, LOG_KIND, decodeRecord, encodeRecord, peekRecordBytes, recordBytes, type LogRecord } from './log-record.js';
+
+/** Where the log starts, persisted in the tree record (JSON). */
+export interface WriteLogState {
+  /** Random id of this tree's log, hex (16 digits). */
+  readonly id: string;
+  /** Byte offset of the first record not yet drained. */
+  readonly startOffset: number;
+  /** Sequence number of that record. */
+  readonly startSeq: number;
+  /** Epoch of the last open: an open writes with a larger one, persisted before its first append. */
+  readonly epoch: number;
+}
+
+/** A write waiting in the log. */
+export interface PendingWrite {
+  readonly seq: number;
+  readonly volumeId: string;
+  readonly byteOffset: number;
+  readonly data: Uint8Array;
+}
+
+/** The ring of records, the writes not yet drained, and recovery. Callers serialise calls. */
+export class WriteLog {
+  readonly #device: BlockDevice;
+  readonly #xxh: Xxh64;
+  readonly #logId: bigint;
+  readonly #epoch: number;
+  readonly #capacityBytes: number;
+  #startOffset: number;
+  #startSeq: number;
+  #tail: number;
+  #nextSeq: number;
+  #pending: PendingWrite[] = [];
+  readonly #byVolume = new Map<string, PendingWrite[]>();
+  #pendingBytes = 0;
+  /** Records appended since the last flush record. */
+  #unflushed = 0;
+
+  private constructor(device: BlockDevice, xxh: Xxh64, state: WriteLogState) {
+    this.#device = device;
+    this.#xxh = xxh;
+    this.#logId = BigInt(`0x${state.id}`);
+    this.#epoch = state.epoch + 1;
+    this.#capacityBytes = Math.floor(device.byteLength / LOG_ALIGN_BYTES) * LOG_ALIGN_BYTES;
+    this.#startOffset = state.startOffset;
+    this.#startSeq = state.startSeq;
+    this.#tail = state.startOffset;
+    this.#nextSeq = state.startSeq;
+  }
+
+  /** A fresh log state (a new random id, starting at byte 0). */
+  static freshState(): WriteLogState {
+    const id = [...globalThis.crypto.getRandomValues(new Uint8Array(8))].map((b) => b.toString(16).padStart(2, '0')).join('');
+    return { id, startOffset: 0, startSeq: 1, epoch: 0 };
+  }
+
+  /**
+   * Opens the log at `state` and replays it: every write up to the last intact flush
+   * record becomes pending again. The caller persists {@link drainedState}'s epoch (the
+   * new one) durably before the first append.
+   * @throws INVALID_ARGUMENT for a device too small or misaligned for a log
+   */
+  static async open(device: BlockDevice, xxh: Xxh64, state: WriteLogState): Promise<WriteLog> {
+    if (device.byteLength < 64 * LOG_ALIGN_BYTES || LOG_ALIGN_BYTES % device.capabilities.alignmentBytes !== 0) {
+      throw new DrkitError('INVALID_ARGUMENT', `a write log needs a device of at least ${64 * LOG_ALIGN_BYTES} bytes with alignment dividing ${LOG_ALIGN_BYTES}`, {
+        data: { byteLength: device.byteLength, alignmentBytes: device.capabilities.alignmentBytes },
+      });
+    }
+    const log = new WriteLog(device, xxh, state);
+    if (state.startOffset % LOG_ALIGN_BYTES !== 0 || state.startOffset >= log.#capacityBytes) {
+      throw new DrkitError('CORRUPTION', 'write log start lies outside the log device', { data: { startOffset: state.startOffset, capacityBytes: log.#capacityBytes } });
+    }
+    await log.#replay();
+    return log;
+  }
+
+  /** The state as of the last drain (what must be persisted at open: the new epoch). */
+  get persistedState(): WriteLogState {
+    return { id: this.#logId.toString(16).padStart(16, '0'), startOffset: this.#startOffset, startSeq: this.#startSeq, epoch: this.#epoch };
+  }
+
+  /** The state to persist with the next commit that drains everything pending. */
+  get drainedState(): WriteLogState {
+    return { id: this.#logId.toString(16).padStart(16, '0'), startOffset: this.#tail, startSeq: this.#nextSeq, epoch: this.#epoch };
+  }
+
+  /** Bytes of data waiting to be drained. */
+  get pendingBytes(): number {
+    return this.#pendingBytes;
+  }
+
+  /** Writes waiting to be drained, in sequence order. */
+  get pending(): readonly PendingWrite[] {
+    return this.#pending;
+  }
+
+  /** Bytes the ring holds (records between the start and the tail). */
+  get usedBytes(): number {
+    return (this.#tail - this.#startOffset + this.#capacityBytes) % this.#capacityBytes;
+  }
+
+  /** Bytes of the device the ring uses. */
+  get capacityBytes(): number {
+    return this.#capacityBytes;
+  }
+
+  /** True when a record of `dataBytes` (plus a flush record and a wrap) fits without draining first. */
+  fits(volumeId: string, dataBytes: number): boolean {
+    const need = recordBytes(new TextEncoder().encode(volumeId).byteLength, dataBytes) + 2 * LOG_ALIGN_BYTES;
+    // The worst case wastes the tail end of the ring on a wrap.
+    return this.usedBytes + need + Math.min(need, this.#capacityBytes - this.#tail) < this.#capacityBytes;
+  }
+
+  /** True when a pending write of `volumeId` overlaps the range. */
+  overlaps(volumeId: string, byteOffset: number, byteLength: number): boolean {
+    const list = this.#byVolume.get(volumeId);
+    if (list === undefined) return false;
+    for (const w of list) if (w.byteOffset < byteOffset + byteLength && byteOffset < w.byteOffset + w.data.byteLength) return true;
+    return false;
+  }
+
+  /**
+   * Appends a write (the data is copied) and makes it visible to {@link overlay}. The
+   * caller checked {@link fits}.
+   * @throws IO_ERROR from the device
+   */
+  async appendWrite(volumeId: string, byteOffset: number, data: Uint8Array): Promise<void> {
+    const seq = await this.#append(LOG_KIND.write, volumeId, byteOffset, data);
+    const w: PendingWrite = { seq, volumeId, byteOffset, data: data.slice() };
+    this.#pending.push(w);
+    let list = this.#byVolume.get(volumeId);
+    if (list === undefined) this.#byVolume.set(volumeId, (list = []));
+    list.push(w);
+    this.#pendingBytes += data.byteLength;
+  }
+
+  /**
+   * Appends a marker naming this point of the write stream for `volumeIds` (a
+   * light-weight snapshot); returns its sequence number. Durable with the next flush.
+   */
+  async appendMarker(volumeIds: readonly string[]): Promise<number> {
+    return this.#append(LOG_KIND.marker, volumeIds.join('\n'), 0, new Uint8Array(0));
+  }
+
+  /** Makes every appended record durable: a flush record, then a device flush. */
+  async flush(): Promise<void> {
+    if (this.#unflushed === 0) return;
+    await this.#append(LOG_KIND.flush, '', 0, new Uint8Array(0));
+    await this.#device.flush();
+    this.#unflushed = 0;
+  }
+
+  /**
+   * A function that copies the writes of `volumeId` pending now over a read of
+   * `[byteOffset, +out.length)`, in order. Take it before reading the block map: a drain
+   * that commits meanwhile leaves the map with the same bytes the overlay adds.
+   */
+  overlayOf(volumeId: string): (byteOffset: number, out: Uint8Array) => void {
+    const list = this.#byVolume.get(volumeId);
+    if (list === undefined || list.length === 0) return () => undefined;
+    return (byteOffset, out) => overlayList(list, byteOffset, out);
+  }
+
+  /** Writes pending for `volumeId`, in order. */
+  pendingOf(volumeId: string): readonly PendingWrite[] {
+    return this.#byVolume.get(volumeId) ?? [];
+  }
+
+
+  /** Forgets the pending writes of a volume that no longer exists (its records stay in the ring until the next drain). */
+  forgetVolume(volumeId: string): void {
+    const list = this.#byVolume.get(volumeId);
+    if (list === undefined) return;
+    this.#byVolume.delete(volumeId);
+    this.#pending = this.#pending.filter((w) => w.volumeId !== volumeId);
+    for (const w of list) this.#pendingBytes -= w.data.byteLength;
+  }
+
+  /** After the commit that persisted {@link drainedState}: everything pending is applied. */
+  drained(state: WriteLogState): void {
+    this.#startOffset = state.startOffset;
+    this.#startSeq = state.startSeq;
+    this.#pending = [];
+    this.#byVolume.clear();
+    this.#pendingBytes = 0;
+  }
+
+  async #append(kind: number, volumeId: string, byteOffset: number, data: Uint8Array): Promise<number> {
+    const seq = this.#nextSeq;
+    let bytes = encodeRecord(this.#xxh, this.#logId, this.#epoch, { kind, seq, volumeId, byteOffset, data });
+    if (this.#tail + bytes.byteLength > this.#capacityBytes) {
+      // The record does not fit before the end: a wrap record says where the next one is.
+      await this.#device.write(this.#tail, encodeRecord(this.#xxh, this.#logId, this.#epoch, { kind: LOG_KIND.wrap, seq, volumeId: '', byteOffset: 0, data: new Uint8Array(0) }));
+      this.#nextSeq++;
+      this.#tail = 0;
+      bytes = encodeRecord(this.#xxh, this.#logId, this.#epoch, { kind, seq: seq + 1, volumeId, byteOffset, data });
+    }
+    await this.#device.write(this.#tail, bytes);
+    this.#tail += bytes.byteLength;
+    if (this.#tail === this.#capacityBytes) this.#tail = 0;
+    this.#unflushed++;
+    return this.#nextSeq++;
+  }
+
+  /** Reads records from the start; keeps the writes up to the last flush record. */
+  async #replay(): Promise<void> {
+    let at = this.#startOffset;
+    let seq = this.#startSeq;
+    let walked = 0;
+    const seen: { record: LogRecord; endOffset: number }[] = [];
+    let accepted = 0;
+    let lastEpoch = 0;
+    let acceptedEnd = this.#startOffset;
+    let acceptedSeq = this.#startSeq;
+    const maxData = this.#capacityBytes;
+    while (walked < this.#capacityBytes) {
+      const head = await this.#device.read(at, LOG_ALIGN_BYTES);
+      const size = peekRecordBytes(head, this.#logId, seq, maxData);
+      if (size === undefined || at + size > this.#capacityBytes || walked + size > this.#capacityBytes) break;
+      const bytes = size === LOG_ALIGN_BYTES ? head : await this.#device.read(at, size);
+      const record = decodeRecord(this.#xxh, bytes);
+      // Epochs never decrease along the chain: an older epoch here is an unflushed leftover.
+      if (record === undefined || record.epoch < lastEpoch || record.epoch >= this.#epoch) break;
+      lastEpoch = record.epoch;
+      walked += size;
+      seq++;
+      if (record.kind === LOG_KIND.wrap) {
+        walked += this.#capacityBytes - at - size;
+        at = 0;
+      } else {
+        at = (at + size) % this.#capacityBytes;
+      }
+      seen.push({ record, endOffset: at });
+      if (record.kind === LOG_KIND.flush) {
+        accepted = seen.length;
+        acceptedEnd = at;
+        acceptedSeq = seq;
+      }
+    }
+    for (const { record } of seen.slice(0, accepted)) {
+      if (record.kind !== LOG_KIND.write) continue;
+      const w: PendingWrite = { seq: record.seq, volumeId: record.volumeId, byteOffset: record.byteOffset, data: record.data };
+      this.#pending.push(w);
+      let list = this.#byVolume.get(w.volumeId);
+      if (list === undefined) this.#byVolume.set(w.volumeId, (list = []));
+      list.push(w);
+      this.#pendingBytes += w.data.byteLength;
+    }
+    // Records after the last flush record were never acknowledged as durable: overwrite them.
+    this.#tail = acceptedEnd;
+    this.#nextSeq = acceptedSeq;
+  }
+}
+
+/** Copies the writes of `list` that overlap `[byteOffset, +out.length)` over `out`, in order. */
+export function overlayList(list: readonly PendingWrite[], byteOffset: number, out: Uint8Array): void {
+  const end = byteOffset + out.byteLength;
+  for (const w of list) {
+    const wEnd = w.byteOffset + w.data.byteLength;
+    if (w.byteOffset >= end || wEnd <= byteOffset) continue;
+    const from = Math.max(byteOffset, w.byteOffset);
+    const to = Math.min(end, wEnd);
+    out.set(w.data.subarray(from - w.byteOffset, to - w.byteOffset), from - byteOffset);
+  }
+}
