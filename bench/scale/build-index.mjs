@@ -1,6 +1,6 @@
 // Child of the scale bench: fills a DeviceExtentStore (raw file device + MetaStore) with
 // --extentCount distinct ZERO-LENGTH extents through the public put() API, so the index
-// grows while no data bytes are stored. Fingerprint i = sha256(u64 i); the opener probes
+// grows while no data bytes are stored. Fingerprints sort by i (see indexFingerprint); the opener probes
 // known ones by the same rule. Prints one JSON line with timings and MetaStore stats.
 // Usage: node bench/scale/build-index.mjs --dir=SITE --extentCount=N
 import { performance } from 'node:perf_hooks';

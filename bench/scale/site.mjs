@@ -97,14 +97,21 @@ export function procMemory(pid = 'self') {
 export { SeededPrng as Prng } from '../../dist/testing/core.js';
 
 /**
- * Fingerprint of extent `i` of the extent-index point: sha256 of `i` as a little-endian
- * u64 (`salt` 1 gives fingerprints no build ever stores, for misses).
+ * Fingerprint of extent `i` of the extent-index point: the big-endian u64 `i`, then 24
+ * bytes of sha256(u64 i, salt) (`salt` 1 gives fingerprints no build ever stores, for
+ * misses). Fingerprints therefore sort by `i`, so building the index is a run of LMDB
+ * appends (random fingerprints insert at ~7,000/s here: each insert dirties a page of a
+ * tree far larger than one commit's batch); B-tree pages end up fuller than random
+ * inserts leave them (~100% vs ~69%), which flatters metaDiskBytes but not open or RSS.
  */
 export function indexFingerprint(i, salt = 0) {
   const b = Buffer.alloc(9);
   b.writeBigUInt64LE(BigInt(i));
   b[8] = salt;
-  return new Uint8Array(createHash('sha256').update(b).digest());
+  const out = new Uint8Array(32);
+  new DataView(out.buffer).setBigUint64(0, BigInt(i));
+  out.set(createHash('sha256').update(b).digest().subarray(0, 24), 8);
+  return out;
 }
 
 /** Parses `--key=value` arguments of a child script into an object of strings. */

@@ -66,9 +66,9 @@ export const MAX_BLOCK_BYTES = 1 << 20;
 const AUTO_COMMIT_PINNED_BYTES = 2 * 1024 * 1024;
 /**
  * Default byte budget of the block-map caches (decoded nodes, node and extent reference
- * counts): 32 MiB, e.g. ~1,000 full leaves (~250 K blocks, 4 GiB of 16 KiB blocks) hot.
+ * counts): 24 MiB, e.g. ~550 full leaves (~140 K blocks, 2.2 GiB of 16 KiB blocks) hot.
  */
-export const DEFAULT_TREE_CACHE_BYTES = 32 * 1024 * 1024;
+export const DEFAULT_TREE_CACHE_BYTES = 24 * 1024 * 1024;
 /**
  * Writes at least this long and block-aligned skip the write log (when no logged write
  * overlaps them): they are whole blocks already, so logging them would only write them twice.

@@ -22,7 +22,7 @@ export interface SnapshotTreeOptions {
   /**
    * Byte budget of the block-map caches (decoded nodes, node and extent reference counts).
    * Uncommitted changes are held beside it, bounded by an automatic commit at 2 MiB.
-   * @defaultValue 32 MiB (`DEFAULT_TREE_CACHE_BYTES`)
+   * @defaultValue 24 MiB (`DEFAULT_TREE_CACHE_BYTES`)
    */
   cacheBytes?: number;
   /**
