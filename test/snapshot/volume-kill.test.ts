@@ -42,21 +42,36 @@ interface SnapLine {
 }
 
 /** Runs the writer until it is killed `delayMs` after its first snapshot line. */
-async function runAndKill(dir: string, seed: number, blockBytes: number, delayMs: number) {
-  const child = spawn(process.execPath, [writer, dir, String(seed), String(blockBytes)], { stdio: ['ignore', 'pipe', 'pipe'] });
+async function runAndKill(dir: string, seed: number, blockBytes: number, delayMs: number, withLog: boolean) {
+  const child = spawn(process.execPath, [writer, dir, String(seed), String(blockBytes), withLog ? 'log' : 'direct'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (d) => (stderr += d));
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('close', (code, signal) => resolve({ code, signal })));
   const lines: SnapLine[] = [];
   let metaStore = '';
+  /** The last state confirmed durable by a flush, and the one a flush in progress announced. */
+  let durable: string | undefined;
+  let flushing: string | undefined;
   let killSent = false;
   let timer: NodeJS.Timeout | undefined;
   for await (const line of createInterface({ input: child.stdout! })) {
-    const msg = JSON.parse(line) as SnapLine & { metaStore?: string };
+    const msg = JSON.parse(line) as SnapLine & { metaStore?: string; flushing?: string; durable?: string };
     if (msg.metaStore !== undefined) {
       metaStore = msg.metaStore;
       continue;
     }
+    if (msg.flushing !== undefined) {
+      flushing = msg.flushing;
+      continue;
+    }
+    if (msg.durable !== undefined) {
+      durable = msg.durable;
+      flushing = undefined;
+      continue;
+    }
+    // A snapshot is a durable commit too.
+    durable = msg.sha256;
+    flushing = undefined;
     lines.push(msg);
     if (lines.length === 1) {
       timer = setTimeout(() => {
@@ -67,14 +82,15 @@ async function runAndKill(dir: string, seed: number, blockBytes: number, delayMs
   }
   const status = await exited;
   clearTimeout(timer);
-  return { lines, metaStore, ...status, killSent, stderr };
+  return { lines, metaStore, durable, flushing, ...status, killSent, stderr };
 }
 
-async function openSite(dir: string, metaStore: string) {
+async function openSite(dir: string, metaStore: string, withLog: boolean) {
   const device = await node.RawFileBlockDevice.open({ path: join(dir, 'extents.data') });
   const meta = await metaStoreClass(metaStore).open({ path: join(dir, 'meta', 'meta.db'), create: true });
   const extents = await DeviceExtentStore.open({ device, meta });
-  const tree = await SnapshotTree.open({ meta, extents });
+  const logDevice = withLog ? await node.RawFileBlockDevice.open({ path: join(dir, 'write.log') }) : undefined;
+  const tree = await SnapshotTree.open({ meta, extents, writeLog: logDevice });
   return {
     tree,
     async close() {
@@ -82,6 +98,7 @@ async function openSite(dir: string, metaStore: string) {
       await extents.close();
       await meta.close();
       await device.close();
+      await logDevice?.close();
     },
   };
 }
@@ -96,21 +113,38 @@ describe('a volume writer SIGKILLed at seeded moments', () => {
   for (const seed of SEEDS) {
     const blockBytes = seed % 2 === 0 ? 4096 : 16384;
     const delayMs = killDelayMs(seed);
-    it(`seed ${seed}: every reported snapshot reads back bit-identical (blockBytes ${blockBytes}, kill +${delayMs} ms)`, async () => {
+    // Every third seed runs with a write log and flushes between snapshots.
+    const withLog = seed % 3 === 0;
+    it(`seed ${seed}: every reported snapshot reads back bit-identical (blockBytes ${blockBytes}, ${withLog ? 'write log, ' : ''}kill +${delayMs} ms)`, async () => {
       const dir = mkdtempSync(join(tmpdir(), 'drkit-volume-kill-'));
       const at = `seed ${seed} (blockBytes ${blockBytes}, kill ${delayMs} ms after the first snapshot)`;
       try {
-        const run = await runAndKill(dir, seed, blockBytes, delayMs);
+        const run = await runAndKill(dir, seed, blockBytes, delayMs, withLog);
         // The crash really happened mid-run: the child did not exit by itself.
         expect(run.lines.length, `${at}: the child reported no snapshot; stderr: ${run.stderr}`).toBeGreaterThan(0);
         expect(run.killSent, `${at}: the child exited (code ${run.code}) before the kill; stderr: ${run.stderr}`).toBe(true);
         expect(run.signal, `${at}: the child was not killed by SIGKILL (code ${run.code}); stderr: ${run.stderr}`).toBe('SIGKILL');
 
-        const site = await openSite(dir, run.metaStore);
+        const site = await openSite(dir, run.metaStore, withLog);
         try {
           const [volume] = site.tree.listVolumes();
           expect(volume, `${at}: the volume is gone`).toBeDefined();
           const snaps = site.tree.listSnapshots({ volumeId: volume!.id });
+          if (withLog) {
+            // Every flushed write is there and no unflushed one: the volume is the last state
+            // a flush or snapshot confirmed, or the one a flush (or an unreported snapshot)
+            // in progress at the kill made durable.
+            const allowed = [run.durable, run.flushing].filter((x): x is string => x !== undefined);
+            if (snaps.length > run.lines.length) {
+              const extra = site.tree.openSnapshot(snaps[run.lines.length]!.id);
+              allowed.push(createHash('sha256').update(await extra.read(0, extra.byteLength)).digest('hex'));
+              await extra.close();
+            }
+            const vol = await site.tree.openVolume(volume!.id);
+            const now = createHash('sha256').update(await vol.read(0, vol.byteLength)).digest('hex');
+            await vol.close();
+            expect(allowed, `${at}: the volume holds neither the last durable state nor the one being made durable`).toContain(now);
+          }
           const names = snaps.map((s) => s.name);
           const reported = run.lines.map((l) => l.snap);
           // Exactly the reported snapshots, plus at most the next one in sequence (it may have

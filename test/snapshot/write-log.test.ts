@@ -6,6 +6,8 @@ import { DeviceExtentStore, MemoryBlockDevice, MemoryExtentStore, MemoryMetaStor
 import { SnapshotTree } from '../../src/snapshot/index.js';
 import { FaultyBlockDevice } from '../../src/testing/index.js';
 import { SeededPrng } from '../../src/testing/internal/seeded-prng.js';
+import { WriteLog } from '../../src/snapshot/internal/write-log.js';
+import { loadXxh64 } from '../../src/core/checksum.js';
 
 const KiB = 1024;
 
@@ -108,5 +110,29 @@ describe('write log', () => {
     const m2 = await tree.markWriteLog([a.id, b.id]);
     expect(m2.seq).toBeGreaterThan(m1.seq);
     await expect(tree.markWriteLog(['nope'])).rejects.toMatchObject({ code: 'NOT_FOUND' });
+  });
+
+  it('records an earlier open wrote but never had acknowledged are not chained behind newer ones (the epoch check)', async () => {
+    const xxh = await loadXxh64();
+    const device = await MemoryBlockDevice.create({ byteLength: 1 << 20 });
+    const bytes = (n: number) => new Uint8Array(100).fill(n);
+    // Open 1: A is flushed; B, C and a flush record follow, but B is torn (the flush that
+    // would have acknowledged them never completed).
+    const log1 = await WriteLog.open(device, xxh, WriteLog.freshState());
+    await log1.appendWrite('v', 0, bytes(1));
+    await log1.flush();
+    const bAt = log1.drainedState.startOffset;
+    await log1.appendWrite('v', 0, bytes(2));
+    await log1.appendWrite('v', 0, bytes(3));
+    await log1.flush();
+    await device.write(bAt, new Uint8Array(512));
+    // Open 2 replays A only, then writes B' exactly where B was, and crashes unflushed.
+    const log2 = await WriteLog.open(device, xxh, log1.persistedState);
+    expect(log2.pending.map((w) => w.data[0])).toEqual([1]);
+    await log2.appendWrite('v', 0, bytes(4));
+    // Open 3: B' (newer epoch) is followed by C and a flush record of the older epoch. They
+    // chain by sequence number, but were never acknowledged: only A may come back.
+    const log3 = await WriteLog.open(device, xxh, log2.persistedState);
+    expect(log3.pending.map((w) => w.data[0])).toEqual([1]);
   });
 });
