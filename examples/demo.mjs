@@ -11,7 +11,9 @@
 // Usage: npm run demo [-- --keep]   (--keep leaves the work directory in place)
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { loadXxh64 } from '../dist/index.js';
 import { DeviceExtentStore } from '../dist/adapters/index.js';
@@ -204,6 +206,11 @@ try {
   await c.close();
   await s.close();
   if (restoredSum !== written) throw new Error('remote restore differs');
+
+  // The write log, in a process of its own that is SIGKILLed mid-stream (examples/write-log.mjs).
+  const logRun = spawnSync(process.execPath, [join(dirname(fileURLToPath(import.meta.url)), 'write-log.mjs')], { encoding: 'utf8' });
+  for (const line of logRun.stdout.trim().split('\n')) say(`[write log]  ${line}`);
+  if (logRun.status !== 0) throw new Error(`write-log example failed: ${logRun.stderr}`);
   say('\ndemo completed: every checksum matched');
 } finally {
   if (keep) say(`(kept ${dir})`);
