@@ -37,8 +37,8 @@ async function fileTree(dir, name, dataBytes, { writeLog = false } = {}) {
   };
 }
 
-/** Write-log device size in the benches: 64 MiB, so a drain happens every ~32 MiB of small writes. */
-const LOG_BYTES = 64 * 1024 * 1024;
+/** Write-log device size in the benches: 256 MiB (drains start at half: ~28,000 logged 4 KiB writes). */
+const LOG_BYTES = 256 * 1024 * 1024;
 
 async function memoryTree() {
   const meta = await MemoryMetaStore.open();

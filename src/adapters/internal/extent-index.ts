@@ -111,10 +111,11 @@ export class ExtentIndex {
     }
     const committed = (): void => {
       this.#commitGeneration++;
+      // Committed puts are not cached: a stream of new extents would only churn the cache
+      // (and leave its evictions to the garbage collector); a later read caches them.
       for (const [key, entry] of taken) {
         // A change recorded after the ops were taken stays pending.
         if (this.#pending.get(key) === entry && this.#pending.has(key)) this.#pending.delete(key);
-        if (entry !== undefined && !this.#pending.has(key)) this.#cache.set(key, entry, CACHED_ENTRY_BYTES);
       }
     };
     return { ops, committed };

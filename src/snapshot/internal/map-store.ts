@@ -54,6 +54,8 @@ export class MapStore {
   /** Extent rcs changed or prefetched since the last commit (bytesToKey(fingerprint) -> rc). */
   readonly #pinnedExtentRc = new Map<string, number>();
   readonly #dirtyExtentRc = new Set<string>();
+  /** Pinned extent counts that were 0 when prefetched: new extents, not worth caching after the commit. */
+  readonly #newExtentRc = new Set<string>();
   /** Extents whose rc reached 0 since the last commit (to persist in the dead list). */
   readonly #newlyDead = new Set<string>();
   /** Dead extents revived (rc 0 -> 1) before they were deleted. */
@@ -170,7 +172,10 @@ export class MapStore {
     const values = await this.#meta.getMany(missing.map((fp) => this.#keys.fingerprint(TAG.extentRc, fp)));
     missing.forEach((fp, i) => {
       const key = bytesToKey(fp);
-      if (!this.#pinnedExtentRc.has(key)) this.#pinnedExtentRc.set(key, decodeCount(values[i]));
+      if (this.#pinnedExtentRc.has(key)) return;
+      const rc = decodeCount(values[i]);
+      this.#pinnedExtentRc.set(key, rc);
+      if (rc === 0) this.#newExtentRc.add(key);
     });
   }
 
@@ -267,7 +272,10 @@ export class MapStore {
     for (const fp of revivedExtents) ops.push({ kind: 'del', key: k.fingerprint(TAG.deadExtent, fp) });
     const freedNodes = this.#newlyFree.filter((id) => !this.#deletedNodes.has(id));
     // Extents with rc 0 need not stay cached.
-    for (const [key, rc] of this.#pinnedExtentRc) if (rc > 0) this.#cleanExtentRc.set(key, rc, EXTENT_RC_BYTES);
+    // Counts of extents that existed before (shared content, dedup hits) stay cached; those
+    // of extents just written would only churn the cache.
+    for (const [key, rc] of this.#pinnedExtentRc) if (rc > 0 && !this.#newExtentRc.has(key)) this.#cleanExtentRc.set(key, rc, EXTENT_RC_BYTES);
+    this.#newExtentRc.clear();
     for (const key of this.#newlyDead) this.#cleanExtentRc.delete(key);
     this.#dirtyNodes.clear();
     this.#dirtyNodeBytes = 0;
@@ -291,6 +299,7 @@ export class MapStore {
     this.#dirtyNodeRc.clear();
     this.#cleanExtentRc.clear();
     this.#pinnedExtentRc.clear();
+    this.#newExtentRc.clear();
     this.#dirtyExtentRc.clear();
     this.#newlyDead.clear();
     this.#revived.clear();
