@@ -29,8 +29,8 @@
  * header, the counters and the device superblock).
  */
 import type { BlockDevice, BlockRead, BlockWrite, IoOptions } from './block-device.js';
-import type { MetaStore } from './meta-store.js';
-import type { ExtentInfo, ExtentPut, ExtentStore, ExtentStoreCapabilities, ExtentStoreStats } from './extent-store.js';
+import type { MetaOp, MetaStore } from './meta-store.js';
+import type { ExtentInfo, ExtentPut, ExtentStore, ExtentStoreCapabilities, ExtentStoreStats, PreparedExtentCommit } from './extent-store.js';
 import { loadXxh64, type Xxh64 } from '../core/checksum.js';
 import { DrkitError, throwIfAborted, toDrkitError } from '../core/errors.js';
 import { assertPositiveInteger } from '../core/validate.js';
@@ -344,6 +344,37 @@ export class DeviceExtentStore implements ExtentStore {
   }
 
   /**
+   * Flushes the device and returns the pending index changes, space-map groups and counters
+   * as ops for the caller's durable batch in `meta` (which must be this store's MetaStore),
+   * holding the store's lock until `committed()` or `abandoned()`. Ordering 1-3 of the
+   * module header hold as for `flush()`: the device is flushed before the ops exist, and
+   * freed space is reused only after `committed()`, which the caller calls once its batch
+   * is durable.
+   * @returns undefined when `meta` is another MetaStore
+   * @throws NOT_OPEN, ABORTED, IO_ERROR
+   */
+  async prepareCommit(meta: MetaStore, options?: IoOptions): Promise<PreparedExtentCommit | undefined> {
+    this.#enter(options, 'prepareCommit');
+    if (meta !== this.#meta) return undefined;
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    return new Promise<PreparedExtentCommit>((resolve, reject) => {
+      this.#exclusive('prepareCommit', options, async () => {
+        const staged = await this.#stageCommit(options);
+        let settled = false;
+        const settle = (apply: boolean): void => {
+          if (settled) return;
+          settled = true;
+          if (apply) staged?.apply();
+          release();
+        };
+        resolve({ ops: staged?.ops ?? [], committed: () => settle(true), abandoned: () => settle(false) });
+        await held;
+      }).catch(reject);
+    });
+  }
+
+  /**
    * Waits for in-flight puts/deletes/flushes, then drops the caches. Does not flush
    * (unflushed puts and deletes may be lost) and does not close the device or MetaStore,
    * which the caller owns. Idempotent.
@@ -447,10 +478,22 @@ export class DeviceExtentStore implements ExtentStore {
    * attempt (re-applying it is idempotent).
    */
   async #commit(options: IoOptions | undefined): Promise<void> {
-    if (this.#index.pendingCount === 0 && this.#freedPending.length === 0 && !this.#space.dirty) return;
-    const signal = options?.signal;
+    const staged = await this.#stageCommit(options);
+    if (staged === undefined) return;
+    await wrapIo(() => this.#meta.batch(staged.ops, { sync: true, signal: options?.signal }), 'commit extent index');
+    staged.apply();
+  }
+
+  /**
+   * Flushes the device and builds the ops of one commit (index changes, space-map groups,
+   * counters); `apply` must be called only once a batch holding them is durable. Nothing
+   * changes in memory before that, so an abandoned commit is simply retried later.
+   * Undefined when nothing is pending.
+   */
+  async #stageCommit(options: IoOptions | undefined): Promise<{ ops: MetaOp[]; apply: () => void } | undefined> {
+    if (this.#index.pendingCount === 0 && this.#freedPending.length === 0 && !this.#space.dirty) return undefined;
     // Order 1: the bytes any put points at are durable before the put is committed.
-    await wrapIo(() => this.#device.flush({ signal }), 'flush device');
+    await wrapIo(() => this.#device.flush({ signal: options?.signal }), 'flush device');
     const freed = this.#freedPending;
     const index = this.#index.takeCommitOps();
     const space = await wrapIo(() => this.#space.commitOps(freed), 'read space map');
@@ -461,12 +504,16 @@ export class DeviceExtentStore implements ExtentStore {
       cursorGroup: this.#space.cursorGroup,
       capacityBytes: this.#space.capacityBytes,
     });
-    const ops = [...index.ops, ...space.ops, { kind: 'put' as const, key: this.#countersKey, value: counters }];
-    await wrapIo(() => this.#meta.batch(ops, { sync: true, signal }), 'commit extent index');
-    // Order 3: the deletes are durable, so their space may be handed out again.
-    space.apply();
-    index.committed();
-    this.#freedPending = [];
+    const ops: MetaOp[] = [...index.ops, ...space.ops, { kind: 'put', key: this.#countersKey, value: counters }];
+    return {
+      ops,
+      apply: () => {
+        // Order 3: the deletes are durable, so their space may be handed out again.
+        space.apply();
+        index.committed();
+        this.#freedPending = this.#freedPending.slice(freed.length);
+      },
+    };
   }
 
   /** Reads and verifies the extents of `keys` with one vectored read. */

@@ -11,6 +11,7 @@
  * snapshot layer's job.
  */
 import type { IoOptions } from './block-device.js';
+import type { MetaOp, MetaStore } from './meta-store.js';
 
 /** One extent to store. */
 export interface ExtentPut {
@@ -48,6 +49,20 @@ export interface ExtentStoreCapabilities {
   readonly maxExtentBytes: number;
 }
 
+/**
+ * Index changes an ExtentStore hands to a caller that commits them in its own durable
+ * MetaStore batch (see {@link ExtentStore.prepareCommit}). The store is locked until one
+ * of the two calls is made.
+ */
+export interface PreparedExtentCommit {
+  /** Ops to include, unchanged, in one durable batch of the MetaStore given to `prepareCommit`. */
+  readonly ops: readonly MetaOp[];
+  /** The batch holding `ops` is durable: the store applies them and unlocks. */
+  committed(): void;
+  /** The batch failed or was not made: nothing changes, the store unlocks. */
+  abandoned(): void;
+}
+
 /** Fingerprint-addressed storage of immutable extents. */
 export interface ExtentStore {
   readonly capabilities: ExtentStoreCapabilities;
@@ -67,6 +82,14 @@ export interface ExtentStore {
   stats(): Promise<ExtentStoreStats>;
   /** Durability barrier for every put/delete that resolved before the call. */
   flush(options?: IoOptions): Promise<void>;
+  /**
+   * Optional. Like `flush()`, but instead of committing its index changes itself the store
+   * makes the extent bytes durable and returns the changes as ops for the caller's own
+   * durable batch in `meta` — one sync instead of two when the caller shares the store's
+   * MetaStore. Resolves to undefined when `meta` is not the store's MetaStore (then call
+   * `flush()`).
+   */
+  prepareCommit?(meta: MetaStore, options?: IoOptions): Promise<PreparedExtentCommit | undefined>;
   /** Releases resources. Idempotent. */
   close(): Promise<void>;
 }

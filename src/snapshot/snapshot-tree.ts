@@ -26,7 +26,7 @@ import { equalBytes, toHex, utf8 } from '../core/bytes.js';
 import { DrkitError, throwIfAborted } from '../core/errors.js';
 import { assertPositiveInteger } from '../core/validate.js';
 import type { Clock } from '../adapters/clock.js';
-import type { ExtentPut, ExtentStore } from '../adapters/extent-store.js';
+import type { ExtentPut, ExtentStore, PreparedExtentCommit } from '../adapters/extent-store.js';
 import type { MetaStore } from '../adapters/meta-store.js';
 import { SystemClock } from '../adapters/system-clock.js';
 import { sha256Fingerprinter, type Fingerprinter } from '../dedup/fingerprint.js';
@@ -623,16 +623,21 @@ export class SnapshotTree {
       if (sync) await this.#meta.flush();
       return;
     }
+    // A durable commit carries the ExtentStore's index changes in the same batch when the
+    // store shares this MetaStore (one sync, not two); otherwise the store commits first.
+    const prepared = sync && this.#extents.prepareCommit !== undefined ? await this.#guardPrepare() : undefined;
     try {
-      await this.#extents.flush();
+      if (prepared === undefined) await this.#extents.flush();
       const { ops } = this.#map.takeCommitOps();
       this.#record.nextNodeId = this.#map.nextNodeId;
       ops.push({ kind: 'put', key: this.#keys.tree(), value: encodeJson(this.#record) });
       ops.push(...this.#catalog.changeOps(this.#keys));
-      await this.#meta.batch(ops, { sync });
+      await this.#meta.batch(prepared === undefined ? ops : [...prepared.ops, ...ops], { sync });
+      prepared?.committed();
       this.#catalog.clearChanges();
       this.#recordDirty = false;
     } catch (err) {
+      prepared?.abandoned();
       this.#failure =
         err instanceof DrkitError && err.code !== 'INTERNAL'
           ? new DrkitError(err.code, `snapshot tree commit failed; reopen the tree: ${err.message}`, { cause: err, transient: false })
@@ -693,6 +698,16 @@ export class SnapshotTree {
     this.#record.writeLog = log.drainedState;
     await this.#commit(true);
     log.drained(this.#record.writeLog);
+  }
+
+  /** The ExtentStore's prepared commit, or undefined (then it is flushed on its own). */
+  async #guardPrepare(): Promise<PreparedExtentCommit | undefined> {
+    try {
+      return await this.#extents.prepareCommit!(this.#meta);
+    } catch (err) {
+      this.#failure = new DrkitError(err instanceof DrkitError && err.code !== 'INTERNAL' ? err.code : 'IO_ERROR', 'snapshot tree commit failed; reopen the tree', { cause: err, transient: false });
+      throw this.#failure;
+    }
   }
 
   /** Runs `fn`; a failure makes the tree refuse further work, as a failed commit does. */
