@@ -18,7 +18,8 @@
  * foreign record ends the replay). Damage to flushed records (bit rot) is not repaired.
  *
  * Memory: the data of records not yet drained is held in memory for reads, bounded by
- * the log's byte length (the caller drains before it fills).
+ * the log's byte length (the caller drains before it fills), indexed by 64 KiB granule so
+ * a read looks only at the writes that touch it.
  */
 import type { BlockDevice } from '../../adapters/block-device.js';
 import type { Xxh64 } from '../../core/checksum.js';
@@ -45,6 +46,18 @@ export interface PendingWrite {
   readonly data: Uint8Array;
 }
 
+/**
+ * Granule of the index of pending writes: 64 KiB, so a read or an overlap check looks only
+ * at the writes that touch the granules it spans, not at every pending write of the volume.
+ */
+const GRANULE_BYTES = 64 * 1024;
+
+/** Pending writes of one volume: in order, and by the granules they touch. */
+interface VolumePending {
+  readonly list: PendingWrite[];
+  readonly byGranule: Map<number, PendingWrite[]>;
+}
+
 /** The ring of records, the writes not yet drained, and recovery. Callers serialise calls. */
 export class WriteLog {
   readonly #device: BlockDevice;
@@ -57,7 +70,7 @@ export class WriteLog {
   #tail: number;
   #nextSeq: number;
   #pending: PendingWrite[] = [];
-  readonly #byVolume = new Map<string, PendingWrite[]>();
+  readonly #byVolume = new Map<string, VolumePending>();
   #pendingBytes = 0;
   /** Records appended since the last flush record. */
   #unflushed = 0;
@@ -139,9 +152,11 @@ export class WriteLog {
 
   /** True when a pending write of `volumeId` overlaps the range. */
   overlaps(volumeId: string, byteOffset: number, byteLength: number): boolean {
-    const list = this.#byVolume.get(volumeId);
-    if (list === undefined) return false;
-    for (const w of list) if (w.byteOffset < byteOffset + byteLength && byteOffset < w.byteOffset + w.data.byteLength) return true;
+    const pending = this.#byVolume.get(volumeId);
+    if (pending === undefined) return false;
+    for (let g = Math.floor(byteOffset / GRANULE_BYTES); g <= Math.floor((byteOffset + byteLength - 1) / GRANULE_BYTES); g++) {
+      for (const w of pending.byGranule.get(g) ?? []) if (w.byteOffset < byteOffset + byteLength && byteOffset < w.byteOffset + w.data.byteLength) return true;
+    }
     return false;
   }
 
@@ -152,12 +167,7 @@ export class WriteLog {
    */
   async appendWrite(volumeId: string, byteOffset: number, data: Uint8Array): Promise<void> {
     const seq = await this.#append(LOG_KIND.write, volumeId, byteOffset, data);
-    const w: PendingWrite = { seq, volumeId, byteOffset, data: data.slice() };
-    this.#pending.push(w);
-    let list = this.#byVolume.get(volumeId);
-    if (list === undefined) this.#byVolume.set(volumeId, (list = []));
-    list.push(w);
-    this.#pendingBytes += data.byteLength;
+    this.#addPending({ seq, volumeId, byteOffset, data: data.slice() });
   }
 
   /**
@@ -182,24 +192,38 @@ export class WriteLog {
    * that commits meanwhile leaves the map with the same bytes the overlay adds.
    */
   overlayOf(volumeId: string): (byteOffset: number, out: Uint8Array) => void {
-    const list = this.#byVolume.get(volumeId);
-    if (list === undefined || list.length === 0) return () => undefined;
-    return (byteOffset, out) => overlayList(list, byteOffset, out);
+    const pending = this.#byVolume.get(volumeId);
+    if (pending === undefined || pending.list.length === 0) return () => undefined;
+    return (byteOffset, out) => {
+      // Per granule the writes are in order, and each one is applied only within it.
+      const end = byteOffset + out.byteLength;
+      for (let g = Math.floor(byteOffset / GRANULE_BYTES); g <= Math.floor((end - 1) / GRANULE_BYTES); g++) {
+        const list = pending.byGranule.get(g);
+        if (list === undefined) continue;
+        const from = Math.max(byteOffset, g * GRANULE_BYTES);
+        const to = Math.min(end, (g + 1) * GRANULE_BYTES);
+        overlayList(list, from, out.subarray(from - byteOffset, to - byteOffset));
+      }
+    };
   }
 
   /** Writes pending for `volumeId`, in order. */
   pendingOf(volumeId: string): readonly PendingWrite[] {
-    return this.#byVolume.get(volumeId) ?? [];
+    return this.#byVolume.get(volumeId)?.list ?? [];
   }
 
 
-  /** Forgets the pending writes of a volume that no longer exists (its records stay in the ring until the next drain). */
-  forgetVolume(volumeId: string): void {
-    const list = this.#byVolume.get(volumeId);
-    if (list === undefined) return;
-    this.#byVolume.delete(volumeId);
-    this.#pending = this.#pending.filter((w) => w.volumeId !== volumeId);
-    for (const w of list) this.#pendingBytes -= w.data.byteLength;
+  #addPending(w: PendingWrite): void {
+    this.#pending.push(w);
+    let pending = this.#byVolume.get(w.volumeId);
+    if (pending === undefined) this.#byVolume.set(w.volumeId, (pending = { list: [], byGranule: new Map() }));
+    pending.list.push(w);
+    for (let g = Math.floor(w.byteOffset / GRANULE_BYTES); g <= Math.floor((w.byteOffset + w.data.byteLength - 1) / GRANULE_BYTES); g++) {
+      let list = pending.byGranule.get(g);
+      if (list === undefined) pending.byGranule.set(g, (list = []));
+      list.push(w);
+    }
+    this.#pendingBytes += w.data.byteLength;
   }
 
   /** After the commit that persisted {@link drainedState}: everything pending is applied. */
@@ -264,13 +288,8 @@ export class WriteLog {
       }
     }
     for (const { record } of seen.slice(0, accepted)) {
-      if (record.kind !== LOG_KIND.write) continue;
-      const w: PendingWrite = { seq: record.seq, volumeId: record.volumeId, byteOffset: record.byteOffset, data: record.data };
-      this.#pending.push(w);
-      let list = this.#byVolume.get(w.volumeId);
-      if (list === undefined) this.#byVolume.set(w.volumeId, (list = []));
-      list.push(w);
-      this.#pendingBytes += w.data.byteLength;
+      if (record.kind !== LOG_KIND.write || record.data.byteLength === 0) continue;
+      this.#addPending({ seq: record.seq, volumeId: record.volumeId, byteOffset: record.byteOffset, data: record.data });
     }
     // Records after the last flush record were never acknowledged as durable: overwrite them.
     this.#tail = acceptedEnd;
