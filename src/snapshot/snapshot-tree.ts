@@ -138,7 +138,8 @@ export class SnapshotTree {
   /**
    * Opens the tree stored under `keyPrefix` in `meta`, creating it when absent.
    * @throws FORMAT_VERSION for an unknown record version, INVALID_ARGUMENT when the
-   *   fingerprinter differs from the tree's, CORRUPTION for malformed records
+   *   fingerprinter differs from the tree's or when a tree that has a write log is opened
+   *   without its device, CORRUPTION for malformed records
    */
   static async open(options: SnapshotTreeOptions): Promise<SnapshotTree> {
     const keys = new TreeKeys(utf8(options.keyPrefix ?? 'st/'));
@@ -168,6 +169,12 @@ export class SnapshotTree {
     const tree = new SnapshotTree(options, keys, record, fingerprinter, clock);
     await tree.#load();
     if (options.writeLog !== undefined) await tree.#openLog(options.writeLog);
+    else if (record.writeLog !== undefined) {
+      // Its log may hold flushed writes not yet drained: opening without it would lose them.
+      throw new DrkitError('INVALID_ARGUMENT', 'this tree has a write log: open it with its writeLog device so acknowledged writes are replayed', {
+        data: { writeLogId: record.writeLog.id },
+      });
+    }
     return tree;
   }
 

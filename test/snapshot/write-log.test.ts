@@ -120,6 +120,17 @@ describe('write log', () => {
     expect(got.subarray(100).every((x) => x === 5)).toBe(true);
   });
 
+  it('a tree that has a write log refuses to open without it (its flushed writes would be lost)', async () => {
+    const { meta, extents, logDevice, tree } = await loggedTree();
+    const vol = await tree.createVolume({ name: 'v', byteLength: 64 * KiB });
+    await vol.write(0, new Uint8Array(10).fill(1));
+    await vol.flush();
+    await tree.close();
+    await expect(SnapshotTree.open({ meta, extents })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    const again = await SnapshotTree.open({ meta, extents, writeLog: logDevice });
+    expect((await (await again.openVolume(vol.id)).read(0, 10)).every((x) => x === 1)).toBe(true);
+  });
+
   it('a marker names a point of the write stream across volumes', async () => {
     const { tree } = await loggedTree();
     const a = await tree.createVolume({ name: 'a', byteLength: 64 * KiB });
