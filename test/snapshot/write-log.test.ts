@@ -49,6 +49,27 @@ describe('write log', () => {
     expect((await vol.read(4 * KiB, 4 * KiB)).every((x) => x === 20)).toBe(true);
   });
 
+  it('a drain keeps old bytes a block\'s logged writes leave uncovered, and needs none where they cover it in pieces', async () => {
+    const { tree, extents } = await loggedTree();
+    const vol = await tree.createVolume({ name: 'v', byteLength: 64 * KiB, blockBytes: 16 * KiB });
+    await vol.write(0, new Uint8Array(64 * KiB).fill(9)); // old content in every block (bypasses or drains)
+    await tree.snapshot(vol.id, { name: 'old' });
+    // Block 0: pieces that overlap and together cover it. Block 1: a 1-byte gap at 20 KiB.
+    await vol.write(0, new Uint8Array(6 * KiB).fill(1));
+    await vol.write(10 * KiB, new Uint8Array(6 * KiB).fill(2));
+    await vol.write(4 * KiB, new Uint8Array(7 * KiB).fill(3));
+    await vol.write(16 * KiB, new Uint8Array(4 * KiB).fill(4));
+    await vol.write(20 * KiB + 1, new Uint8Array(12 * KiB - 1).fill(5));
+    const expected = new Uint8Array(64 * KiB).fill(9);
+    expected.fill(1, 0, 6 * KiB).fill(2, 10 * KiB, 16 * KiB).fill(3, 4 * KiB, 11 * KiB);
+    expected.fill(4, 16 * KiB, 20 * KiB).fill(5, 20 * KiB + 1, 32 * KiB);
+    const before = (await extents.stats()).extentCount;
+    await tree.snapshot(vol.id, { name: 'drained' });
+    expect(tree.writeLogStats()!.pendingBytes).toBe(0);
+    expectSameBytes(await vol.read(0, 64 * KiB), expected);
+    expect((await extents.stats()).extentCount).toBe(before + 2);
+  });
+
   it('flushed writes survive a restart without a drain (replayed), unflushed ones do not', async () => {
     const meta = await MemoryMetaStore.open();
     const data = await MemoryBlockDevice.create({ byteLength: 1 << 20 });

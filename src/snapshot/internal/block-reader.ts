@@ -50,3 +50,41 @@ export async function readImage(
   }
   return out;
 }
+
+/**
+ * Reads whole blocks (ascending indices, not necessarily consecutive) of the image into
+ * `out[i]` (each `blockBytes` long, zero-filled by the caller): one leaf visit per run of
+ * a leaf, one ExtentStore call for every distinct extent.
+ */
+export async function readBlocksInto(
+  map: MapStore,
+  extents: ExtentStore,
+  image: ImageGeometry,
+  blockIndices: readonly number[],
+  out: readonly Uint8Array[],
+): Promise<void> {
+  const fps: (Uint8Array | undefined)[] = [];
+  let i = 0;
+  while (i < blockIndices.length) {
+    let j = i + 1;
+    while (j < blockIndices.length && blockIndices[j] === blockIndices[j - 1]! + 1) j++;
+    fps.push(...(await lookupRange(map, image.root, image.height, blockIndices[i]!, j - i)));
+    i = j;
+  }
+  const unique = new Map<string, Uint8Array>();
+  for (const fp of fps) if (fp !== undefined) unique.set(bytesToKey(fp), fp);
+  const wanted = [...unique.values()];
+  if (wanted.length === 0) return;
+  const datas = await extents.getMany(wanted);
+  const byKey = new Map<string, Uint8Array>();
+  wanted.forEach((fp, k) => byKey.set(bytesToKey(fp), datas[k]!));
+  for (let k = 0; k < blockIndices.length; k++) {
+    const fp = fps[k];
+    if (fp === undefined) continue;
+    const data = byKey.get(bytesToKey(fp))!;
+    if (data.length !== image.blockBytes) {
+      throw new DrkitError('CORRUPTION', `extent for block ${blockIndices[k]} has ${data.length} bytes, expected ${image.blockBytes}`, { data: { blockIndex: blockIndices[k] } });
+    }
+    out[k]!.set(data);
+  }
+}

@@ -2,20 +2,24 @@
  * Draining the write log: every write waiting in it is applied to the block map,
  * coalesced into whole blocks, so a block written many times between drains is
  * fingerprinted, stored and redirected once (no dead intermediate extents) and no
- * partial-block read-modify-write happens per write. Runs under the tree's mutex; the
- * caller commits (with the log's new start) and then tells the log it drained.
+ * partial-block read-modify-write happens per write. Blocks go in steps of
+ * {@link DRAIN_STEP_BLOCKS}, consecutive or not: one block-map lookup pass and one
+ * ExtentStore read for the blocks that need their old content (those the logged writes
+ * do not cover whole), one ExtentStore put and one block-map update per step. Runs under
+ * the tree's mutex; the caller commits (with the log's new start) and then tells the log
+ * it drained.
  */
 import type { VolumeRecord } from '../records.js';
 import { heightFor } from './block-map.js';
-import { readImage } from './block-reader.js';
-import { writeRange, type RowStores } from './redirect-on-write.js';
-import { overlayList, type WriteLog } from './write-log.js';
+import { readBlocksInto } from './block-reader.js';
+import { writeBlocks, type RowStores, type WholeBlock } from './redirect-on-write.js';
+import type { PendingWrite, WriteLog } from './write-log.js';
 
 /**
  * Blocks assembled and redirected per step: bounds the memory of one step (256 blocks of
- * 16 KiB = 4 MiB) and batches their extent puts into one ExtentStore call.
+ * 16 KiB = 4 MiB) and batches their extent reads and puts into one ExtentStore call each.
  */
-const DRAIN_RUN_BLOCKS = 256;
+export const DRAIN_STEP_BLOCKS = 256;
 
 /** What a drain needs of the tree. */
 export interface DrainContext {
@@ -31,27 +35,67 @@ export async function drainWriteLog(log: WriteLog, ctx: DrainContext): Promise<v
   for (const volumeId of volumeIds) {
     const record = ctx.volume(volumeId);
     if (record === undefined) continue;
-    const writes = log.pendingOf(volumeId);
-    const bs = record.blockBytes;
-    const blocks = new Set<number>();
-    for (const w of writes) {
-      const last = Math.floor((w.byteOffset + w.data.byteLength - 1) / bs);
-      for (let b = Math.floor(w.byteOffset / bs); b <= last; b++) blocks.add(b);
-    }
-    const sorted = [...blocks].sort((a, b) => a - b);
-    const geometry = { height: heightFor(record.byteLength / bs), blockBytes: bs };
-    let i = 0;
-    while (i < sorted.length) {
-      // A run of consecutive blocks, at most DRAIN_RUN_BLOCKS long.
-      let j = i + 1;
-      while (j < sorted.length && j - i < DRAIN_RUN_BLOCKS && sorted[j] === sorted[j - 1]! + 1) j++;
-      const byteOffset = sorted[i]! * bs;
-      const byteLength = (j - i) * bs;
-      const content = await readImage(ctx.stores.map, ctx.stores.extents, { root: record.root, height: geometry.height, blockBytes: bs }, byteOffset, byteLength);
-      overlayList(writes, byteOffset, content);
-      await writeRange(ctx.stores, record, geometry, byteOffset, byteLength, content);
-      i = j;
-    }
+    await drainVolume(ctx, record, log.pendingOf(volumeId));
     ctx.markVolumeDirty(volumeId);
+  }
+}
+
+/** The writes touching each block, in log order. */
+function writesByBlock(writes: readonly PendingWrite[], blockBytes: number): Map<number, PendingWrite[]> {
+  const byBlock = new Map<number, PendingWrite[]>();
+  for (const w of writes) {
+    const last = Math.floor((w.byteOffset + w.data.byteLength - 1) / blockBytes);
+    for (let b = Math.floor(w.byteOffset / blockBytes); b <= last; b++) {
+      const list = byBlock.get(b);
+      if (list === undefined) byBlock.set(b, [w]);
+      else list.push(w);
+    }
+  }
+  return byBlock;
+}
+
+/** True when the writes together cover all of block `blockIndex`. */
+function coversBlock(writes: readonly PendingWrite[], blockIndex: number, blockBytes: number): boolean {
+  const start = blockIndex * blockBytes;
+  const end = start + blockBytes;
+  const spans = writes.map((w) => [Math.max(start, w.byteOffset), Math.min(end, w.byteOffset + w.data.byteLength)] as const).sort((a, b) => a[0] - b[0]);
+  let reached = start;
+  for (const [from, to] of spans) {
+    if (from > reached) return false;
+    reached = Math.max(reached, to);
+  }
+  return reached >= end;
+}
+
+async function drainVolume(ctx: DrainContext, record: VolumeRecord, writes: readonly PendingWrite[]): Promise<void> {
+  const bs = record.blockBytes;
+  const byBlock = writesByBlock(writes, bs);
+  const sorted = [...byBlock.keys()].sort((a, b) => a - b);
+  const geometry = { height: heightFor(record.byteLength / bs), blockBytes: bs };
+  for (let i = 0; i < sorted.length; i += DRAIN_STEP_BLOCKS) {
+    const step = sorted.slice(i, i + DRAIN_STEP_BLOCKS);
+    // One buffer per step: each block's content is a view of it (zero-filled = holes).
+    const buffer = new Uint8Array(step.length * bs);
+    const contents = step.map((_, k) => buffer.subarray(k * bs, (k + 1) * bs));
+    const needBase: number[] = [];
+    const baseOut: Uint8Array[] = [];
+    step.forEach((b, k) => {
+      if (!coversBlock(byBlock.get(b)!, b, bs)) {
+        needBase.push(b);
+        baseOut.push(contents[k]!);
+      }
+    });
+    if (needBase.length > 0) await readBlocksInto(ctx.stores.map, ctx.stores.extents, { root: record.root, ...geometry }, needBase, baseOut);
+    const blocks: WholeBlock[] = step.map((b, k) => {
+      const out = contents[k]!;
+      const blockStart = b * bs;
+      for (const w of byBlock.get(b)!) {
+        const from = Math.max(blockStart, w.byteOffset);
+        const to = Math.min(blockStart + bs, w.byteOffset + w.data.byteLength);
+        out.set(w.data.subarray(from - w.byteOffset, to - w.byteOffset), from - blockStart);
+      }
+      return { blockIndex: b, content: out };
+    });
+    await writeBlocks(ctx.stores, record, geometry, blocks);
   }
 }

@@ -43,8 +43,7 @@ export async function writeRange(s: RowStores, record: VolumeRecord, g: RowGeome
   const bs = g.blockBytes;
   const firstBlock = Math.floor(byteOffset / bs);
   const lastBlock = Math.floor((byteOffset + byteLength - 1) / bs);
-  const updates: BlockUpdate[] = [];
-  const puts = new Map<string, ExtentPut>();
+  const blocks: WholeBlock[] = [];
   for (let b = firstBlock; b <= lastBlock; b++) {
     const blockStart = b * bs;
     const from = Math.max(byteOffset, blockStart);
@@ -58,12 +57,33 @@ export async function writeRange(s: RowStores, record: VolumeRecord, g: RowGeome
       else current.set(data.subarray(from - byteOffset, to - byteOffset), from - blockStart);
       content = current;
     }
+    blocks.push({ blockIndex: b, content });
+  }
+  await writeBlocks(s, record, g, blocks);
+}
+
+/** A whole block's new content (undefined = zeros). */
+export interface WholeBlock {
+  readonly blockIndex: number;
+  readonly content: Uint8Array | undefined;
+}
+
+/**
+ * Redirects whole blocks (ascending, one entry per block, not necessarily consecutive) to
+ * new content: all-zero content becomes a hole, other content is fingerprinted, new
+ * extents are stored in one ExtentStore call, and the block map is updated in one pass.
+ * This is where dedup is decided (by the tree's extent reference counts).
+ */
+export async function writeBlocks(s: RowStores, record: VolumeRecord, g: RowGeometry, blocks: readonly WholeBlock[]): Promise<void> {
+  const updates: BlockUpdate[] = [];
+  const puts = new Map<string, ExtentPut>();
+  for (const { blockIndex, content } of blocks) {
     if (content === undefined || isAllZero(content)) {
-      updates.push({ blockIndex: b, fingerprint: undefined });
+      updates.push({ blockIndex, fingerprint: undefined });
       continue;
     }
     const fingerprint = s.fingerprinter.fingerprint(content);
-    updates.push({ blockIndex: b, fingerprint });
+    updates.push({ blockIndex, fingerprint });
     const key = bytesToKey(fingerprint);
     if (!puts.has(key)) puts.set(key, { fingerprint, data: content });
   }
