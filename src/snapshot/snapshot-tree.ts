@@ -47,7 +47,7 @@ import { verifyTree, type VerifyOptions, type VerifyReport } from './verifier.js
 import type { TreeCore } from './internal/tree-core.js';
 import { writeRange, type RowGeometry } from './internal/redirect-on-write.js';
 import { WriteLog } from './internal/write-log.js';
-import { drainWriteLog } from './internal/log-drain.js';
+import { drainWrites, type DrainContext } from './internal/log-drain.js';
 import { loadXxh64 } from '../core/checksum.js';
 
 /** Default block size: 16 KiB (see docs/architecture.md, "Choosing the block size"). */
@@ -74,6 +74,23 @@ export const DEFAULT_TREE_CACHE_BYTES = 24 * 1024 * 1024;
  * overlaps them): they are whole blocks already, so logging them would only write them twice.
  */
 const LOG_BYPASS_BYTES = 256 * 1024;
+/**
+ * A background drain starts once the write log holds a quarter of its ring, and stops at
+ * an eighth: the log absorbs bursts and keeps recent writes to coalesce (a block
+ * rewritten before its drain costs one extent), while writers rarely meet the hard bound.
+ */
+const LOG_BACKGROUND_START_FRACTION = 1 / 4;
+const LOG_BACKGROUND_STOP_FRACTION = 1 / 8;
+/** Past three quarters of the ring a writer drains a step itself before appending (backpressure). */
+const LOG_HARD_FRACTION = 3 / 4;
+/**
+ * One drain step applies at most this many writes, and at most {@link LOG_STEP_DATA_BYTES}
+ * or a sixteenth of the ring of their data, then commits: it holds the tree's lock for
+ * ~0.1-0.2 s at most, so writers interleave, and frees a fraction of the ring, not all of it.
+ */
+const LOG_STEP_WRITES = 1024;
+const LOG_STEP_DATA_BYTES = 8 * 1024 * 1024;
+const LOG_STEP_RING_FRACTION = 1 / 16;
 
 /** Redirect-on-write volumes, snapshots and clones over an ExtentStore and a MetaStore. */
 export class SnapshotTree {
@@ -94,6 +111,8 @@ export class SnapshotTree {
   /** The tree record changed outside the map and catalog (the write log's state). */
   #recordDirty = false;
   #failure: DrkitError | undefined;
+  /** The background drain in progress, if any. */
+  #backgroundDrain: Promise<void> | undefined;
   #closed = false;
   readonly #core: TreeCore;
 
@@ -601,6 +620,7 @@ export class SnapshotTree {
   /** Releases the tree. Does not flush: unflushed writes are lost, as in a crash. Idempotent. */
   async close(): Promise<void> {
     this.#closed = true;
+    await this.#backgroundDrain; // a step under way finishes (its commit is whole); no new one starts
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -679,7 +699,7 @@ export class SnapshotTree {
     }
     // Discards go through the log as zeros, so they stay ordered with the writes around them.
     const bytes = data ?? new Uint8Array(byteLength);
-    if (!log.fits(volumeId, bytes.byteLength) || log.usedBytes > log.capacityBytes / 2) await this.#drainLog();
+    await this.#makeRoom(volumeId, bytes.byteLength);
     if (!log.fits(volumeId, bytes.byteLength)) {
       // Larger than the log can hold: apply it at once, after what the log held.
       await writeRange(this.#core, this.#volumeRecord(volumeId), geometry, byteOffset, byteLength, data);
@@ -688,6 +708,44 @@ export class SnapshotTree {
       return;
     }
     await log.appendWrite(volumeId, byteOffset, bytes);
+    this.#startBackgroundDrain();
+  }
+
+  /** Backpressure: drains oldest writes, a step at a time, until a record of `dataBytes` fits under the hard bound. Under the mutex. */
+  async #makeRoom(volumeId: string, dataBytes: number): Promise<void> {
+    const log = this.#log!;
+    while (!log.fits(volumeId, dataBytes) || log.usedBytes > log.capacityBytes * LOG_HARD_FRACTION) {
+      if (log.pending.length === 0) {
+        await this.#drainLog(); // only flush and marker records left: move the start past them
+        return;
+      }
+      await this.#drainLogStep();
+    }
+  }
+
+  /**
+   * Starts draining in the background, a step per lock acquisition, once the log holds
+   * {@link LOG_BACKGROUND_START_FRACTION} of its ring. A failed step stops it: a failed
+   * commit has already made the tree refuse work, and any other error (a damaged extent
+   * read) is met again by the next foreground drain, which reports it.
+   */
+  #startBackgroundDrain(): void {
+    const log = this.#log!;
+    if (this.#backgroundDrain !== undefined || log.usedBytes < log.capacityBytes * LOG_BACKGROUND_START_FRACTION) return;
+    this.#backgroundDrain = (async () => {
+      try {
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        while (!this.#closed && this.#failure === undefined && log.pending.length > 0 && log.usedBytes > log.capacityBytes * LOG_BACKGROUND_STOP_FRACTION) {
+          await this.#mutate(async () => {
+            if (log.pending.length > 0) await this.#drainLogStep();
+          });
+        }
+      } catch {
+        // See above: nothing is lost, the writes stay in the log.
+      } finally {
+        this.#backgroundDrain = undefined;
+      }
+    })();
   }
 
   /**
@@ -696,15 +754,35 @@ export class SnapshotTree {
    */
   async #drainLog(): Promise<void> {
     const log = this.#log;
-    if (log === undefined || log.pending.length === 0) return;
-    await drainWriteLog(log, {
+    if (log === undefined || (log.pending.length === 0 && log.usedBytes === 0)) return;
+    await drainWrites(log.pending, this.#drainContext());
+    this.#record.writeLog = log.drainedState;
+    this.#recordDirty = true;
+    await this.#commit(true);
+    log.drained(this.#record.writeLog);
+  }
+
+  /** Drains the oldest writes (one bounded step) and commits durably with the log's new start. Under the mutex. */
+  async #drainLogStep(): Promise<void> {
+    const log = this.#log!;
+    const pending = log.pending;
+    let count = 0;
+    let dataBytes = 0;
+    const maxDataBytes = Math.min(LOG_STEP_DATA_BYTES, log.capacityBytes * LOG_STEP_RING_FRACTION);
+    while (count < pending.length && count < LOG_STEP_WRITES && dataBytes < maxDataBytes) dataBytes += pending[count++]!.data.byteLength;
+    await drainWrites(pending.slice(0, count), this.#drainContext());
+    this.#record.writeLog = log.prefixState(count);
+    this.#recordDirty = true;
+    await this.#commit(true);
+    log.drainedPrefix(count, this.#record.writeLog);
+  }
+
+  #drainContext(): DrainContext {
+    return {
       stores: this.#core,
       volume: (id) => this.#catalog.findVolume(id),
       markVolumeDirty: (id) => this.#catalog.touchVolume(id),
-    });
-    this.#record.writeLog = log.drainedState;
-    await this.#commit(true);
-    log.drained(this.#record.writeLog);
+    };
   }
 
   /** The ExtentStore's prepared commit, or undefined (then it is flushed on its own). */

@@ -13,7 +13,7 @@ import type { VolumeRecord } from '../records.js';
 import { heightFor } from './block-map.js';
 import { readBlocksInto } from './block-reader.js';
 import { writeBlocks, type RowStores, type WholeBlock } from './redirect-on-write.js';
-import type { PendingWrite, WriteLog } from './write-log.js';
+import type { PendingWrite } from './write-log.js';
 
 /**
  * Blocks assembled and redirected per step: bounds the memory of one step (256 blocks of
@@ -29,13 +29,21 @@ export interface DrainContext {
   markVolumeDirty(volumeId: string): void;
 }
 
-/** Applies every pending write of `log` to the block map (not yet committed). */
-export async function drainWriteLog(log: WriteLog, ctx: DrainContext): Promise<void> {
-  const volumeIds = new Set(log.pending.map((w) => w.volumeId));
-  for (const volumeId of volumeIds) {
+/**
+ * Applies `writes` (pending writes of the log in log order: all of them, or a prefix) to
+ * the block map (not yet committed).
+ */
+export async function drainWrites(writes: readonly PendingWrite[], ctx: DrainContext): Promise<void> {
+  const byVolume = new Map<string, PendingWrite[]>();
+  for (const w of writes) {
+    const list = byVolume.get(w.volumeId);
+    if (list === undefined) byVolume.set(w.volumeId, [w]);
+    else list.push(w);
+  }
+  for (const [volumeId, list] of byVolume) {
     const record = ctx.volume(volumeId);
     if (record === undefined) continue;
-    await drainVolume(ctx, record, log.pendingOf(volumeId));
+    await drainVolume(ctx, record, list);
     ctx.markVolumeDirty(volumeId);
   }
 }

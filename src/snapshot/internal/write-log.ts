@@ -44,6 +44,8 @@ export interface PendingWrite {
   readonly volumeId: string;
   readonly byteOffset: number;
   readonly data: Uint8Array;
+  /** Byte offset in the ring just past this write's record: where the log starts once it is drained. */
+  readonly endOffset: number;
 }
 
 /**
@@ -167,7 +169,7 @@ export class WriteLog {
    */
   async appendWrite(volumeId: string, byteOffset: number, data: Uint8Array): Promise<void> {
     const seq = await this.#append(LOG_KIND.write, volumeId, byteOffset, data);
-    this.#addPending({ seq, volumeId, byteOffset, data: data.slice() });
+    this.#addPending({ seq, volumeId, byteOffset, data: data.slice(), endOffset: this.#tail });
   }
 
   /**
@@ -235,6 +237,27 @@ export class WriteLog {
     this.#pendingBytes = 0;
   }
 
+  /**
+   * The state to persist with the commit that drains the first `count` pending writes
+   * (the log then starts at the record after the last of them).
+   */
+  prefixState(count: number): WriteLogState {
+    if (count >= this.#pending.length) return this.drainedState;
+    const last = this.#pending[count - 1]!;
+    return { id: this.#logId.toString(16).padStart(16, '0'), startOffset: last.endOffset, startSeq: last.seq + 1, epoch: this.#epoch };
+  }
+
+  /**
+   * After the commit that persisted {@link prefixState}(`count`): the first `count`
+   * pending writes are applied. The index is rebuilt rather than edited, so an overlay
+   * taken before (see {@link overlayOf}) keeps seeing the writes it was taken with.
+   */
+  drainedPrefix(count: number, state: WriteLogState): void {
+    const rest = this.#pending.slice(count);
+    this.drained(state);
+    for (const w of rest) this.#addPending(w);
+  }
+
   async #append(kind: number, volumeId: string, byteOffset: number, data: Uint8Array): Promise<number> {
     const seq = this.#nextSeq;
     let bytes = encodeRecord(this.#xxh, this.#logId, this.#epoch, { kind, seq, volumeId, byteOffset, data });
@@ -287,9 +310,9 @@ export class WriteLog {
         acceptedSeq = seq;
       }
     }
-    for (const { record } of seen.slice(0, accepted)) {
+    for (const { record, endOffset } of seen.slice(0, accepted)) {
       if (record.kind !== LOG_KIND.write || record.data.byteLength === 0) continue;
-      this.#addPending({ seq: record.seq, volumeId: record.volumeId, byteOffset: record.byteOffset, data: record.data });
+      this.#addPending({ seq: record.seq, volumeId: record.volumeId, byteOffset: record.byteOffset, data: record.data, endOffset });
     }
     // Records after the last flush record were never acknowledged as durable: overwrite them.
     this.#tail = acceptedEnd;
