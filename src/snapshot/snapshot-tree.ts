@@ -75,12 +75,16 @@ export const DEFAULT_TREE_CACHE_BYTES = 24 * 1024 * 1024;
  */
 const LOG_BYPASS_BYTES = 256 * 1024;
 /**
- * A background drain starts once the write log holds a quarter of its ring, and stops at
- * an eighth: the log absorbs bursts and keeps recent writes to coalesce (a block
- * rewritten before its drain costs one extent), while writers rarely meet the hard bound.
+ * A background drain starts when writes pause for {@link LOG_IDLE_DRAIN_MS} with more than
+ * an eighth of the ring in use, or at once past half of it, and stops at an eighth: the log
+ * absorbs a burst at append speed (a drain competes with writers for the one JS thread),
+ * keeps recent writes to coalesce (a block rewritten before its drain costs one extent),
+ * and catches up when the writer pauses.
  */
-const LOG_BACKGROUND_START_FRACTION = 1 / 4;
+const LOG_BACKGROUND_START_FRACTION = 1 / 2;
 const LOG_BACKGROUND_STOP_FRACTION = 1 / 8;
+/** Pause in appends after which the background drain starts (50 ms: longer than any gap inside a burst, short for a human). */
+const LOG_IDLE_DRAIN_MS = 50;
 /** Past three quarters of the ring a writer drains a step itself before appending (backpressure). */
 const LOG_HARD_FRACTION = 3 / 4;
 /**
@@ -113,6 +117,8 @@ export class SnapshotTree {
   #failure: DrkitError | undefined;
   /** The background drain in progress, if any. */
   #backgroundDrain: Promise<void> | undefined;
+  /** Starts the background drain once appends pause. */
+  #idleDrainTimer: ReturnType<typeof setTimeout> | undefined;
   #closed = false;
   readonly #core: TreeCore;
 
@@ -620,6 +626,7 @@ export class SnapshotTree {
   /** Releases the tree. Does not flush: unflushed writes are lost, as in a crash. Idempotent. */
   async close(): Promise<void> {
     this.#closed = true;
+    clearTimeout(this.#idleDrainTimer);
     await this.#backgroundDrain; // a step under way finishes (its commit is whole); no new one starts
   }
 
@@ -724,14 +731,28 @@ export class SnapshotTree {
   }
 
   /**
-   * Starts draining in the background, a step per lock acquisition, once the log holds
-   * {@link LOG_BACKGROUND_START_FRACTION} of its ring. A failed step stops it: a failed
-   * commit has already made the tree refuse work, and any other error (a damaged extent
-   * read) is met again by the next foreground drain, which reports it.
+   * Starts draining in the background, a step per lock acquisition, past
+   * {@link LOG_BACKGROUND_START_FRACTION} of the ring, or arms the idle timer that starts it
+   * once appends pause. A failed step stops it: a failed commit has already made the tree
+   * refuse work, and any other error (a damaged extent read) is met again by the next
+   * foreground drain, which reports it.
    */
   #startBackgroundDrain(): void {
     const log = this.#log!;
-    if (this.#backgroundDrain !== undefined || log.usedBytes < log.capacityBytes * LOG_BACKGROUND_START_FRACTION) return;
+    if (this.#backgroundDrain !== undefined || log.usedBytes <= log.capacityBytes * LOG_BACKGROUND_STOP_FRACTION) return;
+    clearTimeout(this.#idleDrainTimer);
+    if (log.usedBytes < log.capacityBytes * LOG_BACKGROUND_START_FRACTION) {
+      this.#idleDrainTimer = setTimeout(() => this.#runBackgroundDrain(), LOG_IDLE_DRAIN_MS);
+      this.#idleDrainTimer.unref?.();
+      return;
+    }
+    this.#runBackgroundDrain();
+  }
+
+  #runBackgroundDrain(): void {
+    const log = this.#log!;
+    this.#idleDrainTimer = undefined;
+    if (this.#backgroundDrain !== undefined) return;
     this.#backgroundDrain = (async () => {
       try {
         await new Promise<void>((resolve) => setImmediate(resolve));

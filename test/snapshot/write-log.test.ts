@@ -143,6 +143,19 @@ describe('write log', () => {
     expect((await again.verify({ readData: true })).problems).toEqual([]);
   });
 
+  it('drains in the background once writes pause, down to an eighth of the ring', async () => {
+    const { tree } = await loggedTree(256 * KiB);
+    const vol = await tree.createVolume({ name: 'v', byteLength: 512 * KiB, blockBytes: 4 * KiB });
+    for (let i = 0; i < 20; i++) await vol.write(i * 5000, new Uint8Array(3000).fill(i + 1)); // ~70 KiB of records: over 1/8, under 1/2
+    const used = tree.writeLogStats()!.usedBytes;
+    expect(used).toBeGreaterThan(256 * KiB / 8);
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    expect(tree.writeLogStats()!.usedBytes, 'no drain while within the pause').toBe(used);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(tree.writeLogStats()!.usedBytes).toBeLessThanOrEqual(256 * KiB / 8);
+    for (let i = 0; i < 20; i++) expect((await vol.read(i * 5000, 3000)).every((x) => x === i + 1)).toBe(true);
+  });
+
   it('reads of any range see exactly the pending writes over the block map (writes spanning granules, no drain)', async () => {
     const { tree } = await loggedTree(16 << 20);
     const vol = await tree.createVolume({ name: 'v', byteLength: 1024 * KiB, blockBytes: 16 * KiB });
