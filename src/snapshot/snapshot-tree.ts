@@ -40,13 +40,14 @@ import { Mutex } from './internal/mutex.js';
 import { runPostThaw, runPreFreeze, type QuiesceHooks } from './quiesce.js';
 import { RECORD_FORMAT_VERSION, type ConsistencyLevel, type SnapshotInfo, type SnapshotRecord, type TreeRecord, type VolumeInfo, type VolumeRecord } from './records.js';
 import { SnapshotReader } from './snapshot-reader.js';
-import type { CreateVolumeOptions, DiffRange, ReclaimResult, SnapshotOptions, SnapshotTreeOptions } from './tree-options.js';
+import type { CreateVolumeOptions, DiffRange, LogPosition, ReclaimResult, SnapshotOptions, SnapshotTreeOptions, WriteLogEntry } from './tree-options.js';
 import { Volume } from './volume.js';
 import { decodeJson, encodeJson, seqOf, snapshotInfo, validateName, validateUserMetadata, volumeInfo } from './internal/record-codec.js';
 import { verifyTree, type VerifyOptions, type VerifyReport } from './verifier.js';
 import type { TreeCore } from './internal/tree-core.js';
 import { writeRange, type RowGeometry } from './internal/redirect-on-write.js';
 import { WriteLog } from './internal/write-log.js';
+import { LOG_KIND } from './internal/log-record.js';
 import { drainWrites, type DrainContext } from './internal/log-drain.js';
 import { loadXxh64 } from '../core/checksum.js';
 
@@ -87,6 +88,8 @@ const LOG_BACKGROUND_STOP_FRACTION = 1 / 8;
 const LOG_IDLE_DRAIN_MS = 50;
 /** Past three quarters of the ring a writer drains a step itself before appending (backpressure). */
 const LOG_HARD_FRACTION = 3 / 4;
+/** Drained records kept for holds may use half the ring; past that the oldest hold is dropped. */
+const LOG_HOLD_FRACTION = 1 / 2;
 /**
  * One drain step applies at most this many writes, and at most {@link LOG_STEP_DATA_BYTES}
  * or a sixteenth of the ring of their data, then commits: it holds the tree's lock for
@@ -115,6 +118,7 @@ export class SnapshotTree {
   /** The tree record changed outside the map and catalog (the write log's state). */
   #recordDirty = false;
   #failure: DrkitError | undefined;
+  readonly #onHoldDropped: SnapshotTreeOptions['onWriteLogHoldDropped'];
   /** The background drain in progress, if any. */
   #backgroundDrain: Promise<void> | undefined;
   /** Starts the background drain once appends pause. */
@@ -125,6 +129,7 @@ export class SnapshotTree {
   private constructor(options: SnapshotTreeOptions, keys: TreeKeys, record: TreeRecord, fingerprinter: Fingerprinter, clock: Clock) {
     this.#meta = options.meta;
     this.#extents = options.extents;
+    this.#onHoldDropped = options.onWriteLogHoldDropped;
     this.#keys = keys;
     this.#fingerprinter = fingerprinter;
     this.#clock = clock;
@@ -502,15 +507,86 @@ export class SnapshotTree {
   /**
    * Appends a marker naming this point of the write stream across `volumeIds` (a
    * light-weight snapshot: no block-map snapshot is taken); durable with the next flush.
-   * @returns the marker's sequence number in the log
+   * Crash-consistent across the volumes: every write acknowledged before the call is
+   * before the marker, every later one after it (while a hold exists every write is
+   * logged; without one, large aligned writes go straight to extents and are not in the log).
+   * @returns the marker's position in the log
    * @throws NOT_SUPPORTED without a write log, NOT_FOUND for an unknown volume
    */
-  async markWriteLog(volumeIds: readonly string[]): Promise<{ seq: number }> {
+  async markWriteLog(volumeIds: readonly string[]): Promise<LogPosition> {
     return this.#mutate(async () => {
-      if (this.#log === undefined) throw new DrkitError('NOT_SUPPORTED', 'this tree has no write log');
+      const log = this.#requireLog();
       for (const id of volumeIds) this.#volumeRecord(id);
-      return { seq: await this.#log.appendMarker(volumeIds) };
+      await this.#makeRoom('', 0);
+      const seq = await log.appendMarker(volumeIds);
+      return { seq, offset: log.lastRecordOffset };
     });
+  }
+
+  /**
+   * Keeps the log's records from `at` (a marker's position, or an earlier hold's) from
+   * being reused after they drain, until released: what a NearSync session ships from.
+   * Durable when it resolves. While any hold exists every write goes through the log. A
+   * hold whose records pass half of the ring is dropped (see
+   * {@link SnapshotTreeOptions.onWriteLogHoldDropped}).
+   * @throws NOT_SUPPORTED without a write log, NOT_FOUND for a position not kept (or no
+   *   record starting there)
+   */
+  async holdWriteLog(holderId: string, at: LogPosition): Promise<void> {
+    await this.#mutate(async () => {
+      const log = this.#requireLog();
+      log.hold(holderId, at);
+      if (at.seq < log.tailPosition.seq) {
+        // The position must name a record that reads back: a wrong offset would keep the wrong bytes.
+        const first = await log.records(at, at.seq).next().catch(() => undefined);
+        if (first === undefined || first.done === true || first.value.seq !== at.seq) {
+          log.releaseHold(holderId);
+          throw new DrkitError('NOT_FOUND', `no write log record ${at.seq} starts at offset ${at.offset}`, { data: { seq: at.seq, offset: at.offset } });
+        }
+      }
+      await this.#persistLogState();
+    });
+  }
+
+  /** Drops a hold (idempotent); durable when it resolves. @throws NOT_SUPPORTED without a write log */
+  async releaseWriteLog(holderId: string): Promise<void> {
+    await this.#mutate(async () => {
+      const log = this.#requireLog();
+      if (!log.holds.has(holderId)) return;
+      log.releaseHold(holderId);
+      await this.#persistLogState();
+    });
+  }
+
+  /** Holders of the write log and the first record each keeps. */
+  writeLogHolds(): ReadonlyMap<string, LogPosition> {
+    return new Map(this.#log?.holds ?? []);
+  }
+
+  /**
+   * The log's records from `from` (a kept position: hold it first, or drains may reuse the
+   * space) up to and including sequence number `toSeq`: writes, markers and flush records.
+   * @throws NOT_SUPPORTED without a write log, NOT_FOUND for records not kept, CORRUPTION
+   */
+  async *readWriteLog(from: LogPosition, toSeq: number): AsyncGenerator<WriteLogEntry> {
+    const log = this.#requireLog();
+    for await (const r of log.records(from, toSeq)) {
+      if (r.kind === LOG_KIND.write) yield { kind: 'write', seq: r.seq, volumeId: r.volumeId, byteOffset: r.byteOffset, data: r.data };
+      else if (r.kind === LOG_KIND.marker) yield { kind: 'marker', seq: r.seq, volumeIds: r.volumeId === '' ? [] : r.volumeId.split('\n') };
+      else yield { kind: 'flush', seq: r.seq };
+    }
+  }
+
+  #requireLog(): WriteLog {
+    if (this.#log === undefined) throw new DrkitError('NOT_SUPPORTED', 'this tree has no write log');
+    return this.#log;
+  }
+
+  /** Commits the log's current state (start and holds) durably. Under the mutex. */
+  async #persistLogState(): Promise<void> {
+    this.#record.writeLog = this.#log!.persistedState;
+    this.#recordDirty = true;
+    await this.#commit(true);
   }
 
   /** Bytes waiting in the write log and its bounds, or undefined without a log. */
@@ -682,8 +758,11 @@ export class SnapshotTree {
 
   /** Opens and replays the write log, drains what it held, and persists the new epoch. */
   async #openLog(device: NonNullable<SnapshotTreeOptions['writeLog']>): Promise<void> {
-    const log = await WriteLog.open(device, await loadXxh64(), this.#record.writeLog ?? WriteLog.freshState());
+    const state = this.#record.writeLog ?? WriteLog.freshState();
+    const log = await WriteLog.open(device, await loadXxh64(), state);
     this.#log = log;
+    // Holds whose kept records did not read back were dropped by the replay: tell their holders.
+    for (const holder of Object.keys(state.holds ?? {})) if (!log.holds.has(holder)) this.#onHoldDropped?.(holder, 'unreadable');
     await this.#mutate(async () => {
       if (log.pending.length > 0) await this.#drainLog();
       // The new epoch is durable before the first append (see WriteLog).
@@ -697,7 +776,7 @@ export class SnapshotTree {
   async #write(volumeId: string, geometry: RowGeometry, byteOffset: number, byteLength: number, data: Uint8Array | undefined): Promise<void> {
     const log = this.#log;
     const aligned = byteOffset % geometry.blockBytes === 0 && byteLength % geometry.blockBytes === 0;
-    const direct = log === undefined || (data !== undefined && byteLength >= LOG_BYPASS_BYTES && aligned && !log.overlaps(volumeId, byteOffset, byteLength));
+    const direct = log === undefined || (log.holds.size === 0 && data !== undefined && byteLength >= LOG_BYPASS_BYTES && aligned && !log.overlaps(volumeId, byteOffset, byteLength));
     if (direct) {
       await writeRange(this.#core, this.#volumeRecord(volumeId), geometry, byteOffset, byteLength, data);
       this.#catalog.touchVolume(volumeId);
@@ -722,12 +801,26 @@ export class SnapshotTree {
   async #makeRoom(volumeId: string, dataBytes: number): Promise<void> {
     const log = this.#log!;
     while (!log.fits(volumeId, dataBytes) || log.usedBytes > log.capacityBytes * LOG_HARD_FRACTION) {
+      if (log.holds.size > 0 && (log.retainedBytes > log.capacityBytes * LOG_HOLD_FRACTION || log.pending.length === 0)) {
+        await this.#dropOldestHold();
+        continue;
+      }
       if (log.pending.length === 0) {
         await this.#drainLog(); // only flush and marker records left: move the start past them
         return;
       }
       await this.#drainLogStep();
     }
+  }
+
+  /** A holder that fell too far behind loses its hold (it falls back and re-seeds). Under the mutex. */
+  async #dropOldestHold(): Promise<void> {
+    const log = this.#log!;
+    let oldest: [string, LogPosition] | undefined;
+    for (const entry of log.holds) if (oldest === undefined || entry[1].seq < oldest[1].seq) oldest = entry;
+    log.releaseHold(oldest![0]);
+    await this.#persistLogState();
+    this.#onHoldDropped?.(oldest![0], 'bound');
   }
 
   /**

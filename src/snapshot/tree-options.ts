@@ -30,12 +30,19 @@ export interface SnapshotTreeOptions {
    * writes smaller than 256 KiB or not block-aligned are appended to the log and
    * acknowledged at once, made durable by `flush()` with one device flush, and drained
    * into the block map (coalesced into whole blocks: a block rewritten before a drain
-   * costs one extent) when the log is half full and before any operation that needs the
-   * block map current (snapshots, restore, mapBlocks, volume deletion). Without it every
-   * write goes redirect-on-write at once. The device is not closed by the tree.
+   * costs one extent) in the background and before any operation that needs the block
+   * map current (snapshots, restore, mapBlocks, volume deletion). Without it every write
+   * goes redirect-on-write at once. The device is not closed by the tree.
    * @defaultValue undefined (no log)
    */
   writeLog?: BlockDevice;
+  /**
+   * Called when a hold on the write log ({@link SnapshotTree.holdWriteLog}) is dropped
+   * because the records it keeps passed half of the ring: that holder (a NearSync
+   * session) has fallen too far behind and must fall back and re-seed.
+   * @defaultValue undefined
+   */
+  onWriteLogHoldDropped?: (holderId: string, reason: 'bound' | 'unreadable') => void;
 }
 
 /** Options of {@link SnapshotTree.createVolume}. */
@@ -81,3 +88,15 @@ export interface ReclaimResult {
   /** True when nothing is left to reclaim. */
   readonly done: boolean;
 }
+
+/** A place in a tree's write log: a record's sequence number and where it starts in the ring. */
+export interface LogPosition {
+  readonly seq: number;
+  readonly offset: number;
+}
+
+/** A record read back from the write log ({@link SnapshotTree.readWriteLog}). */
+export type WriteLogEntry =
+  | { readonly kind: 'write'; readonly seq: number; readonly volumeId: string; readonly byteOffset: number; readonly data: Uint8Array }
+  | { readonly kind: 'marker'; readonly seq: number; readonly volumeIds: readonly string[] }
+  | { readonly kind: 'flush'; readonly seq: number };

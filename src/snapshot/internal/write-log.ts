@@ -24,7 +24,10 @@
 import type { BlockDevice } from '../../adapters/block-device.js';
 import type { Xxh64 } from '../../core/checksum.js';
 import { DrkitError } from '../../core/errors.js';
-import { LOG_ALIGN_BYTES, LOG_KIND, decodeRecord, encodeRecord, peekRecordBytes, recordBytes, type LogRecord } from './log-record.js';
+import { LOG_ALIGN_BYTES, LOG_KIND, encodeRecord, recordBytes, type LogRecord } from './log-record.js';
+import { walkLog, type LogPosition, type LogRing } from './log-walk.js';
+
+export type { LogPosition } from './log-walk.js';
 
 /** Where the log starts, persisted in the tree record (JSON). */
 export interface WriteLogState {
@@ -36,6 +39,11 @@ export interface WriteLogState {
   readonly startSeq: number;
   /** Epoch of the last open: an open writes with a larger one, persisted before its first append. */
   readonly epoch: number;
+  /**
+   * Holds on drained records (a NearSync session that has not shipped them yet), by
+   * holder id: the first record each still needs. The ring is not reused past the oldest.
+   */
+  readonly holds?: Readonly<Record<string, LogPosition>>;
 }
 
 /** A write waiting in the log. */
@@ -76,6 +84,10 @@ export class WriteLog {
   #pendingBytes = 0;
   /** Records appended since the last flush record. */
   #unflushed = 0;
+  /** Holds on records (see {@link WriteLogState.holds}). */
+  readonly #holds = new Map<string, LogPosition>();
+  /** Where the last appended record starts. */
+  #lastRecordOffset = 0;
 
   private constructor(device: BlockDevice, xxh: Xxh64, state: WriteLogState) {
     this.#device = device;
@@ -87,6 +99,7 @@ export class WriteLog {
     this.#startSeq = state.startSeq;
     this.#tail = state.startOffset;
     this.#nextSeq = state.startSeq;
+    for (const [holder, at] of Object.entries(state.holds ?? {})) this.#holds.set(holder, at);
   }
 
   /** A fresh log state (a new random id, starting at byte 0). */
@@ -117,12 +130,17 @@ export class WriteLog {
 
   /** The state as of the last drain (what must be persisted at open: the new epoch). */
   get persistedState(): WriteLogState {
-    return { id: this.#logId.toString(16).padStart(16, '0'), startOffset: this.#startOffset, startSeq: this.#startSeq, epoch: this.#epoch };
+    return this.#state(this.#startOffset, this.#startSeq);
   }
 
   /** The state to persist with the next commit that drains everything pending. */
   get drainedState(): WriteLogState {
-    return { id: this.#logId.toString(16).padStart(16, '0'), startOffset: this.#tail, startSeq: this.#nextSeq, epoch: this.#epoch };
+    return this.#state(this.#tail, this.#nextSeq);
+  }
+
+  #state(startOffset: number, startSeq: number): WriteLogState {
+    const base = { id: this.#logId.toString(16).padStart(16, '0'), startOffset, startSeq, epoch: this.#epoch };
+    return this.#holds.size === 0 ? base : { ...base, holds: Object.fromEntries(this.#holds) };
   }
 
   /** Bytes of data waiting to be drained. */
@@ -137,7 +155,78 @@ export class WriteLog {
 
   /** Bytes the ring holds (records between the start and the tail). */
   get usedBytes(): number {
-    return (this.#tail - this.#startOffset + this.#capacityBytes) % this.#capacityBytes;
+    return (this.#tail - this.#spaceStart().offset + this.#capacityBytes) % this.#capacityBytes;
+  }
+
+  /** Bytes of drained records kept for holds (between the oldest hold and the start). */
+  get retainedBytes(): number {
+    return (this.#startOffset - this.#spaceStart().offset + this.#capacityBytes) % this.#capacityBytes;
+  }
+
+  /** Holders and the first record each still needs. */
+  get holds(): ReadonlyMap<string, LogPosition> {
+    return this.#holds;
+  }
+
+  /** Where the next record will be appended. */
+  get tailPosition(): LogPosition {
+    return { seq: this.#nextSeq, offset: this.#tail };
+  }
+
+  /** Where the last appended record starts (its sequence number is the one the append returned). */
+  get lastRecordOffset(): number {
+    return this.#lastRecordOffset;
+  }
+
+  /**
+   * Keeps the records from `at` on (not before the oldest record still kept) from being
+   * reused until {@link releaseHold}; persisted with the next state the tree commits.
+   * @throws NOT_FOUND when `at` is no longer (or not yet) in the log
+   */
+  hold(holderId: string, at: LogPosition): void {
+    const oldest = this.#spaceStart();
+    if (at.seq < oldest.seq || at.seq > this.#nextSeq || at.offset < 0 || at.offset >= this.#capacityBytes) {
+      throw new DrkitError('NOT_FOUND', `write log position ${at.seq} is not retained (oldest kept ${oldest.seq}, next ${this.#nextSeq})`, { data: { seq: at.seq, oldestSeq: oldest.seq, nextSeq: this.#nextSeq } });
+    }
+    this.#holds.set(holderId, { seq: at.seq, offset: at.offset });
+  }
+
+  /** Drops a hold (idempotent). */
+  releaseHold(holderId: string): void {
+    this.#holds.delete(holderId);
+  }
+
+  /** The oldest record the ring must keep: the start, or an older hold. */
+  #spaceStart(): LogPosition {
+    let oldest: LogPosition = { seq: this.#startSeq, offset: this.#startOffset };
+    for (const at of this.#holds.values()) if (at.seq < oldest.seq) oldest = at;
+    return oldest;
+  }
+
+  /**
+   * The records from `from` (a position still kept) up to and including sequence number
+   * `toSeq` (appended already), in order: writes, markers and flush records (wrap records
+   * are skipped). What a NearSync session ships between two markers.
+   * @throws NOT_FOUND for a position no longer kept or a sequence number not yet appended,
+   *   CORRUPTION when a kept record does not read back intact
+   */
+  async *records(from: LogPosition, toSeq: number): AsyncGenerator<LogRecord> {
+    const oldest = this.#spaceStart();
+    if (from.seq < oldest.seq || toSeq >= this.#nextSeq) {
+      throw new DrkitError('NOT_FOUND', `write log records ${from.seq}..${toSeq} are not all kept (oldest ${oldest.seq}, next ${this.#nextSeq})`, { data: { fromSeq: from.seq, toSeq, oldestSeq: oldest.seq, nextSeq: this.#nextSeq } });
+    }
+    let expected = from.seq;
+    if (expected > toSeq) return;
+    for await (const { record } of walkLog(this.#ring(), from, this.#epoch + 1)) {
+      expected = record.seq + 1;
+      if (record.kind !== LOG_KIND.wrap) yield record;
+      if (record.seq >= toSeq) return;
+    }
+    throw new DrkitError('CORRUPTION', `write log record ${expected} does not read back intact`, { data: { seq: expected } });
+  }
+
+  #ring(): LogRing {
+    return { device: this.#device, xxh: this.#xxh, logId: this.#logId, capacityBytes: this.#capacityBytes };
   }
 
   /** Bytes of the device the ring uses. */
@@ -244,7 +333,7 @@ export class WriteLog {
   prefixState(count: number): WriteLogState {
     if (count >= this.#pending.length) return this.drainedState;
     const last = this.#pending[count - 1]!;
-    return { id: this.#logId.toString(16).padStart(16, '0'), startOffset: last.endOffset, startSeq: last.seq + 1, epoch: this.#epoch };
+    return this.#state(last.endOffset, last.seq + 1);
   }
 
   /**
@@ -269,45 +358,40 @@ export class WriteLog {
       bytes = encodeRecord(this.#xxh, this.#logId, this.#epoch, { kind, seq: seq + 1, volumeId, byteOffset, data });
     }
     await this.#device.write(this.#tail, bytes);
+    this.#lastRecordOffset = this.#tail;
     this.#tail += bytes.byteLength;
     if (this.#tail === this.#capacityBytes) this.#tail = 0;
     this.#unflushed++;
     return this.#nextSeq++;
   }
 
-  /** Reads records from the start; keeps the writes up to the last flush record. */
+  /**
+   * Checks the records kept for holds (from the oldest hold to the start: a hold whose
+   * records do not all read back is dropped, its holder re-seeds), then reads records from
+   * the start and keeps the writes up to the last flush record.
+   */
   async #replay(): Promise<void> {
-    let at = this.#startOffset;
-    let seq = this.#startSeq;
-    let walked = 0;
+    const oldest = this.#spaceStart();
+    if (oldest.seq < this.#startSeq) {
+      let reached = false;
+      for await (const { record, endOffset } of walkLog(this.#ring(), oldest, this.#epoch)) {
+        if (record.seq === this.#startSeq - 1) {
+          reached = endOffset === this.#startOffset;
+          break;
+        }
+      }
+      if (!reached) this.#holds.clear();
+    }
     const seen: { record: LogRecord; endOffset: number }[] = [];
     let accepted = 0;
-    let lastEpoch = 0;
     let acceptedEnd = this.#startOffset;
     let acceptedSeq = this.#startSeq;
-    const maxData = this.#capacityBytes;
-    while (walked < this.#capacityBytes) {
-      const head = await this.#device.read(at, LOG_ALIGN_BYTES);
-      const size = peekRecordBytes(head, this.#logId, seq, maxData);
-      if (size === undefined || at + size > this.#capacityBytes || walked + size > this.#capacityBytes) break;
-      const bytes = size === LOG_ALIGN_BYTES ? head : await this.#device.read(at, size);
-      const record = decodeRecord(this.#xxh, bytes);
-      // Epochs never decrease along the chain: an older epoch here is an unflushed leftover.
-      if (record === undefined || record.epoch < lastEpoch || record.epoch >= this.#epoch) break;
-      lastEpoch = record.epoch;
-      walked += size;
-      seq++;
-      if (record.kind === LOG_KIND.wrap) {
-        walked += this.#capacityBytes - at - size;
-        at = 0;
-      } else {
-        at = (at + size) % this.#capacityBytes;
-      }
-      seen.push({ record, endOffset: at });
+    for await (const { record, endOffset } of walkLog(this.#ring(), { seq: this.#startSeq, offset: this.#startOffset }, this.#epoch)) {
+      seen.push({ record, endOffset });
       if (record.kind === LOG_KIND.flush) {
         accepted = seen.length;
-        acceptedEnd = at;
-        acceptedSeq = seq;
+        acceptedEnd = endOffset;
+        acceptedSeq = record.seq + 1;
       }
     }
     for (const { record, endOffset } of seen.slice(0, accepted)) {

@@ -1,0 +1,60 @@
+/**
+ * Walking the write log's ring: the records of one chain from a known position, in
+ * order, stopping at the first record that is torn, stale (another log id, another
+ * sequence number, an epoch out of order) or damaged. The one reader of the ring: replay
+ * at open and the reading of retained records (what NearSync ships) both use it.
+ */
+import type { BlockDevice } from '../../adapters/block-device.js';
+import type { Xxh64 } from '../../core/checksum.js';
+import { LOG_ALIGN_BYTES, LOG_KIND, decodeRecord, peekRecordBytes, type LogRecord } from './log-record.js';
+
+import type { LogPosition } from '../tree-options.js';
+
+export type { LogPosition };
+
+/** One record of the chain, with where it starts and where the next one starts. */
+export interface WalkedRecord {
+  readonly record: LogRecord;
+  readonly offset: number;
+  readonly endOffset: number;
+}
+
+/** The ring a walk reads. */
+export interface LogRing {
+  readonly device: BlockDevice;
+  readonly xxh: Xxh64;
+  readonly logId: bigint;
+  readonly capacityBytes: number;
+}
+
+/**
+ * Records from `from` on, in chain order (wrap records included), each with an epoch
+ * below `epochBelow` and not below the one before it; at most one ring's worth.
+ */
+export async function* walkLog(ring: LogRing, from: LogPosition, epochBelow: number): AsyncGenerator<WalkedRecord> {
+  const { device, xxh, logId, capacityBytes } = ring;
+  let at = from.offset;
+  let seq = from.seq;
+  let walked = 0;
+  let lastEpoch = 0;
+  while (walked < capacityBytes) {
+    const head = await device.read(at, LOG_ALIGN_BYTES);
+    const size = peekRecordBytes(head, logId, seq, capacityBytes);
+    if (size === undefined || at + size > capacityBytes || walked + size > capacityBytes) return;
+    const bytes = size === LOG_ALIGN_BYTES ? head : await device.read(at, size);
+    const record = decodeRecord(xxh, bytes);
+    // Epochs never decrease along the chain: an older epoch here is an unflushed leftover.
+    if (record === undefined || record.epoch < lastEpoch || record.epoch >= epochBelow) return;
+    lastEpoch = record.epoch;
+    walked += size;
+    seq++;
+    const offset = at;
+    if (record.kind === LOG_KIND.wrap) {
+      walked += capacityBytes - at - size;
+      at = 0;
+    } else {
+      at = (at + size) % capacityBytes;
+    }
+    yield { record, offset, endOffset: at };
+  }
+}
