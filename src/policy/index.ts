@@ -7,6 +7,18 @@
  * plan (snapshots, replication, retention, RPO tracking) on an injected clock.
  * @packageDocumentation
  */
+export {
+  NEARSYNC_DEFAULT_THRESHOLD_MS,
+  nearSyncStep,
+  startNearSync,
+  type NearSyncAction,
+  type NearSyncEvent,
+  type NearSyncLifecycleOptions,
+  type NearSyncPhase,
+  type NearSyncState,
+  type NearSyncStep,
+  type NearSyncTransition,
+} from './nearsync-lifecycle.js';
 export { ENTITY_KINDS, checkEntityRef, entityKey, type EntityKind, type EntityRef } from './entity-ref.js';
 export { createRemoteSite, type RemoteSite, type RemoteSiteOptions, type RemoteSiteSpec } from './remote-site.js';
 export {
