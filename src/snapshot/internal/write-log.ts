@@ -24,7 +24,8 @@
 import type { BlockDevice } from '../../adapters/block-device.js';
 import type { Xxh64 } from '../../core/checksum.js';
 import { DrkitError } from '../../core/errors.js';
-import { LOG_ALIGN_BYTES, LOG_KIND, encodeRecord, recordBytes, type LogRecord } from './log-record.js';
+import { LOG_ALIGN_BYTES, LOG_HEADER_BYTES, LOG_KIND, encodeRecord, recordBytes, type LogRecord } from './log-record.js';
+import { utf8 } from '../../core/bytes.js';
 import { walkLog, type LogPosition, type LogRing } from './log-walk.js';
 
 export type { LogPosition } from './log-walk.js';
@@ -86,8 +87,9 @@ export class WriteLog {
   #unflushed = 0;
   /** Holds on records (see {@link WriteLogState.holds}). */
   readonly #holds = new Map<string, LogPosition>();
-  /** Where the last appended record starts. */
+  /** Where the last appended record starts, and its encoded bytes. */
   #lastRecordOffset = 0;
+  #lastRecord: Uint8Array | undefined;
 
   private constructor(device: BlockDevice, xxh: Xxh64, state: WriteLogState) {
     this.#device = device;
@@ -258,7 +260,12 @@ export class WriteLog {
    */
   async appendWrite(volumeId: string, byteOffset: number, data: Uint8Array): Promise<void> {
     const seq = await this.#append(LOG_KIND.write, volumeId, byteOffset, data);
-    this.#addPending({ seq, volumeId, byteOffset, data: data.slice(), endOffset: this.#tail });
+    // The pending copy is the record's own data region: the device copied the record, so
+    // the encoded buffer is ours, and one copy of the caller's bytes is saved.
+    // Neither the log nor the device changes a record after encoding it, so the view stays valid.
+    const at = LOG_HEADER_BYTES + utf8(volumeId).byteLength;
+    const record = this.#lastRecord!;
+    this.#addPending({ seq, volumeId, byteOffset, data: record.subarray(at, at + data.byteLength), endOffset: this.#tail });
   }
 
   /**
@@ -359,6 +366,7 @@ export class WriteLog {
     }
     await this.#device.write(this.#tail, bytes);
     this.#lastRecordOffset = this.#tail;
+    this.#lastRecord = bytes;
     this.#tail += bytes.byteLength;
     if (this.#tail === this.#capacityBytes) this.#tail = 0;
     this.#unflushed++;
