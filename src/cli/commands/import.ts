@@ -30,6 +30,9 @@ export function registerImport(program: Command): void {
             volume = await tree.openVolume(existing.id);
           } else {
             const blockBytes = opts.blockBytes === undefined ? blockBytesFor(source.byteLength) : parseInteger(opts.blockBytes, '--block-bytes', MIN_BLOCK_BYTES);
+            if (blockBytes < DEFAULT_BLOCK_BYTES) {
+              ctx.out.note(`note: the image length is not a multiple of ${DEFAULT_BLOCK_BYTES} B, so the volume gets ${blockBytes} B blocks (more metadata, slower); pad the image to a multiple of ${DEFAULT_BLOCK_BYTES} B to avoid it`);
+            }
             volume = await tree.createVolume({ name: opts.volume, byteLength: source.byteLength, blockBytes });
           }
           try {

@@ -75,7 +75,7 @@ export class Output {
     const bar = new cliProgress.SingleBar(
       {
         stream: this.#stderr,
-        format: `${label} [{bar}] {percentage}% | {done}/{total} MiB | {speed} MB/s | {phase}`,
+        format: `${label} [{bar}] {percentage}% | {doneMiB}/{totalMiB} MiB | {speed} MB/s | {phase}`,
         hideCursor: true,
         clearOnComplete: false,
       },
@@ -83,8 +83,9 @@ export class Output {
     );
     const startMs = Date.now();
     const fields = (completedBytes: number, phase: string) => ({
-      done: (completedBytes / MiB).toFixed(0),
-      total: (totalBytes / MiB).toFixed(0),
+      // Not `value`/`total`: cli-progress fills those itself with the raw byte counts.
+      doneMiB: (completedBytes / MiB).toFixed(0),
+      totalMiB: (totalBytes / MiB).toFixed(0),
       speed: (completedBytes / 1e6 / Math.max(0.001, (Date.now() - startMs) / 1000)).toFixed(0),
       phase,
     });
