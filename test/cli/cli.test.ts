@@ -116,6 +116,11 @@ describe('drkit CLI', () => {
     const exported = join(root, 'exported.img');
     expect((await drkit(['--site', site, 'export', 'disk', exported])).code).toBe(0);
     expect(Buffer.compare(fs.readFileSync(exported), bytes)).toBe(0);
+    const shorter = join(root, 'shorter.img');
+    makeImage(shorter, 3, MiB);
+    const mismatch = await drkit(['--site', site, 'import', shorter, '--volume', 'disk']);
+    expect(mismatch.code).toBe(2);
+    expect(mismatch.stderr).toContain('volume disk holds 4194304 bytes, the image 1048576');
     const cloned = lines(await drkit(['--site', site, '--json', 'clone', 'tuesday', '--name', 'tue-copy']));
     expect(cloned.at(-1)).toMatchObject({ type: 'result', command: 'clone', volume: { name: 'tue-copy' } });
     const verify = await drkit(['--site', site, 'verify', '--data']);

@@ -134,7 +134,11 @@ describe('LocalSite', () => {
     fs.writeFileSync(markerPath, good);
     const s = await LocalSite.open({ dir, siteId: 'beta' });
     await s.close();
-    await expect(LocalSite.open({ dir: nextDir(), create: true, siteId: 'bad id!' })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    const badId = nextDir();
+    await expect(LocalSite.open({ dir: badId, create: true, siteId: 'bad id!' })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    expect(fs.existsSync(join(badId, MARKER_FILE))).toBe(false); // refused before anything is written
+    fs.writeFileSync(markerPath, `${good.trimEnd()}${' '.repeat(100 * 1024)}`);
+    await expect(LocalSite.open({ dir })).rejects.toMatchObject({ code: 'CORRUPTION' }); // too large to be a marker
     await expect(LocalSite.open({ dir: nextDir(), create: true, writeLog: { byteLength: 4096 } })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
   });
 
