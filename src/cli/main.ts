@@ -46,11 +46,14 @@ export async function run(argv: readonly string[]): Promise<number> {
     await program.parseAsync([...argv], { from: 'user' });
     return EXIT.ok;
   } catch (err) {
-    if (err instanceof CommanderError) {
-      // Help and version end with code 0; every other parse failure is a usage error.
-      return err.exitCode === 0 ? EXIT.ok : EXIT.usage;
-    }
     const out = new Output(argv.includes('--json'));
+    if (err instanceof CommanderError) {
+      // Help and version end with code 0; every other parse failure is a usage error
+      // (commander printed it; a script reading --json lines gets it as one too).
+      if (err.exitCode === 0) return EXIT.ok;
+      if (out.json) out.error('INVALID_ARGUMENT', err.message.replace(/^error: /, ''), hintOf('INVALID_ARGUMENT'), EXIT.usage);
+      return EXIT.usage;
+    }
     if (isDrkitError(err)) {
       const exitCode = exitCodeOf(err.code, err.transient);
       out.error(err.code, err.message, hintOf(err.code), exitCode);

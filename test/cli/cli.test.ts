@@ -135,6 +135,9 @@ describe('drkit CLI', () => {
     const missingOption = await drkit(['--site', root, 'snapshot', 'disk']);
     expect(missingOption.code).toBe(2);
     expect(missingOption.stderr).toContain("required option '--name <name>'");
+    const jsonUsage = await drkit(['--json', 'snapshot', 'disk']);
+    expect(jsonUsage.code).toBe(2);
+    expect(lines(jsonUsage)).toMatchObject([{ type: 'error', code: 'INVALID_ARGUMENT', exitCode: 2 }]);
     const noSite = await drkit(['list']);
     expect(noSite.code).toBe(2);
     expect(noSite.stderr).toContain('error INVALID_ARGUMENT: no site directory');
