@@ -8,6 +8,7 @@ const entries = {
   'snapshot/index': 'src/snapshot/index.ts',
   'replication/index': 'src/replication/index.ts',
   'policy/index': 'src/policy/index.ts',
+  'local/index': 'src/local/index.ts',
   // CommonJS door of drkit/testing: everything but the vitest suites.
   'testing/core': 'src/testing/core.ts',
 };
@@ -28,4 +29,7 @@ const common: Options = {
 export default defineConfig([
   { ...common, format: ['esm'], entry: { ...entries, 'testing/index': 'src/testing/index.ts' } },
   { ...common, format: ['cjs'], entry: entries },
+  // The `drkit` command (package.json bin): one executable ESM file; it imports the library
+  // through its own bundle, so it needs no declarations and no shared chunks.
+  { ...common, format: ['esm'], entry: { cli: 'src/cli/main.ts' }, dts: false, splitting: false, banner: { js: '#!/usr/bin/env node' } },
 ]);

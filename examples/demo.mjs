@@ -1,13 +1,15 @@
 #!/usr/bin/env node
 // drkit demo: the main job end to end on raw files.
 //   1. a raw file as a block device: write, flush, reopen, verify;
-//   2. import that disk image into a redirect-on-write volume (extents on a raw data
-//      file, metadata in a crash-safe log file), snapshot, modify, diff, clone, restore;
+//   2. open a site on a directory with one call (LocalSite: extents on a raw data file,
+//      metadata in LMDB, the write log), import that disk image into a redirect-on-write
+//      volume, snapshot, modify, diff, clone, restore;
 //   3. export the restored volume back to a raw file and compare checksums;
 //   4. close everything, reopen from the files, verify every reference and checksum;
 //   5. replicate to a second site over TCP (full, then incremental), and restore from it;
 //   6. the DR cycle: site A is lost, site B fails over and takes writes, A returns and fails
-//      back (its own late writes kept as a clone, only the delta shipped), A is primary again.
+//      back (its own late writes kept as a clone, only the delta shipped), A is primary again;
+//   7. the `drkit` command lists site A from a process of its own.
 // Usage: npm run demo [-- --keep]   (--keep leaves the work directory in place)
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -16,10 +18,9 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { loadXxh64 } from '../dist/index.js';
-import { DeviceExtentStore } from '../dist/adapters/index.js';
-import { LmdbMetaStore, RawFileBlockDevice, TcpTransport } from '../dist/adapters/node.js';
-import { SnapshotTree } from '../dist/snapshot/index.js';
-import { Site, demote, failback, failover, originOf, promote, snapshotPromoted, volumeKeyOf } from '../dist/replication/index.js';
+import { RawFileBlockDevice, TcpTransport } from '../dist/adapters/node.js';
+import { LocalSite, copyDevice } from '../dist/local/index.js';
+import { demote, failback, failover, originOf, promote, snapshotPromoted, volumeKeyOf } from '../dist/replication/index.js';
 
 const MiB = 1024 * 1024;
 const IMAGE_BYTES = 64 * MiB;
@@ -38,12 +39,6 @@ async function checksumOf(device) {
   return h.digest();
 }
 
-/** Copies every byte of `from` to `to` (same length). */
-async function copyDevice(from, to) {
-  for (let off = 0; off < from.byteLength; off += CHUNK_BYTES) await to.write(off, await from.read(off, CHUNK_BYTES));
-  await to.flush();
-}
-
 /** A disk-like image: text, random bytes, zero runs and repeated regions. */
 function imageChunk(index) {
   const out = new Uint8Array(CHUNK_BYTES);
@@ -60,26 +55,10 @@ function imageChunk(index) {
   return out; // kind 2: zeros, stored as holes
 }
 
-async function openTree(prefix = '') {
-  const create = firstOpen || prefix !== '';
-  const dataDevice = await RawFileBlockDevice.open({ path: join(dir, `${prefix}extents.img`), ...(create ? { create: { byteLength: 16 * MiB } } : {}) });
-  const meta = await LmdbMetaStore.open({ path: join(dir, `${prefix}metadata`), create: true });
-  const extents = await DeviceExtentStore.open({ device: dataDevice, meta });
-  const tree = await SnapshotTree.open({ meta, extents });
-  firstOpen = false;
-  return {
-    tree,
-    extents,
-    meta,
-    async close() {
-      await tree.close();
-      await extents.close();
-      await meta.close();
-      await dataDevice.close();
-    },
-  };
-}
-let firstOpen = true;
+const psk = new Uint8Array(32).fill(7); // a pre-shared key between the sites
+
+/** A whole site on its own directory (extents, LMDB metadata, write log, tree, Site): one call. */
+const openSite = (name, siteId) => LocalSite.open({ dir: join(dir, name), create: true, siteId, replication: { peerKeys: () => psk } });
 
 try {
   say(`drkit demo in ${dir}\n`);
@@ -97,7 +76,7 @@ try {
   if (reread !== written) throw new Error('raw file did not read back what was written');
 
   // 2. Import into a volume and work with snapshots.
-  let s = await openTree();
+  let s = await openSite('siteA', 'siteA');
   const vol = await s.tree.createVolume({ name: 'vm-disk', byteLength: IMAGE_BYTES });
   await copyDevice(disk, vol);
   const stats = await s.extents.stats();
@@ -137,7 +116,7 @@ try {
   // 4. Reopen from the files and verify everything.
   await s.close();
   const openStart = performance.now();
-  s = await openTree();
+  s = await openSite('siteA', 'siteA');
   const openMs = performance.now() - openStart;
   const metaStats = await s.meta.stats();
   const extentStats = await s.extents.stats();
@@ -154,10 +133,9 @@ try {
   if (!report.ok || goldenSum !== written) throw new Error('verification failed');
 
   // 5. A second site (its own raw files) behind TCP on loopback: replicate, then restore.
-  const psk = new Uint8Array(32).fill(7); // a pre-shared key between the two sites
-  const siteA = await Site.open({ siteId: 'siteA', tree: s.tree, meta: s.meta, peerKeys: () => psk });
-  const b = await openTree('siteB-');
-  const siteB = await Site.open({ siteId: 'siteB', tree: b.tree, meta: b.meta, peerKeys: () => psk });
+  const siteA = s.site;
+  const b = await openSite('siteB', 'siteB');
+  const siteB = b.site;
   const listener = await siteB.listen(TcpTransport.create(), '127.0.0.1:0');
   const remoteB = { siteId: 'siteB', address: listener.address, transport: TcpTransport.create(), psk };
   const full = await siteA.replicate(golden.id, remoteB);
@@ -165,8 +143,8 @@ try {
   say(`[replicate]  golden -> siteB (${listener.address}): ${(p1.totalBytes / MiB).toFixed(1)} MiB changed vs empty, ${(p1.sentExtentBytes / MiB).toFixed(1)} MiB of extents sent as ${(p1.compressedExtentBytes / MiB).toFixed(1)} MiB lz4, ${(p1.dedupedBytes / MiB).toFixed(1)} MiB deduped`);
   const inc = await siteA.replicate(changed.id, remoteB);
   say(`[replicate]  after-patch -> siteB, incremental against ${inc.baseSnapshotIds[0]}: ${(inc.progress.sentExtentBytes / 1024).toFixed(0)} KiB of extents sent`);
-  const c = await openTree('siteA2-');
-  const siteA2 = await Site.open({ siteId: 'siteA', tree: c.tree, meta: c.meta, peerKeys: () => psk });
+  const c = await openSite('siteA2', 'siteA');
+  const siteA2 = c.site;
   const restored = await siteA2.pull(remoteB, full.remoteSnapshotIds[0]);
   const rr = c.tree.openSnapshot(restored.id);
   const restoredSum = await checksumOf(rr);
@@ -201,11 +179,14 @@ try {
   await home.volume.close();
   void onB;
   if (homeSum !== bSum) throw new Error('failback did not converge');
-  for (const x of [siteA, siteA2, siteB]) await x.close();
-  await b.close();
-  await c.close();
-  await s.close();
+  for (const x of [b, c, s]) await x.close(); // each: stop serving, flush, close its five parts
   if (restoredSum !== written) throw new Error('remote restore differs');
+
+  // The same site from the command line (`drkit`, docs/cli.md), in a process of its own.
+  const cliRun = spawnSync(process.execPath, [join(dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'cli.js'), '--site', join(dir, 'siteA'), '--json', 'list'], { encoding: 'utf8' });
+  if (cliRun.status !== 0) throw new Error(`drkit list failed: ${cliRun.stderr}`);
+  const listed = cliRun.stdout.trim().split('\n').map((l) => JSON.parse(l));
+  say(`[cli]        drkit --site siteA list: ${listed.filter((x) => x.type === 'volume').length} volumes, ${listed.filter((x) => x.type === 'snapshot').length} snapshots (\`npm run example:cli\`: a three-command backup and restore)`);
 
   // The write log, in a process of its own that is SIGKILLed mid-stream (examples/write-log.mjs).
   const logRun = spawnSync(process.execPath, [join(dirname(fileURLToPath(import.meta.url)), 'write-log.mjs')], { encoding: 'utf8' });

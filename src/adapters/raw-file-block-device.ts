@@ -58,11 +58,15 @@ export interface RawFileBlockDeviceOptions {
   /** Path of a regular file or block special file. */
   path: string;
   /**
-   * Create a sparse regular file of this length. Without `overwrite`, an existing path
-   * fails with `ALREADY_EXISTS`.
+   * Create the file when it is absent. `true` opens an existing file as it is, or creates
+   * an empty (0-byte) one, as `FileMetaStore.open({ create: true })` does; grow it with
+   * `resize` (a `DeviceExtentStore` grows its device by itself). An object creates a
+   * sparse regular file of `byteLength` (default 0): an existing path then fails with
+   * `ALREADY_EXISTS`, unless `overwrite` (truncate and recreate it) or `openExisting`
+   * (open it as it is; `byteLength` only applies to a new file).
    * @defaultValue undefined (open an existing file)
    */
-  create?: { byteLength: number; overwrite?: boolean };
+  create?: boolean | { byteLength?: number; overwrite?: boolean; openExisting?: boolean };
   /** Open without write access; write, discard and resize fail with `NOT_SUPPORTED`. @defaultValue false */
   readOnly?: boolean;
 }
@@ -116,26 +120,29 @@ export class RawFileBlockDevice implements BlockDevice {
     if (options === null || typeof options !== 'object' || typeof options.path !== 'string' || options.path === '') {
       throw new DrkitError('INVALID_ARGUMENT', 'RawFileBlockDevice.open: options.path must be a non-empty string');
     }
-    const { path, create } = options;
+    const { path } = options;
     const readOnly = options.readOnly ?? false;
-    if (create !== undefined) {
-      if (create === null || typeof create !== 'object') throw new DrkitError('INVALID_ARGUMENT', 'create must be an object');
-      assertNonNegativeInteger(create.byteLength, 'create.byteLength');
-      if (readOnly) throw new DrkitError('INVALID_ARGUMENT', 'create and readOnly exclude each other');
+    const create = normalizeCreate(options.create);
+    if (create !== undefined && readOnly) throw new DrkitError('INVALID_ARGUMENT', 'create and readOnly exclude each other');
+    let created = create !== undefined;
+    let fd: number;
+    try {
+      fd = await openFd(path, create === undefined ? (readOnly ? 'r' : 'r+') : create.overwrite ? 'w+' : 'wx+');
+    } catch (err) {
+      // Open-or-create: the path exists, so open it as it is (no existence check race).
+      if (!(create?.openExisting === true && (err as NodeJS.ErrnoException).code === 'EEXIST')) throw toDrkitError(err, 'IO_ERROR', `cannot open ${path}`, { path });
+      fd = await openFd(path, 'r+').catch((e: unknown) => {
+        throw toDrkitError(e, 'IO_ERROR', `cannot open ${path}`, { path });
+      });
+      created = false;
     }
-    const flags = create ? (create.overwrite ? 'w+' : 'wx+') : readOnly ? 'r' : 'r+';
-    const fd = await new Promise<number>((resolve, reject) => fs.open(path, flags, 0o644, (err, fd) => (err ? reject(err) : resolve(fd)))).catch(
-      (err: unknown) => {
-        throw toDrkitError(err, 'IO_ERROR', `cannot open ${path}`, { path });
-      },
-    );
     try {
       const stat = await new Promise<fs.Stats>((resolve, reject) => fs.fstat(fd, (err, st) => (err ? reject(err) : resolve(st))));
       if (!stat.isFile() && !stat.isBlockDevice()) {
         throw new DrkitError('INVALID_ARGUMENT', `${path} is neither a regular file nor a block special file`, { data: { path } });
       }
       let byteLength: number;
-      if (create) {
+      if (created && create !== undefined) {
         if (!stat.isFile()) throw new DrkitError('INVALID_ARGUMENT', `create needs a regular file path: ${path}`, { data: { path } });
         // ftruncate on a fresh file allocates no blocks: the file is sparse.
         await fsCall((cb) => fs.ftruncate(fd, create.byteLength, cb), 'ftruncate');
@@ -277,6 +284,21 @@ export class RawFileBlockDevice implements BlockDevice {
     const failure = this.#pending.failure;
     if (failure) throw failure;
   }
+}
+
+/** The object form of `create`, validated; undefined when not creating. */
+function normalizeCreate(create: RawFileBlockDeviceOptions['create']): { byteLength: number; overwrite: boolean; openExisting: boolean } | undefined {
+  if (create === undefined || create === false) return undefined;
+  if (create === true) return { byteLength: 0, overwrite: false, openExisting: true };
+  if (create === null || typeof create !== 'object') throw new DrkitError('INVALID_ARGUMENT', 'create must be a boolean or an object');
+  const byteLength = create.byteLength ?? 0;
+  assertNonNegativeInteger(byteLength, 'create.byteLength');
+  if (create.overwrite === true && create.openExisting === true) throw new DrkitError('INVALID_ARGUMENT', 'create.overwrite and create.openExisting exclude each other');
+  return { byteLength, overwrite: create.overwrite === true, openExisting: create.openExisting === true };
+}
+
+function openFd(path: string, flags: string): Promise<number> {
+  return new Promise<number>((resolve, reject) => fs.open(path, flags, 0o644, (err, fd) => (err ? reject(err) : resolve(fd))));
 }
 
 /** A zero-length-safe plain Uint8Array without the zero-fill cost (its own ArrayBuffer, not Buffer's pool). */

@@ -124,6 +124,7 @@ export class SnapshotTree {
   /** Starts the background drain once appends pause. */
   #idleDrainTimer: ReturnType<typeof setTimeout> | undefined;
   #closed = false;
+  #closing: Promise<void> | undefined;
   readonly #core: TreeCore;
 
   private constructor(options: SnapshotTreeOptions, keys: TreeKeys, record: TreeRecord, fingerprinter: Fingerprinter, clock: Clock) {
@@ -699,11 +700,23 @@ export class SnapshotTree {
     });
   }
 
-  /** Releases the tree. Does not flush: unflushed writes are lost, as in a crash. Idempotent. */
-  async close(): Promise<void> {
-    this.#closed = true;
-    clearTimeout(this.#idleDrainTimer);
-    await this.#backgroundDrain; // a step under way finishes (its commit is whole); no new one starts
+  /**
+   * Flushes every acknowledged write (as {@link flush}), then releases the tree; later
+   * calls fail with NOT_OPEN. Idempotent. A tree whose commit already failed (the failure
+   * was thrown then) is released without another attempt.
+   * @throws the flush's failure (the tree is released anyway: reopen it to recover what was durable)
+   */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      try {
+        if (this.#failure === undefined) await this.flush();
+      } finally {
+        this.#closed = true;
+        clearTimeout(this.#idleDrainTimer);
+        await this.#backgroundDrain; // a step under way finishes (its commit is whole); no new one starts
+      }
+    })();
+    return this.#closing;
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -932,4 +945,30 @@ export class SnapshotTree {
   #snapshotRecord(snapshotId: string): SnapshotRecord {
     return this.#catalog.snapshot(snapshotId);
   }
+
+  // ------------------------------------------------------- lookup by name
+
+  /**
+   * The volume named `name` (names are not unique: several volumes may share one).
+   * @throws NOT_FOUND when none has it, INVALID_ARGUMENT when several do (`data.ids`: use an id)
+   */
+  findVolume(name: string): VolumeInfo {
+    return onlyNamed(this.listVolumes(), name, 'volume');
+  }
+
+  /**
+   * The snapshot named `name`, optionally among the snapshots of one volume.
+   * @throws NOT_FOUND when none has it, INVALID_ARGUMENT when several do (`data.ids`: use an id or `volumeId`)
+   */
+  findSnapshot(name: string, filter: { volumeId?: string } = {}): SnapshotInfo {
+    return onlyNamed(this.listSnapshots(filter), name, 'snapshot');
+  }
+}
+
+/** The one item named `name`. @throws NOT_FOUND, INVALID_ARGUMENT (ambiguous) */
+function onlyNamed<T extends { readonly id: string; readonly name: string }>(items: readonly T[], name: string, what: string): T {
+  const named = items.filter((x) => x.name === name);
+  if (named.length === 1) return named[0]!;
+  if (named.length === 0) throw new DrkitError('NOT_FOUND', `no ${what} is named '${name}'`, { data: { name } });
+  throw new DrkitError('INVALID_ARGUMENT', `${named.length} ${what}s are named '${name}': name one by id`, { data: { name, ids: named.map((x) => x.id) } });
 }

@@ -56,6 +56,29 @@ describe('RawFileBlockDevice', () => {
     expect(await codeOf(RawFileBlockDevice.open({ path: dir }))).not.toBe('resolved');
   });
 
+  it('create: true opens an existing file as it is or creates an empty one (open-or-create)', async () => {
+    const path = nextPath();
+    const fresh = await RawFileBlockDevice.open({ path, create: true });
+    expect(fresh.byteLength).toBe(0);
+    await fresh.resize(8192);
+    await fresh.write(4096, new Uint8Array(16).fill(9));
+    await fresh.flush();
+    await fresh.close();
+    const again = await RawFileBlockDevice.open({ path, create: true });
+    expect(again.byteLength).toBe(8192);
+    expect(await again.read(4096, 16)).toEqual(new Uint8Array(16).fill(9));
+    await again.close();
+    const sized = await RawFileBlockDevice.open({ path, create: { byteLength: 4096, openExisting: true } });
+    expect(sized.byteLength).toBe(8192); // byteLength applies to a new file only
+    await sized.close();
+    const other = nextPath();
+    const made = await RawFileBlockDevice.open({ path: other, create: { byteLength: 4096, openExisting: true } });
+    expect(made.byteLength).toBe(4096);
+    await made.close();
+    expect(await codeOf(RawFileBlockDevice.open({ path, create: { overwrite: true, openExisting: true } }))).toBe('INVALID_ARGUMENT');
+    expect(await codeOf(RawFileBlockDevice.open({ path, create: true, readOnly: true }))).toBe('INVALID_ARGUMENT');
+  });
+
   it('reopen after flush keeps data written in many merged small writes', async () => {
     const path = nextPath();
     const dev = await RawFileBlockDevice.open({ path, create: { byteLength: 4 * 2 ** 20 } });
