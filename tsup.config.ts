@@ -8,6 +8,7 @@ const entries = {
   'snapshot/index': 'src/snapshot/index.ts',
   'replication/index': 'src/replication/index.ts',
   'policy/index': 'src/policy/index.ts',
+  'nbd/index': 'src/nbd/index.ts',
   // CommonJS door of drkit/testing: everything but the vitest suites.
   'testing/core': 'src/testing/core.ts',
 };
