@@ -151,8 +151,8 @@ export async function negotiate(ctx: NegotiationContext): Promise<NegotiationRes
 }
 
 function lookup(ctx: NegotiationContext, name: string): NbdExport | undefined {
-  if (name === '' && ctx.defaultExport === undefined) return undefined;
-  return findNbdExport(ctx.tree, name === '' ? ctx.defaultExport! : name, ctx.catalog);
+  const wanted = name === '' ? ctx.defaultExport : name;
+  return wanted === undefined ? undefined : findNbdExport(ctx.tree, wanted, ctx.catalog);
 }
 
 /**
