@@ -5,6 +5,8 @@ import { NbdServer, type NbdServerOptions } from '../../src/nbd/index.js';
 import { SnapshotTree, type Volume } from '../../src/snapshot/index.js';
 import { SeededPrng } from '../../src/testing/index.js';
 import type { DrkitError } from '../../src/core/errors.js';
+import { afterEach, beforeEach } from 'vitest';
+import { RawNbdClient } from './raw-nbd-client.js';
 
 export const DISK_BYTES = 1024 * 1024;
 export const DISK_BLOCK_BYTES = 4096;
@@ -48,4 +50,55 @@ export async function startServer(tree: SnapshotTree, extra: Partial<NbdServerOp
   const errors: DrkitError[] = [];
   const server = await NbdServer.start({ tree, listen: { port: 0 }, onError: (e) => errors.push(e), ...extra });
   return { server, errors };
+}
+
+/** What {@link perTestServer} gives each test: a fresh fixture, a server on it, client helpers. */
+export interface Harness {
+  readonly fx: Fixture;
+  readonly server: NbdServer;
+  readonly errors: DrkitError[];
+  /** Clients opened through the harness; destroyed after each test. */
+  readonly clients: RawNbdClient[];
+  /** A raw client connected to `srv` (the harness server by default). */
+  connect(srv?: NbdServer): Promise<RawNbdClient>;
+  /** A raw client that has negotiated export `name` and is in transmission. */
+  open(name: string, srv?: NbdServer): Promise<RawNbdClient>;
+}
+
+/** Registers beforeEach/afterEach hooks giving every test of the file a fresh harness. */
+export function perTestServer(): Harness {
+  let fx: Fixture | undefined;
+  let started: { server: NbdServer; errors: DrkitError[] } | undefined;
+  const clients: RawNbdClient[] = [];
+  const h: Harness = {
+    get fx() {
+      return fx!;
+    },
+    get server() {
+      return started!.server;
+    },
+    get errors() {
+      return started!.errors;
+    },
+    clients,
+    async connect(srv = started!.server) {
+      const c = await RawNbdClient.connect(srv.address);
+      clients.push(c);
+      return c;
+    },
+    async open(name, srv) {
+      const c = await h.connect(srv);
+      await c.go(name);
+      return c;
+    },
+  };
+  beforeEach(async () => {
+    fx = await memoryFixture();
+    started = await startServer(fx.tree);
+  });
+  afterEach(async () => {
+    for (const c of clients.splice(0)) c.destroy();
+    await started!.server.close();
+  });
+  return h;
 }

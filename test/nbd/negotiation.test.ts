@@ -1,61 +1,43 @@
 // The fixed newstyle handshake, driven byte by byte by the raw test client: every refusal
 // the server makes is checked here, and each test fails when its check is removed.
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { NbdServer } from '../../src/nbd/index.js';
-import { DISK_BLOCK_BYTES, DISK_BYTES, memoryFixture, startServer, type Fixture } from './nbd-fixtures.js';
-import { INFO, MAGIC, OPT, RawNbdClient, REP, TX_FLAG, infoPayload } from './raw-nbd-client.js';
+import { describe, expect, it } from 'vitest';
+import { DISK_BLOCK_BYTES, DISK_BYTES, perTestServer, startServer } from './nbd-fixtures.js';
+import { INFO, MAGIC, OPT, REP, TX_FLAG, infoPayload } from './raw-nbd-client.js';
 
-let fx: Fixture;
-let server: NbdServer;
-let errors: { code: string }[];
-const clients: RawNbdClient[] = [];
-const connect = async (): Promise<RawNbdClient> => {
-  const c = await RawNbdClient.connect(server.address);
-  clients.push(c);
-  return c;
-};
-
-beforeEach(async () => {
-  fx = await memoryFixture();
-  ({ server, errors } = await startServer(fx.tree));
-});
-afterEach(async () => {
-  for (const c of clients.splice(0)) c.destroy();
-  await server.close();
-});
+const h = perTestServer();
 
 describe('NBD negotiation', () => {
   it('greets with NBDMAGIC, IHAVEOPT and FIXED_NEWSTYLE | NO_ZEROES', async () => {
-    const c = await connect();
+    const c = await h.connect();
     const g = await c.handshake();
     expect(g).toEqual({ init: MAGIC.init, opts: MAGIC.opts, handshakeFlags: 3 });
   });
 
   it('closes the connection on unknown client flags', async () => {
-    const c = await connect();
+    const c = await h.connect();
     await c.handshake(1 | (1 << 5));
     await c.closed;
-    expect(errors.map((e) => e.code)).toEqual(['PROTOCOL_ERROR']);
+    expect(h.errors.map((e) => e.code)).toEqual(['PROTOCOL_ERROR']);
   });
 
   it('closes the connection on an option without IHAVEOPT', async () => {
-    const c = await connect();
+    const c = await h.connect();
     await c.handshake();
     c.sendOption(OPT.list, undefined, { magic: 0x1122334455667788n });
     await c.closed;
-    expect(errors.map((e) => e.code)).toEqual(['PROTOCOL_ERROR']);
+    expect(h.errors.map((e) => e.code)).toEqual(['PROTOCOL_ERROR']);
   });
 
   it('closes the connection on an option declaring more than 64 KiB', async () => {
-    const c = await connect();
+    const c = await h.connect();
     await c.handshake();
     c.sendOption(OPT.go, Buffer.alloc(0), { declaredBytes: 64 * 1024 + 1 });
     await c.closed;
-    expect(errors.map((e) => e.code)).toEqual(['PROTOCOL_ERROR']);
+    expect(h.errors.map((e) => e.code)).toEqual(['PROTOCOL_ERROR']);
   });
 
   it('answers an unknown option NBD_REP_ERR_UNSUP and keeps negotiating', async () => {
-    const c = await connect();
+    const c = await h.connect();
     await c.handshake();
     c.sendOption(99, Buffer.from('ignored payload'));
     const r = await c.readOptionReply();
@@ -67,7 +49,7 @@ describe('NBD negotiation', () => {
   });
 
   it('lists volumes and snapshots with descriptions; refuses LIST with data', async () => {
-    const c = await connect();
+    const c = await h.connect();
     await c.handshake();
     c.sendOption(OPT.list);
     const entries: { name: string; description: string }[] = [];
@@ -86,7 +68,7 @@ describe('NBD negotiation', () => {
   });
 
   it('NBD_OPT_INFO describes an export (size, flags, block sizes, name, description) and stays in negotiation', async () => {
-    const c = await connect();
+    const c = await h.connect();
     await c.handshake();
     const { infos, final } = await c.info(OPT.info, 'snap-1', [INFO.name, INFO.description, INFO.blockSize]);
     expect(final.type).toBe(REP.ack);
@@ -107,7 +89,7 @@ describe('NBD negotiation', () => {
   });
 
   it('answers an unknown export NBD_REP_ERR_UNKNOWN and keeps negotiating', async () => {
-    const c = await connect();
+    const c = await h.connect();
     await c.handshake();
     const r = await c.info(OPT.go, 'no-such-volume');
     expect(r.final.type).toBe(REP.errUnknown);
@@ -118,7 +100,7 @@ describe('NBD negotiation', () => {
   });
 
   it('answers a malformed NBD_OPT_GO NBD_REP_ERR_INVALID', async () => {
-    const c = await connect();
+    const c = await h.connect();
     await c.handshake();
     const p = infoPayload('disk', [INFO.name]);
     p.writeUInt32BE(p.length, 0); // name length past the payload
@@ -131,15 +113,15 @@ describe('NBD negotiation', () => {
   });
 
   it('NBD_OPT_EXPORT_NAME: an unknown name hangs up; a known one sends size, flags and zeroes unless NO_ZEROES', async () => {
-    const bad = await connect();
+    const bad = await h.connect();
     await bad.handshake();
     bad.sendOption(OPT.exportName, Buffer.from('nope'));
     await bad.closed;
-    expect(errors.map((e) => e.code)).toEqual(['PROTOCOL_ERROR']);
-    expect(String((errors[0] as Error).message)).toMatch(/no export named "nope"/);
+    expect(h.errors.map((e) => e.code)).toEqual(['PROTOCOL_ERROR']);
+    expect(String((h.errors[0] as Error).message)).toMatch(/no export named "nope"/);
 
     for (const [clientFlags, replyBytes] of [[3, 10], [1, 134]] as const) {
-      const c = await connect();
+      const c = await h.connect();
       await c.handshake(clientFlags);
       c.sendOption(OPT.exportName, Buffer.from('disk'));
       const r = await c.read(replyBytes);
@@ -150,17 +132,17 @@ describe('NBD negotiation', () => {
   });
 
   it('NBD_OPT_ABORT is acknowledged and the server closes', async () => {
-    const c = await connect();
+    const c = await h.connect();
     await c.handshake();
     c.sendOption(OPT.abort);
     const r = await c.readOptionReply();
     expect([r.option, r.type]).toEqual([OPT.abort, REP.ack]);
     await c.closed;
-    expect(errors).toEqual([]);
+    expect(h.errors).toEqual([]);
   });
 
   it('closes a connection that keeps negotiating past 256 options', async () => {
-    const c = await connect();
+    const c = await h.connect();
     await c.handshake();
     for (let i = 0; i < 256; i++) {
       c.sendOption(98);
@@ -168,22 +150,20 @@ describe('NBD negotiation', () => {
     }
     c.sendOption(98);
     await c.closed;
-    expect(errors.map((e) => e.code)).toEqual(['PROTOCOL_ERROR']);
+    expect(h.errors.map((e) => e.code)).toEqual(['PROTOCOL_ERROR']);
   });
 });
 
 describe('NBD default export', () => {
   it('an empty name selects defaultExport when given', async () => {
-    const other = await startServer(fx.tree, { defaultExport: 'disk@s1' });
+    const other = await startServer(h.fx.tree, { defaultExport: 'disk@s1' });
     try {
-      const c = await RawNbdClient.connect(other.server.address);
-      clients.push(c);
+      const c = await h.connect(other.server);
       await c.handshake();
       const { infos, final } = await c.info(OPT.go, '', [INFO.name]);
       expect(final.type).toBe(REP.ack);
       expect(infos.get(INFO.name)!.toString()).toBe('disk@s1');
     } finally {
-      for (const c of clients.splice(0)) c.destroy();
       await other.server.close();
     }
   });
