@@ -163,6 +163,16 @@ describe('NBD transmission: ending', () => {
     expect(h.errors).toEqual([]);
   });
 
+  it('a client that hangs up without flushing still has its acknowledged writes committed', async () => {
+    const c = await h.open('disk');
+    const before = h.fx.durableCommits();
+    expect((await c.request({ type: CMD.write, cookie: 1n, byteOffset: 8192, data: new Uint8Array(4096).fill(0x77) })).error).toBe(ERR.ok);
+    c.destroy();
+    await expect.poll(() => h.server.stats().connectionsActive).toBe(0);
+    expect(h.fx.durableCommits()).toBe(before + 1);
+    expect(h.errors).toEqual([]);
+  });
+
   it('close() lets requests in flight finish, flushes what was written, closes connections and releases exports', async () => {
     const c = await h.open('disk');
     const before = h.fx.durableCommits();
