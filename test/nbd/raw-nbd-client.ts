@@ -42,7 +42,8 @@ export interface Request {
 
 export class RawNbdClient {
   readonly socket: net.Socket;
-  #buffer = Buffer.alloc(0);
+  #chunks: Buffer[] = [];
+  #bufferedBytes = 0;
   #ended = false;
   #wake: (() => void) | undefined;
   /** Resolves when the server closes the connection. */
@@ -51,7 +52,8 @@ export class RawNbdClient {
   private constructor(socket: net.Socket) {
     this.socket = socket;
     socket.on('data', (chunk: Buffer) => {
-      this.#buffer = Buffer.concat([this.#buffer, chunk]);
+      this.#chunks.push(chunk);
+      this.#bufferedBytes += chunk.length;
       this.#wake?.();
     });
     this.closed = new Promise((resolve) => {
@@ -81,15 +83,17 @@ export class RawNbdClient {
 
   /** The next n bytes; rejects if the server closes first. */
   async read(n: number): Promise<Buffer> {
-    while (this.#buffer.length < n) {
-      if (this.#ended) throw new Error(`connection closed with ${this.#buffer.length} of ${n} bytes`);
+    while (this.#bufferedBytes < n) {
+      if (this.#ended) throw new Error(`connection closed with ${this.#bufferedBytes} of ${n} bytes`);
       await new Promise<void>((resolve) => {
         this.#wake = resolve;
       });
     }
-    const out = this.#buffer.subarray(0, n);
-    this.#buffer = this.#buffer.subarray(n);
-    return out;
+    // Joined only once enough has arrived: a large reply costs one copy, not one per chunk.
+    const all = this.#chunks.length === 1 ? this.#chunks[0]! : Buffer.concat(this.#chunks);
+    this.#chunks = all.length > n ? [all.subarray(n)] : [];
+    this.#bufferedBytes -= n;
+    return all.subarray(0, n);
   }
 
   send(bytes: Uint8Array): void {

@@ -193,6 +193,19 @@ describe('NBD transmission: ending', () => {
     await expect(RawNbdClient.connect(h.server.address)).rejects.toThrow();
   });
 
+  it('close() delivers whole replies still queued for a slow reader', async () => {
+    await (await h.fx.tree.createVolume({ name: 'big', byteLength: 64 * MiB })).close();
+    const c = await h.open('big');
+    c.socket.pause(); // the reply (32 MiB) cannot fit in the kernel's socket buffers
+    c.sendRequest({ type: CMD.read, cookie: 9n, byteOffset: 0, byteLength: 32 * MiB });
+    await expect.poll(() => h.server.stats().bytesRead).toBe(32 * MiB);
+    const closed = h.server.close();
+    c.socket.resume();
+    const r = await c.readReply(() => 32 * MiB);
+    expect([r.cookie, r.error, r.data.length]).toEqual([9n, ERR.ok, 32 * MiB]);
+    await closed;
+  });
+
   it('a snapshot exported over NBD stays pinned until the connection ends', async () => {
     const c = await h.open('disk@s1');
     await expect(h.fx.tree.deleteSnapshot('snap-1')).rejects.toMatchObject({ code: 'BUSY' });

@@ -57,6 +57,13 @@ export interface TransmissionContext {
   readonly onError: (error: DrkitError) => void;
 }
 
+/**
+ * How long queued replies may take to drain when a connection ends cleanly: seconds are
+ * plenty for 32 MiB to a live client, and a client that stopped reading must not hold
+ * `server.close()` forever.
+ */
+const END_TIMEOUT_MS = 10_000;
+
 /** Command flags each request type accepts (FUA on every one, as the spec requires once negotiated). */
 const ALLOWED_FLAGS = new Map<number, number>([
   [NBD_CMD_READ, NBD_CMD_FLAG_FUA],
@@ -112,9 +119,11 @@ export class Transmission {
         this.#dispatch(header, data);
       }
     } catch (err) {
-      hardDisconnect = true;
-      // CLOSED is the server shutting down (SocketReader.cancel): not a failure to report.
-      if (!isDrkitError(err, 'CLOSED')) this.#report(toDrkitError(err, 'PROTOCOL_ERROR', 'NBD transmission failed'));
+      // CLOSED is the server shutting down (SocketReader.cancel): replies still go out.
+      if (!isDrkitError(err, 'CLOSED')) {
+        hardDisconnect = true;
+        this.#report(toDrkitError(err, 'PROTOCOL_ERROR', 'NBD transmission failed'));
+      }
     }
     await this.#scheduler.idle();
     if (this.#dirty) {
@@ -124,8 +133,17 @@ export class Transmission {
         this.#report(toDrkitError(err, 'IO_ERROR', 'NBD flush at disconnect failed'));
       }
     }
-    if (hardDisconnect) socket.destroy();
-    else if (!socket.destroyed) await new Promise<void>((resolve) => socket.end(() => resolve()));
+    if (!hardDisconnect && !socket.destroyed) {
+      // Queued replies drain before the end; a client that stops reading is cut off.
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        new Promise<void>((resolve) => socket.end(() => resolve())),
+        new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, END_TIMEOUT_MS);
+        }),
+      ]);
+      clearTimeout(timer);
+    }
     socket.destroy();
   }
 
