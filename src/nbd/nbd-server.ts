@@ -133,7 +133,9 @@ export class NbdServer {
     this.#accepted++;
     socket.setNoDelay(true);
     const connection: Connection = { socket, reader: new SocketReader(socket), transmitting: false };
-    const served = this.#serve(connection).finally(() => this.#connections.delete(connection));
+    const served = this.#serve(connection)
+      .catch((err: unknown) => this.#report(toDrkitError(err, 'INTERNAL', 'NBD connection teardown failed')))
+      .finally(() => this.#connections.delete(connection));
     this.#connections.set(connection, served);
   }
 

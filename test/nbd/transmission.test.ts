@@ -206,6 +206,20 @@ describe('NBD transmission: ending', () => {
     await closed;
   });
 
+  it('close() ends a connection whose client stopped reading, once the drain deadline passes', async () => {
+    await (await h.fx.tree.createVolume({ name: 'big', byteLength: 64 * MiB })).close();
+    const c = await h.open('big');
+    c.socket.pause();
+    // 64 MiB of replies: well past the 32 MiB the server queues before it stops reading requests
+    // (the kernel holds a few MiB more).
+    for (let i = 0; i < 64; i++) c.sendRequest({ type: CMD.read, cookie: BigInt(i), byteOffset: i * MiB, byteLength: MiB });
+    await expect.poll(() => h.server.stats().bytesRead, { timeout: 10_000 }).toBeGreaterThan(32 * MiB);
+    const t0 = Date.now();
+    await h.server.close();
+    expect(Date.now() - t0).toBeLessThan(20_000);
+    expect(h.server.stats().connectionsActive).toBe(0);
+  }, 40_000);
+
   it('a snapshot exported over NBD stays pinned until the connection ends', async () => {
     const c = await h.open('disk@s1');
     await expect(h.fx.tree.deleteSnapshot('snap-1')).rejects.toMatchObject({ code: 'BUSY' });

@@ -20,6 +20,11 @@ export class SocketReader {
   #failure: DrkitError | undefined;
   #wake: (() => void) | undefined;
   #wantBytes = 0;
+  #onCancel: () => void = () => undefined;
+  /** Resolves once {@link cancel} was called: lets a loop waiting elsewhere notice the shutdown. */
+  readonly cancelled: Promise<void> = new Promise((resolve) => {
+    this.#onCancel = resolve;
+  });
 
   constructor(socket: net.Socket) {
     this.#socket = socket;
@@ -74,7 +79,9 @@ export class SocketReader {
     this.#failure ??= reason;
     this.#socket.pause();
     this.#notify();
+    this.#onCancel();
   }
+
 
   #take(byteLength: number): Buffer {
     this.#bufferedBytes -= byteLength;

@@ -80,6 +80,8 @@ export class Transmission {
   #inFlightRequests = 0;
   #inFlightBytes = 0;
   #wake: (() => void) | undefined;
+  /** The server is closing: stop waiting for room, the next read fails CLOSED. */
+  #cancelled = false;
   /** Set by a mutation, cleared when a flush starts: the connection has unflushed writes. */
   #dirty = false;
 
@@ -87,6 +89,10 @@ export class Transmission {
     this.#ctx = ctx;
     this.#scheduler = new RequestScheduler(ctx.opened.entry.blockBytes);
     ctx.socket.on('drain', () => this.#notify());
+    void ctx.reader.cancelled.then(() => {
+      this.#cancelled = true;
+      this.#notify();
+    });
   }
 
   /**
@@ -236,12 +242,14 @@ export class Transmission {
     socket.uncork();
   }
 
+  /** Waits until another request fits the bounds, or the server is closing (the next read then fails CLOSED). */
   async #roomForRequest(): Promise<void> {
     const { socket } = this.#ctx;
     while (
-      this.#inFlightRequests >= MAX_IN_FLIGHT_REQUESTS ||
-      this.#inFlightBytes + MAX_PAYLOAD_BYTES > MAX_IN_FLIGHT_BYTES ||
-      (socket.writableLength > MAX_QUEUED_REPLY_BYTES && !socket.destroyed)
+      !this.#cancelled &&
+      (this.#inFlightRequests >= MAX_IN_FLIGHT_REQUESTS ||
+        this.#inFlightBytes + MAX_PAYLOAD_BYTES > MAX_IN_FLIGHT_BYTES ||
+        (socket.writableLength > MAX_QUEUED_REPLY_BYTES && !socket.destroyed))
     ) {
       await new Promise<void>((resolve) => {
         this.#wake = resolve;
