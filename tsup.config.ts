@@ -9,6 +9,7 @@ const entries = {
   'replication/index': 'src/replication/index.ts',
   'policy/index': 'src/policy/index.ts',
   'local/index': 'src/local/index.ts',
+  'nbd/index': 'src/nbd/index.ts',
   // CommonJS door of drkit/testing: everything but the vitest suites.
   'testing/core': 'src/testing/core.ts',
 };

@@ -18,7 +18,7 @@ const IO_BYTES = 64 * KiB;
 const CREATE_SAMPLES = 51;
 
 /** A tree whose metadata and extents live in raw files under `dir` (durable commits). */
-async function fileTree(dir, name, dataBytes, { writeLog = false } = {}) {
+export async function fileTree(dir, name, dataBytes, { writeLog = false } = {}) {
   const device = await RawFileBlockDevice.open({ path: join(dir, `${name}.data`), create: { byteLength: dataBytes } });
   const meta = await LmdbMetaStore.open({ path: join(dir, `${name}.meta`), create: true });
   const extents = await DeviceExtentStore.open({ device, meta });

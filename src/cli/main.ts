@@ -12,6 +12,7 @@ import { registerExport } from './commands/export.js';
 import { registerImport } from './commands/import.js';
 import { registerInit } from './commands/init.js';
 import { registerList } from './commands/list.js';
+import { registerNbd } from './commands/nbd.js';
 import { registerProtect } from './commands/protect.js';
 import { registerReplicate } from './commands/replicate.js';
 import { registerRestore } from './commands/restore.js';
@@ -32,7 +33,7 @@ export function buildProgram(): Command {
     .option('--json', 'one JSON object per line on stdout (results, progress, errors) for scripts')
     .showHelpAfterError('(add --help for usage)')
     .exitOverride();
-  for (const register of [registerInit, registerImport, registerSnapshot, registerList, registerDiff, registerClone, registerRestore, registerExport, registerVerify, registerServe, registerReplicate, registerProtect]) {
+  for (const register of [registerInit, registerImport, registerSnapshot, registerList, registerDiff, registerClone, registerRestore, registerExport, registerVerify, registerServe, registerNbd, registerReplicate, registerProtect]) {
     register(program);
   }
   for (const command of program.commands) command.exitOverride();

@@ -242,6 +242,42 @@ describe('drkit CLI', () => {
     expect((await server.exited).code).toBe(0);
   });
 
+  it('nbd --socket exports the snapshot read-only to nbdcopy, which copies its exact bytes; SIGTERM exits 0', async () => {
+    const nbdcopy = ['/usr/bin/nbdcopy', '/usr/local/bin/nbdcopy'].find((p) => fs.existsSync(p));
+    if (nbdcopy === undefined) {
+      console.warn('SKIPPED: drkit nbd test needs nbdcopy (apt-get install -y libnbd-bin)');
+      return;
+    }
+    const site = fresh('nbd-site');
+    const image = join(root, 'nbd-disk.img');
+    const bytes = makeImage(image, 4);
+    expect((await drkit(['init', site, '--write-log-mib', '8'])).code).toBe(0);
+    expect((await drkit(['--site', site, 'import', image, '--volume', 'disk'])).code).toBe(0);
+    expect((await drkit(['--site', site, 'snapshot', 'disk', '--name', 'base'])).code).toBe(0);
+    const socket = join(root, `nbd-${n}.sock`);
+    const child = spawn(process.execPath, [cli, '--json', '--site', site, 'nbd', '--socket', socket], { cwd: root, env: { ...process.env, DRKIT_SITE: '' } });
+    children.push(child);
+    let stdout = '';
+    const exited = new Promise<number | null>((done) => child.on('close', done));
+    await new Promise<void>((ready, fail) => {
+      child.stdout.on('data', (d: Buffer) => {
+        stdout += d.toString();
+        if (stdout.includes('"listening"')) ready();
+      });
+      void exited.then((code) => fail(new Error(`drkit nbd exited early (${code})`)));
+    });
+    const exports = lines({ code: 0, stdout, stderr: '' }).filter((e) => e.type === 'export');
+    expect(exports).toEqual(expect.arrayContaining([expect.objectContaining({ name: 'disk@base', kind: 'snapshot', readOnly: true, byteLength: IMAGE_BYTES })]));
+    const uri = exports.find((e) => e.name === 'disk@base')!.uri as string;
+    const out = join(root, 'nbd-copy.img');
+    const copied = await new Promise<number | null>((done) => spawn(nbdcopy, [uri, out], { stdio: 'inherit' }).on('close', done));
+    expect(copied).toBe(0);
+    expect(Buffer.compare(fs.readFileSync(out), bytes)).toBe(0);
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    expect(fs.existsSync(socket)).toBe(false);
+  });
+
   it('protect --once runs the policy file: snapshots every domain and replicates it', async () => {
     const source = fresh('source');
     const target = fresh('target');

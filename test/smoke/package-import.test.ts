@@ -9,7 +9,7 @@ import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const root = resolve(__dirname, '../..');
-const subpaths = ['drkit', 'drkit/adapters', 'drkit/adapters/node', 'drkit/dedup', 'drkit/snapshot', 'drkit/replication', 'drkit/policy', 'drkit/local', 'drkit/testing'];
+const subpaths = ['drkit', 'drkit/adapters', 'drkit/adapters/node', 'drkit/dedup', 'drkit/snapshot', 'drkit/replication', 'drkit/policy', 'drkit/local', 'drkit/nbd', 'drkit/testing'];
 let dir = '';
 
 beforeAll(() => {
