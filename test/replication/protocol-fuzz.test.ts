@@ -301,7 +301,7 @@ describe(`protocol fuzz (seed ${SEED}; replay with DRKIT_FUZZ_SEED=${SEED})`, ()
       } else if (mutator.prng.chance(0.5)) {
         // A plausible opening (known or unknown site), then a hostile or forged AUTH.
         const siteId = mutator.prng.chance(0.8) ? 'fuzzer' : 'stranger';
-        await client.write(mutator.frameOf({ type: 'HELLO', version: 1, siteId, nonce: mutator.bytes(32) }, 0));
+        await client.write(mutator.frameOf({ type: 'HELLO', version: 2, siteId, nonce: mutator.bytes(32) }, 0));
         const forged = mutator.frameOf({ type: 'AUTH', proof: mutator.bytes(32) }, 1);
         for (const chunk of mutator.prng.chance(0.5) ? [forged] : mutator.stream(1)) await client.write(chunk);
       } else {

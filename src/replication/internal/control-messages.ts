@@ -1,5 +1,5 @@
 /**
- * Control messages of protocol v1: small JSON objects (UTF-8, at most
+ * Control messages of protocol v2: small JSON objects (UTF-8, at most
  * MAX_CONTROL_PAYLOAD_BYTES) — the handshake, errors and the request/response steps of a
  * replication conversation. Byte strings (nonces, proofs) travel as lower-case hex.
  */
