@@ -15,7 +15,7 @@ import { FRAME_MAC_BYTES } from '../../src/replication/internal/frame-mac.js';
 export type Tamper =
   | { kind: 'none' }
   /** Flips bit `mask` of payload byte `at` (a negative `at` counts from the payload's end). */
-  | { kind: 'flip'; at: (payload: Uint8Array) => number; mask: number }
+  | { kind: 'flip'; at: (payload: Buffer) => number; mask: number }
   /** Sends, instead of the selected frame, the frame before it again, renumbered as the selected one. */
   | { kind: 'replay' }
   /** Sends the selected frame after the next one, both renumbered to look in order. */
