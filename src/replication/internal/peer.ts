@@ -50,7 +50,9 @@ export class Peer {
     this.#receiver = options.receiver;
     this.#onPull = options.onPull;
     this.#clock = options.clock;
-    this.#done = this.#readLoop();
+    // The connection is the owner of the sessions it begins at our receiver; when it ends,
+    // another sender may take them over (resume).
+    this.#done = this.#readLoop().finally(() => this.#receiver?.release(this));
   }
 
   /** Resolves when the connection ends (cleanly or not). */
@@ -190,7 +192,7 @@ export class Peer {
       }
       case 'BEGIN_REQ': {
         const { type: _t, requestId, ...request } = message;
-        const res = await receiver.begin(request as PortBeginRequest);
+        const res = await receiver.begin(request as PortBeginRequest, this);
         await writeMessage(w, { type: 'BEGIN_RES', requestId, ...res });
         return;
       }
@@ -202,18 +204,18 @@ export class Peer {
         await writeMessage(w, { type: 'EXTENTS_ACK', batchId: message.batchId });
         return;
       case 'BLOCKS': {
-        const cursor = await receiver.blocks(message.sessionId, message.cursorAfter, message.blocks as WireBlock[]);
+        const cursor = await receiver.blocks(message.sessionId, message.cursorAfter, message.blocks as WireBlock[], this);
         await writeMessage(w, { type: 'BLOCKS_ACK', batchId: message.batchId, cursor });
         return;
       }
       case 'COMMIT_REQ': {
-        const ids = await receiver.commit(message.sessionIds);
+        const ids = await receiver.commit(message.sessionIds, this);
         await writeMessage(w, { type: 'COMMIT_RES', requestId: message.requestId, snapshotIds: ids });
         for (const l of this.#commitListeners) l(ids);
         return;
       }
       case 'ABORT':
-        await receiver.abort(message.sessionId);
+        await receiver.abort(message.sessionId, this);
         return;
       case 'PRUNE_REQ': {
         const deleted = await receiver.prune(this.peerSiteId, message.snapshots);
