@@ -6,34 +6,20 @@
 // and a first sender that disconnects (its hold ends with its connection).
 import { describe, expect, it } from 'vitest';
 import { equalBytes } from '../../src/index.js';
-import { MemoryExtentStore, MemoryMetaStore, MemoryTransport, SystemClock } from '../../src/adapters/index.js';
+import { MemoryExtentStore, MemoryMetaStore, MemoryTransport } from '../../src/adapters/index.js';
 import { isDrkitError } from '../../src/core/errors.js';
 import { SnapshotTree } from '../../src/snapshot/index.js';
-import { ReceiverState, Site, sessionIdOf, type BeginRequest, type RemoteSite, type ReplicationProgress } from '../../src/replication/index.js';
+import { ReceiverState, sessionIdOf, type BeginRequest, type ReplicationProgress } from '../../src/replication/index.js';
 import { SeededPrng } from '../../src/testing/index.js';
+import { memorySite, snapshotBytes as content } from './site-helpers.js';
 
 const KiB = 1024;
 const PSK = new Uint8Array(32).fill(11);
 /** 2 MiB at 1 MiB/s (after a 1 s burst): the first transfer stays in flight for about a second. */
 const SLOW = { bandwidthBytesPerSec: 1024 * 1024 };
 
-async function makeSite(siteId: string, net: MemoryTransport) {
-  const meta = await MemoryMetaStore.open();
-  const tree = await SnapshotTree.open({ meta, extents: await MemoryExtentStore.open() });
-  const site = await Site.open({ siteId, tree, meta, peerKeys: () => PSK, clock: new SystemClock() });
-  const listener = await site.listen(net, `${siteId}:7000`);
-  const remote: RemoteSite = { siteId, address: listener.address, transport: net, psk: PSK };
-  return { site, tree, remote };
-}
+const makeSite = (siteId: string, net: MemoryTransport) => memorySite(siteId, net, PSK);
 
-async function content(tree: SnapshotTree, snapshotId: string): Promise<Uint8Array> {
-  const r = tree.openSnapshot(snapshotId);
-  try {
-    return await r.read(0, r.byteLength);
-  } finally {
-    await r.close();
-  }
-}
 
 async function snapshotOfRandomVolume(tree: SnapshotTree, seed: number) {
   const vol = await tree.createVolume({ name: `v${seed}`, byteLength: 128 * 16 * KiB });
