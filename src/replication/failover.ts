@@ -90,14 +90,7 @@ export async function promote(site: Site, snapshotId: string, options: PromoteOp
     throw new DrkitError('ALREADY_EXISTS', `site ${site.siteId} already writes lineage ${lineage} (volume ${status.writableVolumeId})`, { data: { lineage, volumeId: status.writableVolumeId } });
   }
   const generation = status.generation + 1;
-  let volume: Volume;
-  if (options.volumeId !== undefined) {
-    site.tree.getVolume(options.volumeId);
-    await site.tree.restore(options.volumeId, snapshotId);
-    volume = await site.tree.openVolume(options.volumeId);
-  } else {
-    volume = await site.tree.clone(snapshotId, { name: options.name! });
-  }
+  const volume = await writableVolumeFrom(site, snapshotId, options);
   // The volume first, then the record: a crash in between leaves an unused volume, never
   // a recorded generation without one.
   try {
@@ -107,6 +100,20 @@ export async function promote(site: Site, snapshotId: string, options: PromoteOp
     throw err;
   }
   return { lineage, generation, fromSnapshotId: snapshotId, volume };
+}
+
+/**
+ * The writable volume a promotion starts: a new clone (`name`) or an existing volume
+ * reverted in place (`volumeId`). O(1) metadata work; records nothing.
+ * @throws NOT_FOUND (snapshot or volume), INVALID_ARGUMENT (geometry)
+ */
+export async function writableVolumeFrom(site: Site, snapshotId: string, options: PromoteOptions): Promise<Volume> {
+  if (options.volumeId !== undefined) {
+    site.tree.getVolume(options.volumeId);
+    await site.tree.restore(options.volumeId, snapshotId);
+    return site.tree.openVolume(options.volumeId);
+  }
+  return site.tree.clone(snapshotId, { name: options.name! });
 }
 
 /**

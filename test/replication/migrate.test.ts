@@ -20,6 +20,7 @@ import {
   snapshotPromoted,
   type RemoteSite,
 } from '../../src/replication/index.js';
+import { errorOf } from './site-helpers.js';
 
 const PSK = new Uint8Array(32).fill(7);
 const BLOCK_BYTES = 4096;
@@ -106,15 +107,6 @@ function patterned(seed: number, byteLength: number): Uint8Array {
   return out;
 }
 
-async function errorOf(p: Promise<unknown>): Promise<DrkitError> {
-  try {
-    await p;
-  } catch (err) {
-    if (isDrkitError(err)) return err;
-    throw err;
-  }
-  throw new Error('expected a rejection');
-}
 
 /** Two sites; A writes a volume of seeded content, replicated once to B. */
 async function setup(seed: number) {

@@ -1,5 +1,6 @@
 /** Shared helpers of the replication tests: sites over MemoryTransport and snapshot contents. */
 import { MemoryExtentStore, MemoryMetaStore, SystemClock, type MemoryTransport } from '../../src/adapters/index.js';
+import { isDrkitError, type DrkitError } from '../../src/core/errors.js';
 import { SnapshotTree } from '../../src/snapshot/index.js';
 import { Site, type RemoteSite, type SiteOptions } from '../../src/replication/index.js';
 
@@ -20,4 +21,15 @@ export async function memorySite(siteId: string, net: MemoryTransport, psk: Uint
   const site = await Site.open({ siteId, tree, meta, peerKeys: () => psk, clock: new SystemClock(), ...options });
   const listener = await site.listen(net, `${siteId}:7000`);
   return { site, tree, remote: { siteId, address: listener.address, transport: net, psk } };
+}
+
+/** The DrkitError `p` rejects with (anything else, or no rejection, fails the test). */
+export async function errorOf(p: Promise<unknown>): Promise<DrkitError> {
+  try {
+    await p;
+  } catch (err) {
+    if (isDrkitError(err)) return err;
+    throw err;
+  }
+  throw new Error('expected a rejection');
 }

@@ -19,9 +19,16 @@ import type { HandshakeResult } from './handshake.js';
 import { errorFromPeer, readMessage, writeMessage, type Message } from './messages.js';
 import type { Clock } from '../../adapters/clock.js';
 import { MAX_LIST_SNAPSHOTS } from './control-messages.js';
+import type { RemoteLineageStatus, RemotePromotion, RemotePromotionResult } from '../remote-control.js';
 
 /** Starts a sender for a PULL_REQ (supplied by the Site). */
 export type PullHandler = (peer: Peer, snapshotId: string, baseSnapshotId: string | undefined) => Promise<void>;
+
+/** Answers the recovery requests of the peer (supplied by the Site; see remote-control.ts). */
+export interface ControlHandler {
+  status(query: { lineage?: string; snapshotId?: string }): Promise<Omit<RemoteLineageStatus, 'siteId'>>;
+  promote(peerSiteId: string, members: readonly RemotePromotion[]): Promise<RemotePromotionResult[]>;
+}
 
 interface Pending {
   resolve(message: Message): void;
@@ -35,6 +42,7 @@ export class Peer {
   readonly #handshake: HandshakeResult;
   readonly #receiver: ReceiverState | undefined;
   readonly #onPull: PullHandler | undefined;
+  readonly #control: ControlHandler | undefined;
   readonly #clock: Clock;
   readonly #pending = new Map<string, Pending>();
   #nextId = 1;
@@ -43,12 +51,13 @@ export class Peer {
   readonly #done: Promise<void>;
   #commitListeners: ((ids: string[]) => void)[] = [];
 
-  constructor(connection: Connection, handshake: HandshakeResult, options: { receiver?: ReceiverState; onPull?: PullHandler; clock: Clock }) {
+  constructor(connection: Connection, handshake: HandshakeResult, options: { receiver?: ReceiverState; onPull?: PullHandler; control?: ControlHandler; clock: Clock }) {
     this.#connection = connection;
     this.#handshake = handshake;
     this.peerSiteId = handshake.peerSiteId;
     this.#receiver = options.receiver;
     this.#onPull = options.onPull;
+    this.#control = options.control;
     this.#clock = options.clock;
     // The connection is the owner of the sessions it begins at our receiver; when it ends,
     // another sender may take them over (resume).
@@ -115,6 +124,24 @@ export class Peer {
     return [...res.deletedSnapshotIds];
   }
 
+  /** The peer's status of a lineage (named, or as the lineage of one of its snapshots); `siteId` is the authenticated peer. */
+  async status(query: { lineage: string } | { snapshotId: string }): Promise<RemoteLineageStatus> {
+    const res = await this.#request('STATUS_RES', (requestId) => ({ type: 'STATUS_REQ', requestId, ...query }));
+    return {
+      siteId: this.peerSiteId,
+      lineage: res.lineage,
+      generation: res.generation,
+      writableVolumeId: res.writableVolumeId,
+      ...(res.snapshotGeneration === undefined ? {} : { snapshotGeneration: res.snapshotGeneration }),
+    };
+  }
+
+  /** Asks the peer to promote these lineages, all or none; resolves with what each became. */
+  async promote(members: readonly RemotePromotion[]): Promise<RemotePromotionResult[]> {
+    const res = await this.#request('PROMOTE_RES', (requestId) => ({ type: 'PROMOTE_REQ', requestId, members }));
+    return [...res.members];
+  }
+
   /** Closes the connection cleanly. */
   async close(): Promise<void> {
     if (this.#closed) return;
@@ -177,6 +204,26 @@ export class Peer {
       this.#onPull(this, message.snapshotId, message.baseSnapshotId).catch((err: unknown) => this.fail(err));
       return;
     }
+    if (message.type === 'STATUS_REQ' || message.type === 'PROMOTE_REQ') {
+      const control = this.#control;
+      if (control === undefined) throw new DrkitError('NOT_SUPPORTED', `this side does not answer ${message.type}`);
+      if (message.type === 'STATUS_REQ') {
+        const { lineage, snapshotId } = message;
+        const status = await control.status({ ...(lineage === undefined ? {} : { lineage }), ...(snapshotId === undefined ? {} : { snapshotId }) });
+        await writeMessage(this.#handshake.writer, {
+          type: 'STATUS_RES',
+          requestId: message.requestId,
+          lineage: status.lineage,
+          generation: status.generation,
+          ...(status.writableVolumeId === undefined ? {} : { writableVolumeId: status.writableVolumeId }),
+          ...(status.snapshotGeneration === undefined ? {} : { snapshotGeneration: status.snapshotGeneration }),
+        });
+      } else {
+        const members = await control.promote(this.peerSiteId, message.members);
+        await writeMessage(this.#handshake.writer, { type: 'PROMOTE_RES', requestId: message.requestId, members });
+      }
+      return;
+    }
     const receiver = this.#receiver;
     if (receiver === undefined) throw new DrkitError('PROTOCOL_ERROR', `unexpected ${message.type}`, { data: { type: message.type } });
     const w = this.#handshake.writer;
@@ -236,6 +283,8 @@ function responseKeyOf(m: Message): string | undefined {
     case 'HAVE_RES':
     case 'COMMIT_RES':
     case 'PRUNE_RES':
+    case 'STATUS_RES':
+    case 'PROMOTE_RES':
       return `${m.type}:${m.requestId}`;
     case 'EXTENTS_ACK':
     case 'BLOCKS_ACK':
