@@ -12,6 +12,7 @@
  * (DIVERGED), so a stale side can never be taken for the current one.
  */
 import { DrkitError } from '../core/errors.js';
+import { MAX_ID_BYTES, utf8ByteLength } from './internal/json-shape.js';
 import type { SnapshotInfo, Volume } from '../snapshot/index.js';
 import { GENERATION_KEY, LINEAGE_KEY, generationOf, originKey, originOf, volumeKeyOf } from './origin.js';
 import { deleteLineageRecord, readLineageRecord, readLineageStatus, writeLineageRecord, type LineageRecord, type LineageStatus } from './lineage-record.js';
@@ -222,8 +223,8 @@ export async function failback(site: Site, promoted: RemoteSite, lineage: string
 
   let resynced: SnapshotInfo;
   try {
-    // Already held (a rerun): nothing to pull. Site.pull of a held snapshot is avoided on
-    // purpose — the sender then commits nothing, so the puller would wait for no commit.
+    // Already held (a rerun): nothing to pull. (A pull of a held snapshot would also work —
+    // every transfer ends in a commit — but costs a connection and a round of LIST/BEGIN.)
     const heldHere = lineageSnapshots(site, lineage).find((s) => originKey(originOf(s, site.siteId)) === `${newestRemote.originSiteId}/${newestRemote.originSnapshotId}`);
     resynced = heldHere ?? (await site.pull(promoted, newestRemote.snapshotId, options));
     // A demoted writer must have handed over to a newer generation; a site that was not
@@ -271,8 +272,8 @@ function newestOf(site: Site, lineage: string): SnapshotInfo | undefined {
 }
 
 function assertLineage(lineage: string): void {
-  const MAX_LINEAGE_CHARS = 512; // the protocol's bound on ids
-  if (typeof lineage !== 'string' || lineage.length === 0 || lineage.length > MAX_LINEAGE_CHARS) {
+  // A lineage travels as a protocol id (STATUS_REQ, PROMOTE_REQ): the protocol's bound, from its one source.
+  if (typeof lineage !== 'string' || lineage.length === 0 || utf8ByteLength(lineage) > MAX_ID_BYTES) {
     throw new DrkitError('INVALID_ARGUMENT', 'lineage must be a non-empty volumeKey string', { data: { field: 'lineage' } });
   }
 }

@@ -292,8 +292,9 @@ async function runStep(step: MigrationStepKind, options: MigrationOptions, run: 
     }
     case 'replicate': {
       const final = source.tree.getSnapshot(record.finalSnapshotId!);
-      // A crash after the transfer but before its record: the target already holds it, and
-      // replicating a held snapshot again would commit nothing.
+      // A crash after the transfer but before its record: the target already holds it. Asking
+      // first skips the transfer's LIST/BEGIN round (replicating it again would also just
+      // answer with the held snapshot: every transfer ends in a commit).
       const key = originKey(originOf(final, source.siteId));
       const held = (await source.listRemote(target, lineage, run)).find((h) => `${h.originSiteId}/${h.originSnapshotId}` === key);
       if (held !== undefined) return { remoteSnapshotId: held.snapshotId };

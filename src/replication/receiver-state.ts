@@ -20,6 +20,7 @@
  *   a time, so two sessions of one snapshot can never both commit it.
  */
 import { DrkitError } from '../core/errors.js';
+import { MAX_ID_BYTES, utf8ByteLength } from './internal/json-shape.js';
 import { utf8 } from '../core/bytes.js';
 import type { MetaStore } from '../adapters/meta-store.js';
 import type { ExtentPut } from '../adapters/extent-store.js';
@@ -338,9 +339,9 @@ function sameTransfer(a: BeginRequest, b: BeginRequest): boolean {
 }
 
 function validateBegin(r: BeginRequest): void {
-  const MAX_ID_CHARS = 512; // ids are labels
   for (const [k, v] of Object.entries({ sessionId: r.sessionId, volumeKey: r.volumeKey, originSiteId: r.originSiteId, originSnapshotId: r.originSnapshotId, originVolumeId: r.originVolumeId })) {
-    if (typeof v !== 'string' || v.length === 0 || v.length > MAX_ID_CHARS) throw new DrkitError('INVALID_ARGUMENT', `begin: ${k} must be a non-empty string`, { data: { field: k } });
+    // The protocol's id bound, from its one source (in-process callers meet it too).
+    if (typeof v !== 'string' || v.length === 0 || utf8ByteLength(v) > MAX_ID_BYTES) throw new DrkitError('INVALID_ARGUMENT', `begin: ${k} must be a non-empty string`, { data: { field: k } });
   }
   if (!Number.isSafeInteger(r.byteLength) || r.byteLength <= 0 || !Number.isSafeInteger(r.blockBytes) || r.blockBytes <= 0 || r.byteLength % r.blockBytes !== 0) {
     throw new DrkitError('INVALID_ARGUMENT', 'begin: bad volume geometry', { data: { byteLength: r.byteLength, blockBytes: r.blockBytes } });

@@ -66,7 +66,7 @@ export interface ExtentsMessage {
   readonly extents: readonly ExtentEntry[];
 }
 
-/** EXTENTS_ACK: every extent of the batch is verified and stored durably. */
+/** EXTENTS_ACK: every extent of the batch is verified (checksum and fingerprint) and stored; durable at the receiver's next checkpoint (docs/protocol.md §5). */
 export interface ExtentsAck {
   readonly type: 'EXTENTS_ACK';
   readonly batchId: number;
