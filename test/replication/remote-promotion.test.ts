@@ -3,7 +3,9 @@
 // carries, when nothing newer is known and nothing else writes it there; the Site may
 // refuse more; a group is promoted all or none; a repeated request is answered as done.
 import { describe, expect, it } from 'vitest';
-import { MemoryTransport } from '../../src/adapters/index.js';
+import { MemoryTransport, SystemClock } from '../../src/adapters/index.js';
+import { serverHandshake } from '../../src/replication/internal/handshake.js';
+import { expectMessage, writeMessage } from '../../src/replication/internal/messages.js';
 import { failover, lineageStatus, originOf, snapshotPromoted, volumeKeyOf } from '../../src/replication/index.js';
 import { SeededPrng } from '../../src/testing/index.js';
 import { errorOf, memorySite } from './site-helpers.js';
@@ -96,6 +98,27 @@ describe('remote promotion (PROMOTE_REQ)', () => {
     const w = await world();
     expect((await errorOf(w.a.site.promoteRemote(w.b.remote, [w.member(w.one), w.member(w.refused)], NO_RETRY))).code).toBe('AUTH_FAILED');
     expect(w.b.site.listVolumes()).toEqual([]);
+    await w.close();
+  });
+
+  it('the requester refuses an answer that does not match its request (PROTOCOL_ERROR)', async () => {
+    const w = await world();
+    // A target that authenticates, then answers every promotion with one made-up member.
+    const net = w.a.remote.transport as MemoryTransport;
+    const liar = await net.listen('liar:7000', {
+      onConnection: (connection) => {
+        void (async () => {
+          const h = await serverHandshake(connection, { siteId: 'liar', clock: new SystemClock(), pskFor: () => PSK });
+          const request = await expectMessage(h.reader, 'PROMOTE_REQ');
+          await writeMessage(h.writer, { type: 'PROMOTE_RES', requestId: request.requestId, members: [{ lineage: 'X/other', generation: 0, volumeId: 'vol-9' }] });
+          await expectMessage(h.reader, 'LIST_REQ').catch(() => undefined);
+        })().catch(() => undefined);
+      },
+    });
+    const err = await errorOf(w.a.site.promoteRemote({ siteId: 'liar', address: liar.address, transport: net, psk: PSK }, [w.member(w.one)], NO_RETRY));
+    expect(err.code).toBe('PROTOCOL_ERROR');
+    expect(err.data.answered).toEqual(['X/other']);
+    await liar.close();
     await w.close();
   });
 });

@@ -136,9 +136,19 @@ export class Peer {
     };
   }
 
-  /** Asks the peer to promote these lineages, all or none; resolves with what each became. */
+  /**
+   * Asks the peer to promote these lineages, all or none; resolves with what each became.
+   * The answer must name every member, in order, at a generation above the one it handed over.
+   * @throws PROTOCOL_ERROR for any other answer, and the peer's codes
+   */
   async promote(members: readonly RemotePromotion[]): Promise<RemotePromotionResult[]> {
     const res = await this.#request('PROMOTE_RES', (requestId) => ({ type: 'PROMOTE_REQ', requestId, members }));
+    const consistent = res.members.length === members.length && res.members.every((m, i) => m.lineage === members[i]!.lineage && m.generation > members[i]!.sourceGeneration);
+    if (!consistent) {
+      const error = new DrkitError('PROTOCOL_ERROR', `site ${this.peerSiteId} answered a promotion of ${members.length} lineage(s) with another list`, { data: { requested: members.map((m) => m.lineage), answered: res.members.map((m) => m.lineage) } });
+      await this.fail(error);
+      throw error;
+    }
     return [...res.members];
   }
 
