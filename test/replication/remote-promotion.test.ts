@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { MemoryTransport, SystemClock } from '../../src/adapters/index.js';
 import { serverHandshake } from '../../src/replication/internal/handshake.js';
-import { expectMessage, writeMessage } from '../../src/replication/internal/messages.js';
+import { readMessage, writeMessage, type Message, type MessageOf } from '../../src/replication/internal/messages.js';
 import { failover, lineageStatus, originOf, snapshotPromoted, volumeKeyOf } from '../../src/replication/index.js';
 import { SeededPrng } from '../../src/testing/index.js';
 import { errorOf, memorySite } from './site-helpers.js';
@@ -103,22 +103,33 @@ describe('remote promotion (PROMOTE_REQ)', () => {
 
   it('the requester refuses an answer that does not match its request (PROTOCOL_ERROR)', async () => {
     const w = await world();
-    // A target that authenticates, then answers every promotion with one made-up member.
     const net = w.a.remote.transport as MemoryTransport;
-    const liar = await net.listen('liar:7000', {
-      onConnection: (connection) => {
-        void (async () => {
-          const h = await serverHandshake(connection, { siteId: 'liar', clock: new SystemClock(), pskFor: () => PSK });
-          const request = await expectMessage(h.reader, 'PROMOTE_REQ');
-          await writeMessage(h.writer, { type: 'PROMOTE_RES', requestId: request.requestId, members: [{ lineage: 'X/other', generation: 0, volumeId: 'vol-9' }] });
-          await expectMessage(h.reader, 'LIST_REQ').catch(() => undefined);
-        })().catch(() => undefined);
-      },
-    });
-    const err = await errorOf(w.a.site.promoteRemote({ siteId: 'liar', address: liar.address, transport: net, psk: PSK }, [w.member(w.one)], NO_RETRY));
-    expect(err.code).toBe('PROTOCOL_ERROR');
-    expect(err.data.answered).toEqual(['X/other']);
+    // Targets that authenticate, then answer about something else.
+    const liar = await liarAt(net, 'liar:7000', (request) =>
+      request.type === 'PROMOTE_REQ'
+        ? { type: 'PROMOTE_RES', requestId: request.requestId, members: [{ lineage: 'X/other', generation: 0, volumeId: 'vol-9' }] }
+        : { type: 'STATUS_RES', requestId: request.requestId, lineage: 'X/other', generation: 0 },
+    );
+    const remote = { siteId: 'liar', address: liar.address, transport: net, psk: PSK };
+    const err = await errorOf(w.a.site.promoteRemote(remote, [w.member(w.one)], NO_RETRY));
+    expect([err.code, err.data.answered]).toEqual(['PROTOCOL_ERROR', ['X/other']]);
+    const status = await errorOf(w.a.site.remoteStatus(remote, { lineage: w.one.lineage }, NO_RETRY));
+    expect([status.code, status.data.lineage]).toEqual(['PROTOCOL_ERROR', 'X/other']);
     await liar.close();
     await w.close();
   });
 });
+
+/** A server that authenticates as site "liar" and answers the first PROMOTE_REQ or STATUS_REQ with `answer(request)`. */
+function liarAt(net: MemoryTransport, address: string, answer: (request: MessageOf<'PROMOTE_REQ'> | MessageOf<'STATUS_REQ'>) => Message) {
+  return net.listen(address, {
+    onConnection: (connection) => {
+      void (async () => {
+        const h = await serverHandshake(connection, { siteId: 'liar', clock: new SystemClock(), pskFor: () => PSK });
+        const request = await readMessage(h.reader);
+        if (request?.type === 'PROMOTE_REQ' || request?.type === 'STATUS_REQ') await writeMessage(h.writer, answer(request));
+        await readMessage(h.reader).catch(() => undefined);
+      })().catch(() => undefined);
+    },
+  });
+}

@@ -124,9 +124,17 @@ export class Peer {
     return [...res.deletedSnapshotIds];
   }
 
-  /** The peer's status of a lineage (named, or as the lineage of one of its snapshots); `siteId` is the authenticated peer. */
+  /**
+   * The peer's status of a lineage (named, or as the lineage of one of its snapshots); `siteId` is the authenticated peer.
+   * @throws PROTOCOL_ERROR when the answer is about another lineage (or, asked by snapshot, lacks its generation), and the peer's codes
+   */
   async status(query: { lineage: string } | { snapshotId: string }): Promise<RemoteLineageStatus> {
     const res = await this.#request('STATUS_RES', (requestId) => ({ type: 'STATUS_REQ', requestId, ...query }));
+    if (('lineage' in query && res.lineage !== query.lineage) || ('snapshotId' in query && res.snapshotGeneration === undefined)) {
+      const error = new DrkitError('PROTOCOL_ERROR', `site ${this.peerSiteId} answered a status request about something else`, { data: { lineage: res.lineage } });
+      await this.fail(error);
+      throw error;
+    }
     return {
       siteId: this.peerSiteId,
       lineage: res.lineage,
