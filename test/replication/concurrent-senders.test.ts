@@ -106,21 +106,26 @@ describe('concurrent senders of one snapshot to one target', () => {
   });
 });
 
+/** A BEGIN of A's snapshot snap-1 (4 blocks) under session `sessionId`. */
+function beginOf(sessionId: string): BeginRequest {
+  return {
+    sessionId,
+    volumeKey: 'A/vol-1',
+    originSiteId: 'A',
+    originSnapshotId: 'snap-1',
+    originVolumeId: 'vol-1',
+    byteLength: 4 * 16 * KiB,
+    blockBytes: 16 * KiB,
+    snapshot: { name: 's', createdMs: 1, consistency: 'crash', userMetadata: {} },
+  };
+}
+
 describe('ReceiverState session ownership', () => {
   it('an owner touches only its own sessions: blocks, commit and abort of another owner\'s session are BUSY', async () => {
     const meta = await MemoryMetaStore.open();
     const tree = await SnapshotTree.open({ meta, extents: await MemoryExtentStore.open() });
     const receiver = await ReceiverState.open(tree, meta, 'B');
-    const request: BeginRequest = {
-      sessionId: 'session-1',
-      volumeKey: 'A/vol-1',
-      originSiteId: 'A',
-      originSnapshotId: 'snap-1',
-      originVolumeId: 'vol-1',
-      byteLength: 4 * 16 * KiB,
-      blockBytes: 16 * KiB,
-      snapshot: { name: 's', createdMs: 1, consistency: 'crash', userMetadata: {} },
-    };
+    const request = beginOf('session-1');
     const owner = {};
     const intruder = {};
     await receiver.begin(request, owner);
@@ -133,6 +138,21 @@ describe('ReceiverState session ownership', () => {
     receiver.release(owner);
     await receiver.begin(request, intruder);
     expect(await receiver.commit(['session-1'], intruder)).toHaveLength(1);
+    await receiver.close();
+  });
+
+  it('two sessions of one snapshot that both reach COMMIT commit it once (commits run one at a time)', async () => {
+    const meta = await MemoryMetaStore.open();
+    const tree = await SnapshotTree.open({ meta, extents: await MemoryExtentStore.open() });
+    const receiver = await ReceiverState.open(tree, meta, 'C');
+    // Two senders (no owners: in-process callers), e.g. the origin and a chain site.
+    for (const id of ['from-A', 'from-B']) {
+      await receiver.begin(beginOf(id));
+      await receiver.blocks(id, 4, []);
+    }
+    const [first, second] = await Promise.all([receiver.commit(['from-A']), receiver.commit(['from-B'])]);
+    expect(second).toEqual(first);
+    expect(tree.listSnapshots()).toHaveLength(1);
     await receiver.close();
   });
 });
