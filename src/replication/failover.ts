@@ -12,6 +12,7 @@
  * (DIVERGED), so a stale side can never be taken for the current one.
  */
 import { DrkitError } from '../core/errors.js';
+import { MAX_ID_BYTES, utf8ByteLength } from './internal/json-shape.js';
 import type { SnapshotInfo, Volume } from '../snapshot/index.js';
 import { GENERATION_KEY, LINEAGE_KEY, generationOf, originKey, originOf, volumeKeyOf } from './origin.js';
 import { deleteLineageRecord, readLineageRecord, readLineageStatus, writeLineageRecord, type LineageRecord, type LineageStatus } from './lineage-record.js';
@@ -90,14 +91,7 @@ export async function promote(site: Site, snapshotId: string, options: PromoteOp
     throw new DrkitError('ALREADY_EXISTS', `site ${site.siteId} already writes lineage ${lineage} (volume ${status.writableVolumeId})`, { data: { lineage, volumeId: status.writableVolumeId } });
   }
   const generation = status.generation + 1;
-  let volume: Volume;
-  if (options.volumeId !== undefined) {
-    site.tree.getVolume(options.volumeId);
-    await site.tree.restore(options.volumeId, snapshotId);
-    volume = await site.tree.openVolume(options.volumeId);
-  } else {
-    volume = await site.tree.clone(snapshotId, { name: options.name! });
-  }
+  const volume = await writableVolumeFrom(site, snapshotId, options);
   // The volume first, then the record: a crash in between leaves an unused volume, never
   // a recorded generation without one.
   try {
@@ -107,6 +101,20 @@ export async function promote(site: Site, snapshotId: string, options: PromoteOp
     throw err;
   }
   return { lineage, generation, fromSnapshotId: snapshotId, volume };
+}
+
+/**
+ * The writable volume a promotion starts: a new clone (`name`) or an existing volume
+ * reverted in place (`volumeId`). O(1) metadata work; records nothing.
+ * @throws NOT_FOUND (snapshot or volume), INVALID_ARGUMENT (geometry)
+ */
+export async function writableVolumeFrom(site: Site, snapshotId: string, options: PromoteOptions): Promise<Volume> {
+  if (options.volumeId !== undefined) {
+    site.tree.getVolume(options.volumeId);
+    await site.tree.restore(options.volumeId, snapshotId);
+    return site.tree.openVolume(options.volumeId);
+  }
+  return site.tree.clone(snapshotId, { name: options.name! });
 }
 
 /**
@@ -215,8 +223,8 @@ export async function failback(site: Site, promoted: RemoteSite, lineage: string
 
   let resynced: SnapshotInfo;
   try {
-    // Already held (a rerun): nothing to pull. Site.pull of a held snapshot is avoided on
-    // purpose — the sender then commits nothing, so the puller would wait for no commit.
+    // Already held (a rerun): nothing to pull. (A pull of a held snapshot would also work —
+    // every transfer ends in a commit — but costs a connection and a round of LIST/BEGIN.)
     const heldHere = lineageSnapshots(site, lineage).find((s) => originKey(originOf(s, site.siteId)) === `${newestRemote.originSiteId}/${newestRemote.originSnapshotId}`);
     resynced = heldHere ?? (await site.pull(promoted, newestRemote.snapshotId, options));
     // A demoted writer must have handed over to a newer generation; a site that was not
@@ -264,8 +272,8 @@ function newestOf(site: Site, lineage: string): SnapshotInfo | undefined {
 }
 
 function assertLineage(lineage: string): void {
-  const MAX_LINEAGE_CHARS = 512; // the protocol's bound on ids
-  if (typeof lineage !== 'string' || lineage.length === 0 || lineage.length > MAX_LINEAGE_CHARS) {
+  // A lineage travels as a protocol id (STATUS_REQ, PROMOTE_REQ): the protocol's bound, from its one source.
+  if (typeof lineage !== 'string' || lineage.length === 0 || utf8ByteLength(lineage) > MAX_ID_BYTES) {
     throw new DrkitError('INVALID_ARGUMENT', 'lineage must be a non-empty volumeKey string', { data: { field: 'lineage' } });
   }
 }

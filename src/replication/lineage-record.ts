@@ -49,7 +49,12 @@ export async function readLineageRecord(meta: MetaStore, lineage: string): Promi
 
 /** Writes `record` durably (synced batch): a promotion exists once this resolves. */
 export async function writeLineageRecord(meta: MetaStore, record: LineageRecord): Promise<void> {
-  await meta.batch([{ kind: 'put', key: utf8(LINEAGE_RECORD_PREFIX + record.lineage), value: utf8(JSON.stringify(record)) }], { sync: true });
+  await writeLineageRecords(meta, [record]);
+}
+
+/** Writes several records in ONE synced batch: a consistency group's promotions exist all together or not at all. */
+export async function writeLineageRecords(meta: MetaStore, records: readonly LineageRecord[]): Promise<void> {
+  await meta.batch(records.map((record) => ({ kind: 'put' as const, key: utf8(LINEAGE_RECORD_PREFIX + record.lineage), value: utf8(JSON.stringify(record)) })), { sync: true });
 }
 
 /** Removes the record of `lineage` (the site falls back to the no-record rules). */

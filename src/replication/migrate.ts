@@ -3,8 +3,9 @@
  * source) to a replica site (the target), as ONE resumable operation with a dry-run plan.
  *
  * Steps: stop writes on the source volume, take the final snapshot, replicate it, demote
- * the source (it stops writing the lineage), promote the target at generation + 1, and
- * record the reversed direction. The operation's state is persisted (synced) in the
+ * the source (it stops writing the lineage), promote the target at generation + 1 — over
+ * the protocol (PROMOTE_REQ, idempotent: the target needs nothing but its address), or
+ * through its Site object when the caller holds it — and record the reversed direction. The operation's state is persisted (synced) in the
  * source site's MetaStore under `mg/` after every step, so a failure or a crash of either
  * side stops it in a recorded state: {@link resumeMigration} continues from the first step
  * not recorded as completed (every step is idempotent), {@link rollbackMigration} undoes
@@ -69,7 +70,11 @@ export interface MigrationPlan {
 export interface MigrateRunOptions extends SiteTransferOptions {
   /** Where the operation state lives. @defaultValue the source site's MetaStore */
   readonly stateStore?: MetaStore;
-  /** The target Site object, when it is in reach: needed for the promote step (it runs AT the target). Without it the migration stops before that step as `resumable`. */
+  /**
+   * The target Site object, when it is in the same process: the promote step then runs on
+   * it directly, and the completed record is copied to its MetaStore. Without it the step
+   * asks the target by address (PROMOTE_REQ). @defaultValue undefined (promote by address)
+   */
   readonly targetSite?: Site;
   /** Quiesce hook: stop the application's writes (must be idempotent: a resume runs it again if its completion was not recorded). */
   readonly stopWrites?: (options: { signal?: AbortSignal }) => Promise<void>;
@@ -83,8 +88,9 @@ export interface MigrateRunOptions extends SiteTransferOptions {
 
 /** Where a migration stands. */
 export interface MigrationResult {
-  readonly state: 'completed' | 'resumable' | 'rolled-back';
-  /** Resumable: the next step to run. Completed: the last step. Rolled back: the first step that was undone or never ran. */
+  /** A migration that stops early throws instead (`data.state: 'resumable'`, `data.step`). */
+  readonly state: 'completed' | 'rolled-back';
+  /** Completed: the last step. Rolled back: the first step that was undone or never ran. */
   readonly step: MigrationStepKind;
   readonly record: MigrationRecord;
 }
@@ -114,15 +120,14 @@ export async function planMigration(options: MigrationOptions): Promise<Migratio
     { kind: 'final-snapshot', runsAt: 'source', description: `take the final snapshot "${options.finalSnapshotName ?? 'migrate-final'}" of volume ${sourceVolumeId} at generation ${g}` },
     { kind: 'replicate', runsAt: 'source', description: `replicate the final snapshot to ${target.siteId} (incremental, resumable)` },
     { kind: 'demote-source', runsAt: 'source', description: `check volume ${sourceVolumeId} is unchanged since the final snapshot, then demote ${source.siteId}: it stops writing ${lineage}` },
-    { kind: 'promote-target', runsAt: 'target', description: `promote the final snapshot at ${target.siteId} into ${into}, generation ${g + 1}` },
+    { kind: 'promote-target', runsAt: 'target', description: `promote the final snapshot at ${target.siteId} into ${into}, generation ${g + 1} (PROMOTE_REQ to ${target.address}, or its Site object)` },
     { kind: 'reverse-direction', runsAt: 'source', description: `record ${target.siteId} as primary and ${source.siteId} as its replica` },
   ];
   return Object.freeze({ lineage, sourceSiteId: source.siteId, targetSiteId: target.siteId, sourceVolumeId, sourceGeneration: g, targetGeneration: g + 1, targetVolume, steps: Object.freeze(steps) });
 }
 
 /**
- * Runs a migration from the start (see the module header). Resolves `completed`, or
- * `resumable` at `promote-target` when no `targetSite` was given.
+ * Runs a migration from the start (see the module header). Resolves `completed`.
  * @throws ALREADY_EXISTS (a migration of the lineage is under way: resume or roll it back),
  *   INVALID_ARGUMENT (a stale plan), {@link planMigration}'s codes; a failing step throws its
  *   own code with `data.state === 'resumable'` and `data.step` (the step to resume at)
@@ -190,9 +195,9 @@ export async function resumeMigration(options: MigrationOptions, run: MigrateRun
  * at both sites (it is a valid replica). The caller reopens the source volume for writes.
  * @throws NOT_FOUND (no migration recorded), STALE_GENERATION (the target was promoted: it is
  *   primary now; resume instead), INVALID_ARGUMENT (the promote step may have run and no
- *   `targetSite` was given to check it)
+ *   `target` (address) or `targetSite` was given to check it)
  */
-export async function rollbackMigration(options: { source: Site; lineage: string }, run: { stateStore?: MetaStore; targetSite?: Site } = {}): Promise<MigrationResult> {
+export async function rollbackMigration(options: { source: Site; lineage: string; target?: RemoteSite }, run: { stateStore?: MetaStore; targetSite?: Site } & SiteTransferOptions = {}): Promise<MigrationResult> {
   const { source, lineage } = options;
   const store = run.stateStore ?? source.meta;
   const record = await readMigrationRecord(store, lineage);
@@ -207,10 +212,11 @@ export async function rollbackMigration(options: { source: Site; lineage: string
   if (record.status === 'completed' || record.completedSteps > promoteIndex) throw targetIsPrimary();
   if (record.completedSteps === promoteIndex) {
     // The promotion may have run at the target (crash before it was recorded, or by the operator).
-    if (run.targetSite === undefined) {
-      throw new DrkitError('INVALID_ARGUMENT', `the target ${record.targetSiteId} may have been promoted: pass targetSite to check before rolling back`, { data: { field: 'targetSite', lineage } });
+    if (run.targetSite === undefined && options.target === undefined) {
+      throw new DrkitError('INVALID_ARGUMENT', `the target ${record.targetSiteId} may have been promoted: pass target (its address) or targetSite to check before rolling back`, { data: { field: 'target', lineage } });
     }
-    const status = await lineageStatus(run.targetSite, lineage);
+    const { stateStore: _store, targetSite: _site, ...transfer } = run;
+    const status = run.targetSite !== undefined ? await lineageStatus(run.targetSite, lineage) : await source.remoteStatus(options.target!, { lineage }, transfer);
     if (status.writableVolumeId !== undefined && status.generation > record.sourceGeneration) throw targetIsPrimary();
   }
   if (record.completedSteps > STEP_INDEX['demote-source'] || record.startedStep === 'demote-source') {
@@ -231,12 +237,6 @@ async function execute(options: MigrationOptions, run: MigrateRunOptions, store:
   let record = start;
   while (record.completedSteps < MIGRATION_STEPS.length) {
     const step = MIGRATION_STEPS[record.completedSteps]!;
-    if (step === 'promote-target' && run.targetSite === undefined) {
-      // The promotion runs AT the target: stop here for the operator (see docs/recovery.md).
-      record = { ...record, startedStep: undefined };
-      await writeMigrationRecord(store, record);
-      return { state: 'resumable', step, record };
-    }
     try {
       throwIfAborted(run.signal);
       record = { ...record, startedStep: step };
@@ -292,8 +292,9 @@ async function runStep(step: MigrationStepKind, options: MigrationOptions, run: 
     }
     case 'replicate': {
       const final = source.tree.getSnapshot(record.finalSnapshotId!);
-      // A crash after the transfer but before its record: the target already holds it, and
-      // replicating a held snapshot again would commit nothing.
+      // A crash after the transfer but before its record: the target already holds it. Asking
+      // first skips the transfer's LIST/BEGIN round (replicating it again would also just
+      // answer with the held snapshot: every transfer ends in a commit).
       const key = originKey(originOf(final, source.siteId));
       const held = (await source.listRemote(target, lineage, run)).find((h) => `${h.originSiteId}/${h.originSnapshotId}` === key);
       if (held !== undefined) return { remoteSnapshotId: held.snapshotId };
@@ -324,7 +325,13 @@ async function runStep(step: MigrationStepKind, options: MigrationOptions, run: 
       return {};
     }
     case 'promote-target': {
-      const site = run.targetSite!;
+      if (run.targetSite === undefined) {
+        // By address: the target checks that we are the lineage's last writer and that it
+        // holds the final snapshot, and answers a repeated request as done.
+        const [promoted] = await source.promoteRemote(target, [{ lineage, originSnapshotId: record.finalSnapshotId!, sourceGeneration: record.sourceGeneration, ...remoteVolume(record.targetVolume) }], run);
+        return { targetGeneration: promoted!.generation, targetVolumeId: promoted!.volumeId };
+      }
+      const site = run.targetSite;
       if (site.siteId !== record.targetSiteId) throw new DrkitError('INVALID_ARGUMENT', `targetSite is ${site.siteId}, not ${record.targetSiteId}`, { data: { field: 'targetSite' } });
       const status = await lineageStatus(site, lineage);
       // Promoted before a crash kept the record from saying so.
@@ -336,6 +343,10 @@ async function runStep(step: MigrationStepKind, options: MigrationOptions, run: 
     case 'reverse-direction':
       return { primarySiteId: record.targetSiteId, replicaSiteId: record.sourceSiteId };
   }
+}
+
+function remoteVolume(v: MigrationRecord['targetVolume']): { volumeName: string } | { volumeId: string } {
+  return v.volumeId !== undefined ? { volumeId: v.volumeId } : { volumeName: v.name! };
 }
 
 /**

@@ -77,14 +77,17 @@ export function generationOf(snapshot: { readonly userMetadata: Readonly<Record<
   return parseGeneration(snapshot.userMetadata[GENERATION_KEY]);
 }
 
+/** Highest promotion generation: 2^31 - 1 promotions is beyond any real lineage. */
+export const MAX_GENERATION = 2 ** 31 - 1;
+
 /**
  * Parses a `drkit.generation` value (undefined = 0).
  * @throws INVALID_ARGUMENT when it is not a decimal integer below 2^31
  */
 export function parseGeneration(value: string | undefined): number {
   if (value === undefined) return 0;
-  const MAX_GENERATION_DIGITS = 10; // 2^31 promotions is beyond any real lineage
-  if (!/^[0-9]+$/.test(value) || value.length > MAX_GENERATION_DIGITS || Number(value) >= 2 ** 31) {
+  const MAX_GENERATION_DIGITS = 10; // the digits of MAX_GENERATION
+  if (!/^[0-9]+$/.test(value) || value.length > MAX_GENERATION_DIGITS || Number(value) > MAX_GENERATION) {
     throw new DrkitError('INVALID_ARGUMENT', `bad ${GENERATION_KEY} ${JSON.stringify(value.slice(0, 32))}`, { data: { field: GENERATION_KEY } });
   }
   return Number(value);

@@ -12,8 +12,15 @@
  * - Resumable: a session's staging volume and cursor are checkpointed (tree flush, then
  *   the session record) at least every `checkpointBytes` of mapped blocks (64 MiB); a new
  *   `begin` of the same session resumes from the checkpoint. Every call is idempotent.
+ * - One sender per snapshot at a time: a caller that passes an `owner` (a Peer passes its
+ *   connection) holds the sessions it begins until it commits them or `release(owner)`.
+ *   A begin of a snapshot (by origin) that another live owner is receiving fails with
+ *   BUSY (transient: retry once it is done), and an owner can touch only its own
+ *   sessions, so two senders' batches never interleave in one session. Commits run one at
+ *   a time, so two sessions of one snapshot can never both commit it.
  */
 import { DrkitError } from '../core/errors.js';
+import { MAX_ID_BYTES, utf8ByteLength } from './internal/json-shape.js';
 import { utf8 } from '../core/bytes.js';
 import type { MetaStore } from '../adapters/meta-store.js';
 import type { ExtentPut } from '../adapters/extent-store.js';
@@ -49,6 +56,10 @@ export class ReceiverState implements ReplicationPort {
   /** Sessions known to be committed, by id (bounded: only needed between begin and commit). */
   readonly #committedSessions = new Map<string, string>();
   readonly #checkpointBytes: number;
+  /** Who is sending each session now (see the header: one sender per snapshot). */
+  readonly #owners = new Map<string, object>();
+  /** Commits run one after another: the already-committed check and the commit are one step. */
+  #commitTail: Promise<unknown> = Promise.resolve();
 
   private constructor(tree: SnapshotTree, meta: MetaStore, siteId: string, codec: ExtentCodec, checkpointBytes: number) {
     this.#tree = tree;
@@ -83,7 +94,12 @@ export class ReceiverState implements ReplicationPort {
       .map(({ s, o }) => ({ originSiteId: o.siteId, originSnapshotId: o.snapshotId, snapshotId: s.id, createdMs: s.createdMs }));
   }
 
-  async begin(request: BeginRequest): Promise<BeginResponse> {
+  /**
+   * Opens or resumes a session (see ReplicationPort.begin). With `owner`, the session is
+   * held by it from now on.
+   * @throws BUSY (another owner is receiving this snapshot), STALE_GENERATION, DIVERGED, INVALID_ARGUMENT
+   */
+  async begin(request: BeginRequest, owner?: object): Promise<BeginResponse> {
     validateBegin(request);
     const committed = this.#findCommitted(request.originSiteId, request.originSnapshotId);
     if (committed !== undefined) {
@@ -93,6 +109,7 @@ export class ReceiverState implements ReplicationPort {
     // Split-brain safety, before anything is stored: a stale generation, or a lineage this
     // site still holds writable, is refused (STALE_GENERATION / DIVERGED).
     await checkIncomingGeneration({ tree: this.#tree, meta: this.#meta, siteId: this.#siteId }, request.volumeKey, request.snapshot.userMetadata);
+    if (owner !== undefined) this.#claimSnapshot(request, owner);
     const existing = this.#sessions.get(request.sessionId);
     if (existing !== undefined && sameTransfer(existing.request, request)) {
       return { resumeBlock: existing.cursorBlock, baseFound: true };
@@ -137,8 +154,10 @@ export class ReceiverState implements ReplicationPort {
     await this.#tree.putExtents(puts);
   }
 
-  async blocks(sessionId: string, cursorAfter: number, blocks: readonly WireBlock[]): Promise<number> {
+  /** Maps a batch of blocks (see ReplicationPort.blocks). @throws NOT_FOUND, BUSY (the session belongs to another owner) */
+  async blocks(sessionId: string, cursorAfter: number, blocks: readonly WireBlock[], owner?: object): Promise<number> {
     const record = this.#session(sessionId);
+    this.#checkOwner(sessionId, owner);
     const volume = await this.#volume(record);
     await volume.mapBlocks(blocks.map((b) => ({ blockIndex: b.blockIndex, fingerprint: b.fingerprint })));
     if (cursorAfter > record.cursorBlock) record.cursorBlock = Math.min(cursorAfter, record.request.byteLength / record.request.blockBytes);
@@ -153,8 +172,16 @@ export class ReceiverState implements ReplicationPort {
     return record.cursorBlock;
   }
 
-  async commit(sessionIds: readonly string[]): Promise<string[]> {
+  /** Commits sessions atomically (see ReplicationPort.commit). @throws NOT_FOUND, BUSY (a session belongs to another owner), INVALID_ARGUMENT */
+  async commit(sessionIds: readonly string[], owner?: object): Promise<string[]> {
     if (sessionIds.length === 0) throw new DrkitError('INVALID_ARGUMENT', 'commit needs at least one session');
+    for (const id of sessionIds) this.#checkOwner(id, owner);
+    const run = this.#commitTail.then(() => this.#commitNow(sessionIds));
+    this.#commitTail = run.catch(() => undefined);
+    return run;
+  }
+
+  async #commitNow(sessionIds: readonly string[]): Promise<string[]> {
     // Sessions that a begin found already committed (a repeated transfer, a pull of what
     // is already here) answer with their snapshots, so every transfer ends in a commit.
     const remembered = sessionIds.map((id) => this.#committedSessions.get(id));
@@ -201,8 +228,41 @@ export class ReceiverState implements ReplicationPort {
     if (this.#committedSessions.size > MAX_REMEMBERED_SESSIONS) this.#committedSessions.delete(this.#committedSessions.keys().next().value!);
   }
 
+  /** Ends `owner`'s hold on its sessions (its connection ended); they stay checkpointed for a resume by anyone. */
+  release(owner: object): void {
+    for (const [sessionId, holder] of this.#owners) if (holder === owner) this.#owners.delete(sessionId);
+  }
+
+  /**
+   * Makes `owner` the sender of `request`'s session, unless another owner is receiving the
+   * same snapshot (by origin) under any session.
+   * @throws BUSY
+   */
+  #claimSnapshot(request: BeginRequest, owner: object): void {
+    for (const [sessionId, holder] of this.#owners) {
+      if (holder === owner) continue;
+      const other = this.#sessions.get(sessionId)?.request;
+      if (sessionId === request.sessionId || (other !== undefined && other.originSiteId === request.originSiteId && other.originSnapshotId === request.originSnapshotId)) {
+        throw new DrkitError('BUSY', `snapshot ${request.originSiteId}/${request.originSnapshotId} is being received from another sender: retry when it is done`, {
+          data: { sessionId: request.sessionId, busySessionId: sessionId, reason: 'concurrent-sender' },
+        });
+      }
+    }
+    this.#owners.set(request.sessionId, owner);
+  }
+
+  /** @throws BUSY when `owner` is given and another owner holds `sessionId` */
+  #checkOwner(sessionId: string, owner: object | undefined): void {
+    if (owner === undefined) return;
+    const holder = this.#owners.get(sessionId);
+    if (holder !== undefined && holder !== owner) {
+      throw new DrkitError('BUSY', `replication session ${sessionId} belongs to another sender`, { data: { sessionId, reason: 'concurrent-sender' } });
+    }
+  }
+
   /** Forgets a session and deletes its staging volume. */
   async #drop(sessionId: string): Promise<void> {
+    this.#owners.delete(sessionId);
     const record = this.#sessions.get(sessionId);
     if (record === undefined) return;
     await this.#volumes.get(sessionId)?.close();
@@ -234,8 +294,9 @@ export class ReceiverState implements ReplicationPort {
     return deleted;
   }
 
-  /** Abandons a session (the sender cancelled). */
-  async abort(sessionId: string): Promise<void> {
+  /** Abandons a session (the sender cancelled). @throws BUSY (the session belongs to another owner) */
+  async abort(sessionId: string, owner?: object): Promise<void> {
+    this.#checkOwner(sessionId, owner);
     await this.#drop(sessionId);
   }
 
@@ -278,9 +339,9 @@ function sameTransfer(a: BeginRequest, b: BeginRequest): boolean {
 }
 
 function validateBegin(r: BeginRequest): void {
-  const MAX_ID_CHARS = 512; // ids are labels
   for (const [k, v] of Object.entries({ sessionId: r.sessionId, volumeKey: r.volumeKey, originSiteId: r.originSiteId, originSnapshotId: r.originSnapshotId, originVolumeId: r.originVolumeId })) {
-    if (typeof v !== 'string' || v.length === 0 || v.length > MAX_ID_CHARS) throw new DrkitError('INVALID_ARGUMENT', `begin: ${k} must be a non-empty string`, { data: { field: k } });
+    // The protocol's id bound, from its one source (in-process callers meet it too).
+    if (typeof v !== 'string' || v.length === 0 || utf8ByteLength(v) > MAX_ID_BYTES) throw new DrkitError('INVALID_ARGUMENT', `begin: ${k} must be a non-empty string`, { data: { field: k } });
   }
   if (!Number.isSafeInteger(r.byteLength) || r.byteLength <= 0 || !Number.isSafeInteger(r.blockBytes) || r.blockBytes <= 0 || r.byteLength % r.blockBytes !== 0) {
     throw new DrkitError('INVALID_ARGUMENT', 'begin: bad volume geometry', { data: { byteLength: r.byteLength, blockBytes: r.blockBytes } });

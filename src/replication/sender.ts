@@ -118,7 +118,7 @@ export async function replicateSnapshots(
     const held = new Set((await port.list(volumeKey)).map((h) => `${h.originSiteId}/${h.originSnapshotId}`));
     let base = pickBase(ctx, info, held);
     const request = (b: string | undefined): BeginRequest => ({
-      sessionId: sessionIdOf(origin.siteId, origin.snapshotId, targetSiteId),
+      sessionId: sessionIdOf(origin.siteId, origin.snapshotId, ctx.siteId, targetSiteId),
       volumeKey,
       originSiteId: origin.siteId,
       originSnapshotId: origin.snapshotId,
@@ -188,9 +188,13 @@ function baseFields(base: { siteId: string; snapshotId: string }, originSiteId: 
   return base.siteId === originSiteId ? { baseOriginSnapshotId: base.snapshotId } : { baseOriginSnapshotId: base.snapshotId, baseOriginSiteId: base.siteId };
 }
 
-/** Deterministic session name: the same transfer resumes the same session. */
-export function sessionIdOf(originSiteId: string, originSnapshotId: string, targetSiteId: string): string {
-  return createHash('sha256').update(`${originSiteId}\0${originSnapshotId}\0${targetSiteId}`).digest('hex').slice(0, 32);
+/**
+ * Deterministic session name: the same transfer (same snapshot, same sender, same target)
+ * resumes the same session, and two sending sites of one snapshot (a chain and its origin)
+ * never share a session at the target.
+ */
+export function sessionIdOf(originSiteId: string, originSnapshotId: string, senderSiteId: string, targetSiteId: string): string {
+  return createHash('sha256').update(`${originSiteId}\0${originSnapshotId}\0${senderSiteId}\0${targetSiteId}`).digest('hex').slice(0, 32);
 }
 
 async function sendMember(

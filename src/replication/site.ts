@@ -6,6 +6,12 @@
  * A storage-only site (a backup target) receives and keeps snapshots and serves them
  * back, but holds no writable volumes of its own.
  *
+ * Generation promise: before sending or pulling anything, `replicate()` and `pull()` ask
+ * the peer for its status of the lineage (STATUS_REQ) and refuse, on their own, a stale
+ * peer or side (STALE_GENERATION), a newer generation onto a side that still writes the
+ * lineage, and any transfer between two sides that both write it (DIVERGED); the receiver
+ * checks again at BEGIN.
+ *
  * Retry promise: `replicate()` and `pull()` retry transient failures (lost or refused
  * connections, timeouts) with exponential backoff on the site's clock; each retry resumes
  * the same session, so nothing the receiver acknowledged is sent again.
@@ -20,7 +26,11 @@ import { ExtentCodec } from '../dedup/codec.js';
 import { CodecPool } from '../dedup/codec-pool.js';
 import type { SnapshotInfo, SnapshotTree } from '../snapshot/index.js';
 import { clientHandshake, serverHandshake } from './internal/handshake.js';
-import { Peer } from './internal/peer.js';
+import { Peer, type ControlHandler } from './internal/peer.js';
+import { checkTransferGenerations } from './generation-guard.js';
+import { readLineageStatus } from './lineage-record.js';
+import { generationOf, originOf, volumeKeyOf } from './origin.js';
+import { promoteForPeer, statusForPeer, type RemoteLineageStatus, type RemotePromotion, type RemotePromotionResult } from './remote-control.js';
 import { ReceiverState, STAGING_PREFIX } from './receiver-state.js';
 import { replicateSnapshots, type ReplicateOptions, type ReplicationResult, type SenderContext } from './sender.js';
 import type { HeldSnapshot } from './replication-port.js';
@@ -64,6 +74,12 @@ export interface SiteOptions {
   readonly checkpointBytes?: number;
   /** Worker threads that compress outgoing extents (0 = on the calling thread). @defaultValue 0 */
   readonly compressionWorkers?: number;
+  /**
+   * Whether authenticated peer `peerSiteId` may hand `lineage` over to this site (a remote
+   * promotion, PROMOTE_REQ). Checked on top of the built-in rule that only the lineage's
+   * last writer, whose final snapshot is held here, may. @defaultValue undefined (the built-in rule alone)
+   */
+  readonly allowRemotePromotion?: (peerSiteId: string, lineage: string) => boolean;
 }
 
 /** Options of {@link Site.replicate} and {@link Site.pull}. */
@@ -89,6 +105,10 @@ export class Site {
   readonly #peers = new Set<Peer>();
 
   readonly #pool: CodecPool | undefined;
+  readonly #control: ControlHandler = {
+    status: (query) => statusForPeer(this, query),
+    promote: (peerSiteId, members) => promoteForPeer(this, peerSiteId, members, this.#options.allowRemotePromotion),
+  };
 
   private constructor(options: SiteOptions, receiver: ReceiverState, codec: ExtentCodec, xxh: Xxh64, clock: Clock, pool: CodecPool | undefined) {
     this.siteId = options.siteId;
@@ -148,6 +168,7 @@ export class Site {
           const peer = new Peer(connection, handshake, {
             receiver: this.#receiver,
             clock: this.#clock,
+            control: this.#control,
             onPull: (p, snapshotId) => this.#servePull(p, snapshotId),
           });
           this.#peers.add(peer);
@@ -169,13 +190,13 @@ export class Site {
   async replicate(snapshotIds: string | readonly string[], remote: RemoteSite, options: SiteTransferOptions = {}): Promise<ReplicationResult> {
     const ids = typeof snapshotIds === 'string' ? [snapshotIds] : [...snapshotIds];
     for (const id of ids) this.tree.getSnapshot(id);
-    return this.#withRetries(options, async () => {
-      const peer = await this.#connect(remote, options.signal);
-      try {
-        return await replicateSnapshots(this.#sender, peer.port(), remote.siteId, ids, options);
-      } finally {
-        await peer.close();
+    return this.#withPeer(remote, options, async (peer) => {
+      for (const id of ids) {
+        const snapshot = this.tree.getSnapshot(id);
+        const lineage = volumeKeyOf(originOf(snapshot, this.siteId));
+        checkTransferGenerations(await peer.status({ lineage }), await readLineageStatus(this, lineage), generationOf(snapshot));
       }
+      return await replicateSnapshots(this.#sender, peer.port(), remote.siteId, ids, options);
     });
   }
 
@@ -184,14 +205,11 @@ export class Site {
    * what this site lacks crosses the wire. Resolves with the local snapshot.
    */
   async pull(remote: RemoteSite, remoteSnapshotId: string, options: SiteTransferOptions = {}): Promise<SnapshotInfo> {
-    return this.#withRetries(options, async () => {
-      const peer = await this.#connect(remote, options.signal);
-      try {
-        const [id] = await peer.pull(remoteSnapshotId);
-        return this.tree.getSnapshot(id!);
-      } finally {
-        await peer.close();
-      }
+    return this.#withPeer(remote, options, async (peer) => {
+      const theirs = await peer.status({ snapshotId: remoteSnapshotId });
+      checkTransferGenerations(await readLineageStatus(this, theirs.lineage), theirs, theirs.snapshotGeneration ?? 0);
+      const [id] = await peer.pull(remoteSnapshotId);
+      return this.tree.getSnapshot(id!);
     });
   }
 
@@ -200,13 +218,32 @@ export class Site {
    * the facts remote retention and RPO tracking plan with.
    */
   async listRemote(remote: RemoteSite, volumeKey: string, options: SiteTransferOptions = {}): Promise<HeldSnapshot[]> {
-    return this.#withRetries(options, async () => {
-      const peer = await this.#connect(remote, options.signal);
-      try {
-        return await peer.port().list(volumeKey);
-      } finally {
-        await peer.close();
-      }
+    return this.#withPeer(remote, options, async (peer) => {
+      return await peer.port().list(volumeKey);
+    });
+  }
+
+  /**
+   * `remote`'s status of a lineage — its generation and whether it writes it — named
+   * directly or as the lineage of one of its snapshots (STATUS_REQ).
+   * @throws NOT_FOUND (an unknown snapshot there), AUTH_FAILED, and transient codes once retries are spent
+   */
+  async remoteStatus(remote: RemoteSite, query: { lineage: string } | { snapshotId: string }, options: SiteTransferOptions = {}): Promise<RemoteLineageStatus> {
+    return this.#withPeer(remote, options, async (peer) => {
+      return await peer.status(query);
+    });
+  }
+
+  /**
+   * Hands lineages this site last wrote over to `remote` (PROMOTE_REQ): it promotes every
+   * member from its final snapshot, all or none, idempotently (see remote-control.ts).
+   * @throws the codes of the remote's promotion (NOT_FOUND, ALREADY_EXISTS, STALE_GENERATION,
+   *   INVALID_ARGUMENT, AUTH_FAILED), and transient codes once retries are spent
+   */
+  async promoteRemote(remote: RemoteSite, members: readonly RemotePromotion[], options: SiteTransferOptions = {}): Promise<RemotePromotionResult[]> {
+    if (members.length === 0) throw new DrkitError('INVALID_ARGUMENT', 'promoteRemote needs at least one lineage', { data: { field: 'members' } });
+    return this.#withPeer(remote, options, async (peer) => {
+      return await peer.promote(members);
     });
   }
 
@@ -217,16 +254,11 @@ export class Site {
   async pruneRemote(remote: RemoteSite, snapshotIds: readonly string[], options: SiteTransferOptions = {}): Promise<string[]> {
     if (snapshotIds.length === 0) return [];
     const refs = snapshotIds.map((id) => ({ originSiteId: this.siteId, originSnapshotId: id }));
-    return this.#withRetries(options, async () => {
-      const peer = await this.#connect(remote, options.signal);
-      try {
-        const MAX_PER_REQUEST = 256; // the protocol's bound per PRUNE_REQ
-        const deleted: string[] = [];
-        for (let i = 0; i < refs.length; i += MAX_PER_REQUEST) deleted.push(...(await peer.prune(refs.slice(i, i + MAX_PER_REQUEST))));
-        return deleted;
-      } finally {
-        await peer.close();
-      }
+    return this.#withPeer(remote, options, async (peer) => {
+      const MAX_PER_REQUEST = 256; // the protocol's bound per PRUNE_REQ
+      const deleted: string[] = [];
+      for (let i = 0; i < refs.length; i += MAX_PER_REQUEST) deleted.push(...(await peer.prune(refs.slice(i, i + MAX_PER_REQUEST))));
+      return deleted;
     });
   }
 
@@ -256,7 +288,19 @@ export class Site {
       ...(remote.authenticate === undefined ? {} : { authenticate: remote.authenticate }),
       ...(signal === undefined ? {} : { signal }),
     });
-    return new Peer(connection, handshake, { receiver: this.#receiver, clock: this.#clock });
+    return new Peer(connection, handshake, { receiver: this.#receiver, clock: this.#clock, control: this.#control });
+  }
+
+  /** Runs `use` on a fresh connection to `remote`, closed afterwards, retrying transient failures on a new one. */
+  async #withPeer<T>(remote: RemoteSite, options: SiteTransferOptions, use: (peer: Peer) => Promise<T>): Promise<T> {
+    return this.#withRetries(options, async () => {
+      const peer = await this.#connect(remote, options.signal);
+      try {
+        return await use(peer);
+      } finally {
+        await peer.close();
+      }
+    });
   }
 
   async #withRetries<T>(options: SiteTransferOptions, attempt: () => Promise<T>): Promise<T> {

@@ -8,20 +8,13 @@ import { DeviceExtentStore, LogMetaStore, MemoryBlockDevice, MemoryExtentStore, 
 import { SnapshotTree } from '../../src/snapshot/index.js';
 import { Site, type RemoteSite } from '../../src/replication/index.js';
 import { FaultyBlockDevice } from '../../src/testing/index.js';
+import { snapshotBytes as content } from './site-helpers.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
 const PSK = new Uint8Array(32).fill(5);
 const CHECKPOINT_BYTES = 512 * KiB;
 
-async function content(tree: SnapshotTree, id: string) {
-  const r = tree.openSnapshot(id);
-  try {
-    return await r.read(0, r.byteLength);
-  } finally {
-    await r.close();
-  }
-}
 
 async function sourceSite() {
   const meta = await MemoryMetaStore.open();

@@ -20,6 +20,7 @@ import {
   volumeKeyOf,
   type RemoteSite,
 } from '../../src/replication/index.js';
+import { snapshotBytes } from './site-helpers.js';
 
 const PSK = new Uint8Array(32).fill(5);
 const BLOCK_BYTES = 4096;
@@ -94,14 +95,6 @@ async function scribble(volume: Volume, next: () => number, blockCount: number):
   return written;
 }
 
-async function snapshotBytes(tree: SnapshotTree, snapshotId: string): Promise<Uint8Array> {
-  const r = tree.openSnapshot(snapshotId);
-  try {
-    return await r.read(0, r.byteLength);
-  } finally {
-    await r.close();
-  }
-}
 
 async function volumeBytes(tree: SnapshotTree, volumeId: string): Promise<Uint8Array> {
   const v = await tree.openVolume(volumeId);

@@ -20,6 +20,7 @@ import {
   snapshotPromoted,
   type RemoteSite,
 } from '../../src/replication/index.js';
+import { errorOf } from './site-helpers.js';
 
 const PSK = new Uint8Array(32).fill(7);
 const BLOCK_BYTES = 4096;
@@ -106,15 +107,6 @@ function patterned(seed: number, byteLength: number): Uint8Array {
   return out;
 }
 
-async function errorOf(p: Promise<unknown>): Promise<DrkitError> {
-  try {
-    await p;
-  } catch (err) {
-    if (isDrkitError(err)) return err;
-    throw err;
-  }
-  throw new Error('expected a rejection');
-}
 
 /** Two sites; A writes a volume of seeded content, replicated once to B. */
 async function setup(seed: number) {
@@ -253,7 +245,7 @@ describe('migrate', () => {
     }
   });
 
-  it('a failed replicate leaves it resumable; without the target Site it stops before the promotion', async () => {
+  it('a failed replicate leaves it resumable; resumed with nothing but the target address, it promotes by PROMOTE_REQ', async () => {
     const { net, a, b, vol, lineage, expected } = await setup(300);
     const flaky = new FlakyTransport(net, 1);
     const target: RemoteSite = { ...b.remote, transport: flaky };
@@ -261,15 +253,14 @@ describe('migrate', () => {
     expect(err.code).toBe('CONNECTION_REFUSED');
     expect(err.transient).toBe(true);
     expect(err.data).toMatchObject({ state: 'resumable', step: 'replicate' });
-    // Resumed with no target Site: the promotion is the operator's, at the target.
-    const waiting = await resumeMigration({ source: a.site, target, lineage }, NO_RETRY);
-    expect(waiting).toMatchObject({ state: 'resumable', step: 'promote-target' });
-    expect((await lineageStatus(a.site, lineage)).writableVolumeId).toBeUndefined();
-    expect((await lineageStatus(b.site, lineage)).writableVolumeId).toBeUndefined();
-    const done = await resumeMigration({ source: a.site, target, lineage }, { ...NO_RETRY, targetSite: b.site });
+    const done = await resumeMigration({ source: a.site, target, lineage }, NO_RETRY);
     expect(done).toMatchObject({ state: 'completed' });
     await expectMigrated(a, b, lineage, vol.id, expected, 'flaky replicate');
-    expect((await errorOf(rollbackMigration({ source: a.site, lineage }, { targetSite: b.site }))).code).toBe('STALE_GENERATION');
+    // Resuming again, or repeating the promotion, is answered as done (idempotent).
+    expect(await resumeMigration({ source: a.site, target, lineage }, NO_RETRY)).toMatchObject({ state: 'completed' });
+    const again = await a.site.promoteRemote(target, [{ lineage, originSnapshotId: done.record.finalSnapshotId!, sourceGeneration: 0, volumeName: 'db' }], NO_RETRY);
+    expect(again).toEqual([{ lineage, generation: 1, volumeId: done.record.targetVolumeId }]);
+    expect((await errorOf(rollbackMigration({ source: a.site, lineage, target }, NO_RETRY))).code).toBe('STALE_GENERATION');
     await a.site.close();
     await b.site.close();
   });
@@ -281,8 +272,14 @@ describe('migrate', () => {
       const { a, b, vol, lineage, expected } = await setup(400 + stopAfter);
       const options = { source: a.site, target: b.remote, lineage };
       if (stopAfter === 4) {
-        expect(await migrate(options, { ...NO_RETRY, sourceVolume: vol }), msg).toMatchObject({ state: 'resumable', step: 'promote-target' });
-        // The promotion may have been run by the operator: rollback needs the target to check.
+        // The link fails when the promotion is asked for (the replicate used the first connections).
+        const flaky = new FlakyTransport(b.remote.transport, 0);
+        const onStep = (step: string) => {
+          if (step === 'demote-source') flaky.failures = 1;
+        };
+        const err = await errorOf(migrate({ ...options, target: { ...b.remote, transport: flaky } }, { ...NO_RETRY, sourceVolume: vol, onStep }));
+        expect(err.data, msg).toMatchObject({ state: 'resumable', step: 'promote-target' });
+        // The promotion may have run at the target: rollback needs the target (address or Site) to check.
         expect((await errorOf(rollbackMigration({ source: a.site, lineage }))).code, msg).toBe('INVALID_ARGUMENT');
       } else {
         const onStep = (step: string) => {
@@ -291,7 +288,8 @@ describe('migrate', () => {
         const err = await errorOf(migrate(options, { ...NO_RETRY, sourceVolume: vol, targetSite: b.site, onStep }));
         expect(err.data, msg).toMatchObject({ state: 'resumable', step: MIGRATION_STEPS[stopAfter] });
       }
-      const rolled = await rollbackMigration({ source: a.site, lineage }, { targetSite: b.site });
+      // Checked by address for the last case: the target's status over the wire.
+      const rolled = stopAfter === 4 ? await rollbackMigration({ source: a.site, lineage, target: b.remote }, NO_RETRY) : await rollbackMigration({ source: a.site, lineage }, { targetSite: b.site });
       expect(rolled, msg).toMatchObject({ state: 'rolled-back', step: MIGRATION_STEPS[stopAfter] });
       const sa = await lineageStatus(a.site, lineage);
       expect(sa, msg).toMatchObject({ writableVolumeId: vol.id, generation: 0 });

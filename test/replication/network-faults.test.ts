@@ -8,6 +8,7 @@ import { MemoryExtentStore, MemoryMetaStore, VirtualClock } from '../../src/adap
 import { SnapshotTree } from '../../src/snapshot/index.js';
 import { Site } from '../../src/replication/index.js';
 import { SimulatedNetwork } from '../../src/testing/index.js';
+import { snapshotBytes as content } from './site-helpers.js';
 
 const KiB = 1024;
 const PSK = new Uint8Array(32).fill(3);
@@ -22,14 +23,6 @@ function rng(seed: number) {
   };
 }
 
-async function content(tree: SnapshotTree, snapshotId: string): Promise<Uint8Array> {
-  const r = tree.openSnapshot(snapshotId);
-  try {
-    return await r.read(0, r.byteLength);
-  } finally {
-    await r.close();
-  }
-}
 
 async function runSeed(seed: number): Promise<{ resets: number }> {
   const random = rng(seed);

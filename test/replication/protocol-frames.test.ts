@@ -48,7 +48,7 @@ async function readAll(chunks: Uint8Array[]): Promise<{ frames: { seq: number; p
 describe('frame codec', () => {
   it('has the documented header layout', () => {
     const bytes = frame(7, Uint8Array.of(1, 2, 3), FRAME_TYPE.HELLO);
-    expect([...bytes.subarray(0, FRAME_HEADER_BYTES)]).toEqual([0x44, 0x4b, 1, 1, 0, 0, 0, 0, 0, 7, 0, 0, 0, 3]);
+    expect([...bytes.subarray(0, FRAME_HEADER_BYTES)]).toEqual([0x44, 0x4b, 2, 1, 0, 0, 0, 0, 0, 7, 0, 0, 0, 3]);
     expect(bytes.length).toBe(3 + FRAME_OVERHEAD_BYTES);
     expect(new DataView(bytes.buffer).getBigUint64(17)).toBe(xxh64.hash(bytes.subarray(0, 17)));
   });
@@ -61,9 +61,10 @@ describe('frame codec', () => {
       return b;
     };
     expect(await codeOf(() => decodeFrame(xxh64, mutate(0, 0x45)))).toBe('PROTOCOL_ERROR');
-    expect(await codeOf(() => decodeFrame(xxh64, mutate(2, 2)))).toBe('FORMAT_VERSION');
+    expect(await codeOf(() => decodeFrame(xxh64, mutate(2, 1)))).toBe('FORMAT_VERSION'); // v1 is refused
+    expect(await codeOf(() => decodeFrame(xxh64, mutate(2, 3)))).toBe('FORMAT_VERSION');
     expect(await codeOf(() => decodeFrame(xxh64, mutate(3, 99)))).toBe('PROTOCOL_ERROR');
-    expect(await codeOf(() => decodeFrame(xxh64, mutate(4, 1)))).toBe('PROTOCOL_ERROR');
+    expect(await codeOf(() => decodeFrame(xxh64, mutate(4, 2)))).toBe('PROTOCOL_ERROR'); // an undefined flag
     expect(await codeOf(() => decodeFrame(xxh64, mutate(5, 1)))).toBe('PROTOCOL_ERROR');
     expect(await codeOf(() => decodeFrame(xxh64, mutate(14, 8)))).toBe('PROTOCOL_ERROR'); // payload bit flip: checksum
     expect(await codeOf(() => decodeFrame(xxh64, good, 1))).toBe('PROTOCOL_ERROR'); // sequence

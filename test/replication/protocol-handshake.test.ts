@@ -136,14 +136,17 @@ describe('handshake', () => {
 
   it('refuses another protocol version with FORMAT_VERSION', async () => {
     const clock = new VirtualClock();
-    const hello = encodeFrame(xxh64, { type: FRAME_TYPE.HELLO, seq: 0, parts: encodeMessage({ type: 'HELLO', version: 2, siteId: 'siteA', nonce: new Uint8Array(32) }) });
+    const hello = encodeFrame(xxh64, { type: FRAME_TYPE.HELLO, seq: 0, parts: encodeMessage({ type: 'HELLO', version: 3, siteId: 'siteA', nonce: new Uint8Array(32) }) });
     const conn = scriptedConnection([hello]);
     expect(await outcome(serverHandshake(conn, { siteId: 'siteB', clock, pskFor: () => KEY_AB }))).toEqual({ code: 'FORMAT_VERSION' });
     expect(decodeMessage(decodeFrame(xxh64, conn.written[0]!))).toMatchObject({ type: 'ERROR', code: 'FORMAT_VERSION' });
-    const v2Header = hello.slice();
-    v2Header[2] = 2;
-    const conn2 = scriptedConnection([v2Header]);
-    expect(await outcome(serverHandshake(conn2, { siteId: 'siteB', clock, pskFor: () => KEY_AB }))).toEqual({ code: 'FORMAT_VERSION' });
+    // A v1 peer (frames before authentication existed) and a future one are both refused by the header.
+    for (const version of [1, 3]) {
+      const otherHeader = hello.slice();
+      otherHeader[2] = version;
+      const conn2 = scriptedConnection([otherHeader]);
+      expect(await outcome(serverHandshake(conn2, { siteId: 'siteB', clock, pskFor: () => KEY_AB }))).toEqual({ code: 'FORMAT_VERSION' });
+    }
   });
 
   it('gives up at the deadline on the injected clock (TIMEOUT), and on abort', async () => {

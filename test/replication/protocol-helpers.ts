@@ -138,6 +138,7 @@ export const arbId = fc.array(idChar, { minLength: 1, maxLength: 24 }).map((cs) 
 const u32 = fc.integer({ min: 0, max: 0xffff_ffff });
 const safe = fc.oneof(fc.integer({ min: 0, max: 1000 }), fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }));
 const bytes32 = fc.uint8Array({ minLength: 32, maxLength: 32 });
+const generation = fc.integer({ min: 0, max: 2 ** 31 - 1 });
 const text = (max: number) => fc.string({ maxLength: max, unit: 'grapheme' });
 
 const arbSnapshot = fc.record(
@@ -217,4 +218,21 @@ export const arbMessage: fc.Arbitrary<Message> = fc.oneof(
   fc.record({ type: fc.constant('EXTENTS_ACK' as const), batchId: u32 }),
   fc.tuple(u32, arbId, arbBlocks).map(([batchId, sessionId, { blocks, cursorAfter }]) => ({ type: 'BLOCKS' as const, batchId, sessionId, cursorAfter, blocks })),
   fc.record({ type: fc.constant('BLOCKS_ACK' as const), batchId: u32, cursor: safe }),
+  fc.oneof(
+    fc.record({ type: fc.constant('STATUS_REQ' as const), requestId: u32, lineage: arbId }),
+    fc.record({ type: fc.constant('STATUS_REQ' as const), requestId: u32, snapshotId: arbId }),
+  ),
+  fc.record(
+    { type: fc.constant('STATUS_RES' as const), requestId: u32, lineage: arbId, generation: generation, writableVolumeId: arbId, snapshotGeneration: generation },
+    { requiredKeys: ['type', 'requestId', 'lineage', 'generation'] },
+  ),
+  fc.record({
+    type: fc.constant('PROMOTE_REQ' as const),
+    requestId: u32,
+    members: fc.array(
+      fc.tuple(arbId, arbId, generation, fc.oneof(arbId.map((volumeId) => ({ volumeId })), fc.string({ minLength: 1, maxLength: 40 }).map((volumeName) => ({ volumeName })))).map(([lineage, originSnapshotId, sourceGeneration, target]) => ({ lineage, originSnapshotId, sourceGeneration, ...target })),
+      { minLength: 1, maxLength: 4 },
+    ),
+  }),
+  fc.record({ type: fc.constant('PROMOTE_RES' as const), requestId: u32, members: fc.array(fc.record({ lineage: arbId, generation: generation, volumeId: arbId }), { maxLength: 4 }) }),
 );

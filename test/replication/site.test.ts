@@ -6,6 +6,7 @@ import { equalBytes } from '../../src/index.js';
 import { MemoryExtentStore, MemoryMetaStore, MemoryTransport, SystemClock } from '../../src/adapters/index.js';
 import { SnapshotTree } from '../../src/snapshot/index.js';
 import { Site, type RemoteSite } from '../../src/replication/index.js';
+import { snapshotBytes as content } from './site-helpers.js';
 
 const KiB = 1024;
 const PSK = new Uint8Array(32).fill(7);
@@ -30,14 +31,6 @@ function pattern(byteLength: number, seed: number): Uint8Array {
   return out;
 }
 
-async function content(tree: SnapshotTree, snapshotId: string): Promise<Uint8Array> {
-  const r = tree.openSnapshot(snapshotId);
-  try {
-    return await r.read(0, r.byteLength);
-  } finally {
-    await r.close();
-  }
-}
 
 describe('Site over MemoryTransport', () => {
   it('replicates, then incrementally, across a chain and a mesh, and pulls back', async () => {

@@ -1,8 +1,8 @@
 /**
- * Binary messages of protocol v1: the bulk of a replication (have-queries, extents, block
+ * Binary messages of protocol v2: the bulk of a replication (have-queries, extents, block
  * mappings) and their acknowledgements. Big-endian; every count and length is checked
  * against its named bound and against the bytes actually present before anything is
- * allocated for it. Fingerprints are 32 bytes (SHA-256) in protocol v1.
+ * allocated for it. Fingerprints are 32 bytes (SHA-256) in protocol v2.
  */
 import { DrkitError } from '../../core/errors.js';
 import { CODEC_LZ4, CODEC_RAW, MAX_CODEC_RAW_BYTES, type CodecId } from '../../dedup/index.js';
@@ -10,7 +10,7 @@ import { ByteCursor, ByteWriter } from './byte-cursor.js';
 import { MAX_FRAME_PAYLOAD_BYTES } from './frame-codec.js';
 import { MAX_ID_BYTES, checkId } from './json-shape.js';
 
-/** Fingerprint length in protocol v1: SHA-256, the only fingerprint v1 speaks (a v2 may negotiate others). */
+/** Fingerprint length in protocol v2: SHA-256, the only fingerprint v2 speaks (a later version may negotiate others). */
 export const FINGERPRINT_BYTES = 32;
 
 /** Fingerprints per HAVE_REQ: 4096 x 32 B = 128 KiB, a round trip's worth of blocks without a large frame. */
@@ -66,7 +66,7 @@ export interface ExtentsMessage {
   readonly extents: readonly ExtentEntry[];
 }
 
-/** EXTENTS_ACK: every extent of the batch is verified and stored durably. */
+/** EXTENTS_ACK: every extent of the batch is verified (checksum and fingerprint) and stored; durable at the receiver's next checkpoint (docs/protocol.md §5). */
 export interface ExtentsAck {
   readonly type: 'EXTENTS_ACK';
   readonly batchId: number;

@@ -1,5 +1,5 @@
 /**
- * Control messages of protocol v1: small JSON objects (UTF-8, at most
+ * Control messages of protocol v2: small JSON objects (UTF-8, at most
  * MAX_CONTROL_PAYLOAD_BYTES) — the handshake, errors and the request/response steps of a
  * replication conversation. Byte strings (nonces, proofs) travel as lower-case hex.
  */
@@ -7,6 +7,7 @@ import type { BeginRequest as PortBeginRequest, BeginResponse as PortBeginRespon
 import { DrkitError } from '../../core/errors.js';
 import { toHex, utf8 } from '../../core/bytes.js';
 import { MAX_BLOCK_BYTES, MIN_BLOCK_BYTES, type ConsistencyLevel } from '../../snapshot/index.js';
+import { MAX_GENERATION } from '../origin.js';
 import { MAX_CONTROL_PAYLOAD_BYTES, MAX_TEXT_CHARS, checkId, parseJsonPayload, shapeError, Fields } from './json-shape.js';
 
 /** Bytes of a handshake nonce: 256 bits, so a nonce never repeats across sessions. */
@@ -153,6 +154,52 @@ export interface PruneResponse {
   readonly deletedSnapshotIds: readonly string[];
 }
 
+/** Asks for the peer's status of one lineage: named directly, or as the lineage of one of its snapshots. */
+export interface StatusRequest {
+  readonly type: 'STATUS_REQ';
+  readonly requestId: number;
+  /** Exactly one of `lineage` and `snapshotId` (a snapshot id at the peer). */
+  readonly lineage?: string;
+  readonly snapshotId?: string;
+}
+
+/** The peer's generation of a lineage, whether it writes it, and the named snapshot's own generation. */
+export interface StatusResponse {
+  readonly type: 'STATUS_RES';
+  readonly requestId: number;
+  readonly lineage: string;
+  readonly generation: number;
+  readonly writableVolumeId?: string;
+  /** The generation stamped on the snapshot the request named (STATUS_REQ by `snapshotId`). */
+  readonly snapshotGeneration?: number;
+}
+
+/** One lineage a PROMOTE_REQ hands over: its final snapshot (origin = the requester) and the target volume. */
+export interface PromoteMember {
+  readonly lineage: string;
+  /** The final snapshot's id at the requester (its origin id). */
+  readonly originSnapshotId: string;
+  /** The generation the requester wrote the lineage at; the promotion writes at a higher one. */
+  readonly sourceGeneration: number;
+  /** Exactly one of `volumeName` (a new clone) and `volumeId` (a volume reverted in place). */
+  readonly volumeName?: string;
+  readonly volumeId?: string;
+}
+
+/** The requester (the lineages' last writer) hands them over: promote all members, or none. */
+export interface PromoteRequest {
+  readonly type: 'PROMOTE_REQ';
+  readonly requestId: number;
+  readonly members: readonly PromoteMember[];
+}
+
+/** What each member became, in request order. */
+export interface PromoteResponse {
+  readonly type: 'PROMOTE_RES';
+  readonly requestId: number;
+  readonly members: readonly { readonly lineage: string; readonly generation: number; readonly volumeId: string }[];
+}
+
 /** Every control message. */
 export type ControlMessage =
   | HelloMessage
@@ -169,13 +216,18 @@ export type ControlMessage =
   | PullRequest
   | AbortMessage
   | PruneRequest
-  | PruneResponse;
+  | PruneResponse
+  | StatusRequest
+  | StatusResponse
+  | PromoteRequest
+  | PromoteResponse;
 
 /** Names of the control message types. */
 export type ControlMessageType = ControlMessage['type'];
 
 const CONTROL_TYPES: ReadonlySet<string> = new Set<ControlMessageType>([
   'HELLO', 'CHALLENGE', 'AUTH', 'WELCOME', 'ERROR', 'LIST_REQ', 'LIST_RES', 'BEGIN_REQ', 'BEGIN_RES', 'COMMIT_REQ', 'COMMIT_RES', 'PULL_REQ', 'ABORT', 'PRUNE_REQ', 'PRUNE_RES',
+  'STATUS_REQ', 'STATUS_RES', 'PROMOTE_REQ', 'PROMOTE_RES',
 ]);
 
 /** True when `type` names a control (JSON) message. */
@@ -295,7 +347,45 @@ export function decodeControlMessage(type: ControlMessageType, payload: Uint8Arr
       };
     case 'PRUNE_RES':
       return { type, requestId: requestId(f), deletedSnapshotIds: f.array('deletedSnapshotIds', MAX_LIST_SNAPSHOTS, idItem(type)) };
+    case 'STATUS_REQ': {
+      const lineage = f.optionalId('lineage');
+      const snapshotId = f.optionalId('snapshotId');
+      if ((lineage === undefined) === (snapshotId === undefined)) shapeError(type, 'lineage', 'exactly one of lineage and snapshotId');
+      return { type, requestId: requestId(f), ...(lineage === undefined ? {} : { lineage }), ...(snapshotId === undefined ? {} : { snapshotId }) };
+    }
+    case 'STATUS_RES': {
+      const writableVolumeId = f.optionalId('writableVolumeId');
+      const snapshotGeneration = f.has('snapshotGeneration') ? f.integer('snapshotGeneration', 0, MAX_GENERATION) : undefined;
+      return {
+        type,
+        requestId: requestId(f),
+        lineage: f.id('lineage'),
+        generation: f.integer('generation', 0, MAX_GENERATION),
+        ...(writableVolumeId === undefined ? {} : { writableVolumeId }),
+        ...(snapshotGeneration === undefined ? {} : { snapshotGeneration }),
+      };
+    }
+    case 'PROMOTE_REQ':
+      return { type, requestId: requestId(f), members: nonEmpty(f.array('members', MAX_COMMIT_SESSIONS, decodePromoteMember), type, 'members') };
+    case 'PROMOTE_RES':
+      return {
+        type,
+        requestId: requestId(f),
+        members: f.array('members', MAX_COMMIT_SESSIONS, (value, path) => {
+          const m = new Fields(value, type, path);
+          return { lineage: m.id('lineage'), generation: m.integer('generation', 0, MAX_GENERATION), volumeId: m.id('volumeId') };
+        }),
+      };
   }
+}
+
+function decodePromoteMember(value: unknown, path: string): PromoteMember {
+  const m = new Fields(value, 'PROMOTE_REQ', path);
+  const volumeName = m.has('volumeName') ? m.text('volumeName', 1, MAX_SNAPSHOT_NAME_CHARS) : undefined;
+  const volumeId = m.optionalId('volumeId');
+  if ((volumeName === undefined) === (volumeId === undefined)) shapeError('PROMOTE_REQ', `${path}.volumeName`, 'exactly one of volumeName and volumeId');
+  const target = volumeName === undefined ? { volumeId: volumeId! } : { volumeName };
+  return { lineage: m.id('lineage'), originSnapshotId: m.id('originSnapshotId'), sourceGeneration: m.integer('sourceGeneration', 0, MAX_GENERATION), ...target };
 }
 
 function nonEmpty<T>(items: T[], what: string, path: string): T[] {

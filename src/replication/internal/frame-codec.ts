@@ -1,32 +1,36 @@
 /**
- * drkit wire frames (protocol v1), see docs/protocol.md.
+ * drkit wire frames (protocol v2), see docs/protocol.md.
  *
  * Layout, all integers big-endian:
  *
  * ```
  * 0  magic "DK"        2 B
- * 2  protocol version  u8   (1)
+ * 2  protocol version  u8   (2)
  * 3  frame type        u8
- * 4  flags             u8   (no flag is defined in v1: must be 0)
+ * 4  flags             u8   (bit 0 MAC: a 16-byte tag follows the payload; other bits must be 0)
  * 5  reserved          u8   (must be 0)
  * 6  sequence number   u32  (per direction, 0 for the first frame, +1 per frame, wraps)
  * 10 payload length    u32  (<= MAX_FRAME_PAYLOAD_BYTES)
  * 14 payload
- *    xxh64             u64  over header + payload
+ *    tag               16 B (only with the MAC flag; see frame-mac.ts)
+ *    xxh64             u64  over header + payload + tag
  * ```
  *
  * Trust-boundary promise: a header is fully validated (magic, version, type, flags,
  * reserved, sequence, length bound) before any buffer is allocated for its payload,
  * so a peer can make a decoder commit at most one frame of MAX_FRAME_PAYLOAD_BYTES.
+ * On a keyed direction (a pre-shared key), a frame is handed on only once its tag
+ * authenticates it (verifyFrameMac): altered, replayed, reordered or injected frames fail.
  */
 import { DrkitError } from '../../core/errors.js';
 import type { Xxh64 } from '../../core/checksum.js';
+import { FRAME_MAC_BYTES, type FrameMac } from './frame-mac.js';
 
 /** The two magic bytes that open every frame: ASCII "DK". */
 export const FRAME_MAGIC = Object.freeze([0x44, 0x4b] as const);
 
 /** The protocol version this build speaks (the header's version byte). */
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 
 /** Bytes of the fixed frame header. */
 export const FRAME_HEADER_BYTES = 14;
@@ -34,8 +38,11 @@ export const FRAME_HEADER_BYTES = 14;
 /** Bytes of the xxh64 trailer. */
 export const FRAME_CHECKSUM_BYTES = 8;
 
-/** Header plus trailer: what a frame costs beyond its payload. */
+/** Header plus trailer: what a frame without a tag costs beyond its payload. */
 export const FRAME_OVERHEAD_BYTES = FRAME_HEADER_BYTES + FRAME_CHECKSUM_BYTES;
+
+/** What an authenticated frame (MAC flag) costs beyond its payload. */
+export const MAC_FRAME_OVERHEAD_BYTES = FRAME_OVERHEAD_BYTES + FRAME_MAC_BYTES;
 
 /**
  * Largest payload of one frame: 8 MiB. An EXTENTS frame carries one batch of up to
@@ -48,10 +55,13 @@ export const MAX_FRAME_PAYLOAD_BYTES = 8 * 1024 * 1024;
 /** Sequence numbers are u32 and wrap: 2^32 frames on one connection is not a bound worth failing on. */
 const SEQ_MODULUS = 2 ** 32;
 
-/** Flag bits defined in v1: none. Any set bit is a protocol error, so v2 can give them meaning. */
-export const KNOWN_FRAME_FLAGS = 0;
+/** Flag bit: the frame carries a FRAME_MAC_BYTES authentication tag after its payload. */
+export const FRAME_FLAG_MAC = 0x01;
 
-/** Frame type numbers of protocol v1. Control (JSON) types are 1-31, binary types 32-63. */
+/** Flag bits defined in v2. Any other set bit is a protocol error, so a later version can give them meaning. */
+export const KNOWN_FRAME_FLAGS = FRAME_FLAG_MAC;
+
+/** Frame type numbers of protocol v2. Control (JSON) types are 1-31, binary types 32-63. */
 export const FRAME_TYPE = Object.freeze({
   HELLO: 1,
   CHALLENGE: 2,
@@ -68,6 +78,10 @@ export const FRAME_TYPE = Object.freeze({
   ABORT: 23,
   PRUNE_REQ: 24,
   PRUNE_RES: 25,
+  STATUS_REQ: 26,
+  STATUS_RES: 27,
+  PROMOTE_REQ: 28,
+  PROMOTE_RES: 29,
   HAVE_REQ: 32,
   HAVE_RES: 33,
   EXTENTS: 34,
@@ -84,7 +98,7 @@ export type FrameType = (typeof FRAME_TYPE)[FrameTypeName];
 
 const TYPE_NAMES = new Map<number, FrameTypeName>(Object.entries(FRAME_TYPE).map(([name, n]) => [n, name as FrameTypeName]));
 
-/** The name of frame type `type`, or undefined when v1 does not define it. */
+/** The name of frame type `type`, or undefined when this version does not define it. */
 export function frameTypeName(type: number): FrameTypeName | undefined {
   return TYPE_NAMES.get(type);
 }
@@ -97,7 +111,7 @@ export interface FrameHeader {
   readonly payloadByteLength: number;
 }
 
-/** A decoded, checksum-verified frame. `payload` is owned by the receiver (not a view of transport memory). */
+/** A decoded, checksum-verified (and, on a keyed connection, authenticated) frame. `payload` is owned by the receiver (not a view of transport memory). */
 export interface Frame {
   readonly type: FrameType;
   readonly flags: number;
@@ -108,6 +122,11 @@ export interface Frame {
 /** The sequence number that follows `seq`. */
 export function nextSeq(seq: number): number {
   return (seq + 1) % SEQ_MODULUS;
+}
+
+/** Bytes of the tag a frame with these flags carries. */
+export function tagBytesOf(flags: number): number {
+  return (flags & FRAME_FLAG_MAC) !== 0 ? FRAME_MAC_BYTES : 0;
 }
 
 function protocolError(message: string, data: Record<string, unknown>): DrkitError {
@@ -159,11 +178,11 @@ export function decodeFrameHeader(header: Uint8Array, expectedSeq?: number): Fra
 }
 
 /**
- * Verifies the xxh64 trailer of a complete frame buffer (header + payload + checksum).
+ * Verifies the xxh64 trailer of a complete frame buffer (header + payload + tag + checksum).
  * @throws PROTOCOL_ERROR on mismatch
  */
 export function verifyFrameChecksum(xxh64: Xxh64, frame: Uint8Array, header: FrameHeader): void {
-  const bodyBytes = FRAME_HEADER_BYTES + header.payloadByteLength;
+  const bodyBytes = FRAME_HEADER_BYTES + header.payloadByteLength + tagBytesOf(header.flags);
   const expected = new DataView(frame.buffer, frame.byteOffset + bodyBytes, FRAME_CHECKSUM_BYTES).getBigUint64(0);
   const actual = xxh64.hash(frame.subarray(0, bodyBytes));
   if (actual !== expected) {
@@ -172,15 +191,37 @@ export function verifyFrameChecksum(xxh64: Xxh64, frame: Uint8Array, header: Fra
 }
 
 /**
- * Decodes one whole frame from `bytes`, which must hold exactly one frame.
- * @throws PROTOCOL_ERROR, FORMAT_VERSION
+ * Checks that a frame carries a tag exactly when its direction is keyed, and verifies the
+ * tag (after the checksum, so corruption in transit stays PROTOCOL_ERROR and only a frame
+ * that someone re-checksummed reaches this check). `frame` is the whole frame buffer.
+ * @throws AUTH_FAILED (a keyed direction and a frame without a tag, or a tag that does not
+ *   authenticate it), PROTOCOL_ERROR (a tag on an unkeyed direction)
  */
-export function decodeFrame(xxh64: Xxh64, bytes: Uint8Array, expectedSeq?: number): Frame {
+export function verifyFrameMac(mac: FrameMac | undefined, frame: Uint8Array, header: FrameHeader): void {
+  const tagged = (header.flags & FRAME_FLAG_MAC) !== 0;
+  if (mac === undefined) {
+    if (tagged) throw protocolError('authenticated frame on a connection without frame keys', { seq: header.seq, flags: header.flags });
+    return;
+  }
+  if (!tagged) {
+    throw new DrkitError('AUTH_FAILED', `frame ${header.seq} carries no authentication tag on an authenticated connection`, { data: { seq: header.seq, reason: 'frame-mac-missing' } });
+  }
+  const payloadEnd = FRAME_HEADER_BYTES + header.payloadByteLength;
+  mac.verify(frame.subarray(0, FRAME_HEADER_BYTES), frame.subarray(FRAME_HEADER_BYTES, payloadEnd), frame.subarray(payloadEnd, payloadEnd + FRAME_MAC_BYTES), header.seq);
+}
+
+/**
+ * Decodes one whole frame from `bytes`, which must hold exactly one frame; with `mac`,
+ * the frame must carry a tag that `mac` authenticates (the next of its direction).
+ * @throws PROTOCOL_ERROR, FORMAT_VERSION, AUTH_FAILED
+ */
+export function decodeFrame(xxh64: Xxh64, bytes: Uint8Array, expectedSeq?: number, mac?: FrameMac): Frame {
   checkHeaderPrefix(bytes, Math.min(bytes.length, 3));
   const header = decodeFrameHeader(bytes, expectedSeq);
-  const frameBytes = FRAME_OVERHEAD_BYTES + header.payloadByteLength;
+  const frameBytes = FRAME_OVERHEAD_BYTES + tagBytesOf(header.flags) + header.payloadByteLength;
   if (bytes.length !== frameBytes) throw protocolError(`frame of ${bytes.length} bytes, header says ${frameBytes}`, { byteLength: bytes.length, frameBytes });
   verifyFrameChecksum(xxh64, bytes, header);
+  verifyFrameMac(mac, bytes, header);
   return { type: header.type, flags: header.flags, seq: header.seq, payload: bytes.slice(FRAME_HEADER_BYTES, FRAME_HEADER_BYTES + header.payloadByteLength) };
 }
 
@@ -195,11 +236,16 @@ export interface FrameParts {
 }
 
 /**
- * Builds one frame (header + payload + xxh64) in a single new buffer.
+ * Builds one frame (header + payload + [tag] + xxh64) in a single new buffer. With `mac`
+ * the MAC flag is set and the tag (the next of `mac`'s direction) is computed over the
+ * header and the payload parts themselves, before they are copied.
  * @throws INVALID_ARGUMENT for an unknown type, flags, a bad sequence number or an oversized payload
  */
-export function encodeFrame(xxh64: Xxh64, frame: FrameParts): Uint8Array {
-  const flags = frame.flags ?? 0;
+export function encodeFrame(xxh64: Xxh64, frame: FrameParts, mac?: FrameMac): Uint8Array {
+  const givenFlags = frame.flags ?? 0;
+  // The MAC flag means "a tag follows": it is set by passing `mac`, never by hand.
+  if ((givenFlags & FRAME_FLAG_MAC) !== 0) throw new DrkitError('INVALID_ARGUMENT', 'the MAC flag is set by passing a FrameMac', { data: { flags: givenFlags } });
+  const flags = givenFlags | (mac === undefined ? 0 : FRAME_FLAG_MAC);
   let payloadByteLength = 0;
   for (const part of frame.parts) payloadByteLength += part.length;
   if (frameTypeName(frame.type) === undefined) throw new DrkitError('INVALID_ARGUMENT', `unknown frame type ${String(frame.type)}`, { data: { type: frame.type } });
@@ -210,7 +256,7 @@ export function encodeFrame(xxh64: Xxh64, frame: FrameParts): Uint8Array {
       data: { payloadByteLength, maxPayloadBytes: MAX_FRAME_PAYLOAD_BYTES },
     });
   }
-  const out = new Uint8Array(FRAME_OVERHEAD_BYTES + payloadByteLength);
+  const out = new Uint8Array(FRAME_OVERHEAD_BYTES + tagBytesOf(flags) + payloadByteLength);
   const view = new DataView(out.buffer);
   out[0] = FRAME_MAGIC[0];
   out[1] = FRAME_MAGIC[1];
@@ -220,10 +266,15 @@ export function encodeFrame(xxh64: Xxh64, frame: FrameParts): Uint8Array {
   out[5] = 0;
   view.setUint32(6, frame.seq);
   view.setUint32(10, payloadByteLength);
+  const tag = mac?.seal(out.subarray(0, FRAME_HEADER_BYTES), frame.parts);
   let at = FRAME_HEADER_BYTES;
   for (const part of frame.parts) {
     out.set(part, at);
     at += part.length;
+  }
+  if (tag !== undefined) {
+    out.set(tag, at);
+    at += tag.length;
   }
   view.setBigUint64(at, xxh64.hash(out.subarray(0, at)));
   return out;

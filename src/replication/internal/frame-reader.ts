@@ -4,6 +4,8 @@
  * Memory promise: besides the transport chunk being consumed, the reader holds at most
  * one frame, allocated only after its header passed validation, so its memory is bounded
  * by FRAME_OVERHEAD_BYTES + MAX_FRAME_PAYLOAD_BYTES whatever the peer sends.
+ * Authentication promise: once {@link FrameReader.setMac} keyed it, the reader hands on
+ * only frames whose tag authenticates them, in order (see frame-mac.ts).
  * Failure promise: the first error (malformed frame, timeout, broken connection) is
  * sticky — every later `read()` rejects with it. The reader never closes the connection:
  * its owner does (usually through `closeWithError`), after perhaps telling the peer why.
@@ -18,10 +20,13 @@ import {
   checkHeaderPrefix,
   decodeFrameHeader,
   nextSeq,
+  tagBytesOf,
   verifyFrameChecksum,
+  verifyFrameMac,
   type Frame,
   type FrameHeader,
 } from './frame-codec.js';
+import type { FrameMac } from './frame-mac.js';
 
 /** Options of {@link FrameReader}. */
 export interface FrameReaderOptions {
@@ -57,6 +62,7 @@ export class FrameReader implements AsyncIterable<Frame> {
   #failure: DrkitError | undefined;
   #ended = false;
   #reading = false;
+  #mac: FrameMac | undefined;
 
   /** Starts consuming `connection.read()` (which may be iterated only once). */
   constructor(connection: Connection, options: FrameReaderOptions) {
@@ -71,8 +77,18 @@ export class FrameReader implements AsyncIterable<Frame> {
   }
 
   /**
+   * From the next frame on, every frame must carry a tag that `mac` authenticates (the
+   * handshake calls this between two reads, once the direction's key is derived).
+   */
+  setMac(mac: FrameMac): void {
+    if (this.#reading) throw new DrkitError('BUSY', 'FrameReader.setMac() called while a read is pending');
+    this.#mac = mac;
+  }
+
+  /**
    * The next frame, or undefined when the peer closed the stream cleanly between frames.
    * @throws PROTOCOL_ERROR (malformed, truncated, replayed or reordered frame), FORMAT_VERSION,
+   * AUTH_FAILED (keyed: a frame without a tag, or one its tag does not authenticate),
    * TIMEOUT (idle timeout), ABORTED, CONNECTION_LOST and other transport codes
    */
   async read(): Promise<Frame | undefined> {
@@ -139,7 +155,7 @@ export class FrameReader implements AsyncIterable<Frame> {
       // The whole header is checked (length bound included) before the frame is allocated.
       const header = decodeFrameHeader(this.#header, this.#expectedSeq);
       this.#decoded = header;
-      this.#frame = new Uint8Array(FRAME_HEADER_BYTES + header.payloadByteLength + FRAME_CHECKSUM_BYTES);
+      this.#frame = new Uint8Array(FRAME_HEADER_BYTES + header.payloadByteLength + tagBytesOf(header.flags) + FRAME_CHECKSUM_BYTES);
       this.#frame.set(this.#header, 0);
       this.#frameFilled = FRAME_HEADER_BYTES;
     }
@@ -155,6 +171,7 @@ export class FrameReader implements AsyncIterable<Frame> {
     if (this.#frameFilled < frame.length) return undefined;
     const header = this.#decoded!;
     verifyFrameChecksum(this.#options.xxh64, frame, header);
+    verifyFrameMac(this.#mac, frame, header);
     this.#frame = undefined;
     this.#decoded = undefined;
     this.#headerFilled = 0;

@@ -1,5 +1,5 @@
 /**
- * FrameWriter: numbers, checksums and writes frames on one connection.
+ * FrameWriter: numbers, checksums, authenticates (once keyed) and writes frames on one connection.
  *
  * Ordering promise: frames reach the connection in the order `write()` was called, with
  * consecutive sequence numbers, even when callers do not await each other; each frame is
@@ -11,6 +11,7 @@ import type { Connection } from '../../adapters/transport.js';
 import type { Xxh64 } from '../../core/checksum.js';
 import { toDrkitError, type DrkitError } from '../../core/errors.js';
 import { encodeFrame, nextSeq, type FrameType } from './frame-codec.js';
+import type { FrameMac } from './frame-mac.js';
 
 /** Options of {@link FrameWriter}. */
 export interface FrameWriterOptions {
@@ -22,7 +23,7 @@ export interface FrameWriterOptions {
 
 /** Per-write options. */
 export interface FrameWriteOptions {
-  /** @defaultValue 0 (v1 defines no flags) */
+  /** @defaultValue 0 (the MAC flag is set by the writer once keyed, never by hand) */
   readonly flags?: number;
   /** Cancels the transport write (the connection is then unusable: the peer saw part of a frame or a gap). */
   readonly signal?: AbortSignal;
@@ -35,6 +36,7 @@ export class FrameWriter {
   #seq: number;
   #tail: Promise<void> = Promise.resolve();
   #failure: DrkitError | undefined;
+  #mac: FrameMac | undefined;
 
   constructor(connection: Connection, options: FrameWriterOptions) {
     this.#connection = connection;
@@ -45,6 +47,11 @@ export class FrameWriter {
   /** Sequence number the next frame will carry. */
   get nextSeq(): number {
     return this.#seq;
+  }
+
+  /** From the next `write()` on, every frame carries a tag sealed by `mac` (the handshake keys the writer). */
+  setMac(mac: FrameMac): void {
+    this.#mac = mac;
   }
 
   /**
@@ -59,7 +66,7 @@ export class FrameWriter {
     try {
       // Encoding is synchronous and consumes the sequence number only when it succeeds,
       // so a rejected message leaves no gap.
-      frame = encodeFrame(this.#xxh64, { type, flags: options.flags ?? 0, seq: this.#seq, parts });
+      frame = encodeFrame(this.#xxh64, { type, flags: options.flags ?? 0, seq: this.#seq, parts }, this.#mac);
     } catch (err) {
       return Promise.reject(err);
     }

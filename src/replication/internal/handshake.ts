@@ -1,5 +1,5 @@
 /**
- * The connection handshake of protocol v1: protocol version, site ids and mutual peer
+ * The connection handshake of protocol v2: protocol version, site ids and mutual peer
  * authentication, by a pre-shared key (HMAC-SHA256 challenge-response over 32-byte
  * nonces from both sides), by the TLS certificate (an `authenticate` callback), or both.
  *
@@ -10,9 +10,12 @@
  *
  * Security promise: each side proves knowledge of the key over a nonce the other side
  * just drew, so frames recorded from an earlier session (HELLO, CHALLENGE, AUTH) never
- * authenticate a new one; distinct labels for the two proofs stop reflection. The
- * handshake authenticates the peer at connection start only: frames after it are
- * integrity-checked (xxh64) but not MACed, so against an active man-in-the-middle use TLS.
+ * authenticate a new one; distinct labels for the two proofs stop reflection. Under a
+ * pre-shared key, both sides then derive one frame key per direction (HKDF over the key
+ * and both nonces, frame-mac.ts): every later frame — the server's WELCOME first, the
+ * client's first frame after AUTH — carries a tag, so an active man in the middle cannot
+ * alter, replay, reorder or inject frames. With a TLS identity alone, frames are not
+ * tagged: TLS gives the stream its integrity.
  * Failure promise: any failure sends ERROR (when safe), closes the connection and rejects
  * with a coded error (AUTH_FAILED, PROTOCOL_ERROR, FORMAT_VERSION, TIMEOUT, ...) on both sides.
  */
@@ -23,6 +26,7 @@ import { loadXxh64 } from '../../core/checksum.js';
 import { AbortError, DrkitError, toDrkitError } from '../../core/errors.js';
 import { assertPositiveInteger } from '../../core/validate.js';
 import { closeWithError } from './close-with-error.js';
+import { FrameMac, deriveFrameKeys, u16Prefixed } from './frame-mac.js';
 import { NONCE_BYTES } from './control-messages.js';
 import { PROTOCOL_VERSION } from './frame-codec.js';
 import { FrameReader } from './frame-reader.js';
@@ -79,14 +83,6 @@ export interface HandshakeResult {
   readonly reader: FrameReader;
   readonly writer: FrameWriter;
   readonly peerSiteId: string;
-}
-
-function u16Prefixed(text: string): Buffer {
-  const bytes = Buffer.from(text, 'utf8');
-  const out = Buffer.alloc(2 + bytes.length);
-  out.writeUInt16BE(bytes.length, 0);
-  bytes.copy(out, 2);
-  return out;
 }
 
 /**
@@ -205,6 +201,12 @@ export async function clientHandshake(connection: Connection, options: ClientHan
       proof = handshakeProof(psk, 'client', challenge.nonce, clientNonce, options.siteId, serverSiteId);
     }
     await writeMessage(writer, { type: 'AUTH', ...(proof === undefined ? {} : { proof }) });
+    if (psk !== undefined) {
+      const keys = deriveFrameKeys(psk, PROTOCOL_VERSION, clientNonce, challenge.nonce, options.siteId, serverSiteId);
+      writer.setMac(new FrameMac(keys.clientToServer));
+      // WELCOME is the server's first tagged frame: it confirms both derived the same keys.
+      reader.setMac(new FrameMac(keys.serverToClient));
+    }
     await expectMessage(reader, 'WELCOME');
     return serverSiteId;
   });
@@ -245,6 +247,9 @@ export async function serverHandshake(connection: Connection, options: ServerHan
     if (psk !== undefined) {
       const expected = handshakeProof(psk, 'client', serverNonce, hello.nonce, clientSiteId, options.siteId);
       if (!proofMatches(expected, auth.proof)) throw authFailed(`site ${clientSiteId} did not prove the pre-shared key`, { peerSiteId: clientSiteId });
+      const keys = deriveFrameKeys(psk, PROTOCOL_VERSION, hello.nonce, serverNonce, clientSiteId, options.siteId);
+      reader.setMac(new FrameMac(keys.clientToServer));
+      writer.setMac(new FrameMac(keys.serverToClient));
     }
     await writeMessage(writer, { type: 'WELCOME' });
     return clientSiteId;

@@ -1,5 +1,5 @@
 /**
- * Every message of protocol v1, and the glue between messages and frames: a message's
+ * Every message of protocol v2, and the glue between messages and frames: a message's
  * `type` is its frame type; control messages carry JSON, binary messages a packed layout
  * (see control-messages.ts, binary-messages.ts and docs/protocol.md).
  */
@@ -11,7 +11,7 @@ import { FRAME_TYPE, frameTypeName, type Frame } from './frame-codec.js';
 import type { FrameReader } from './frame-reader.js';
 import type { FrameWriteOptions, FrameWriter } from './frame-writer.js';
 
-/** Any message of protocol v1. */
+/** Any message of protocol v2. */
 export type Message = ControlMessage | BinaryMessage;
 
 /** Name of a message type (equal to its frame type name). */

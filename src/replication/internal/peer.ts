@@ -19,9 +19,16 @@ import type { HandshakeResult } from './handshake.js';
 import { errorFromPeer, readMessage, writeMessage, type Message } from './messages.js';
 import type { Clock } from '../../adapters/clock.js';
 import { MAX_LIST_SNAPSHOTS } from './control-messages.js';
+import type { RemoteLineageStatus, RemotePromotion, RemotePromotionResult } from '../remote-control.js';
 
 /** Starts a sender for a PULL_REQ (supplied by the Site). */
 export type PullHandler = (peer: Peer, snapshotId: string, baseSnapshotId: string | undefined) => Promise<void>;
+
+/** Answers the recovery requests of the peer (supplied by the Site; see remote-control.ts). */
+export interface ControlHandler {
+  status(query: { lineage?: string; snapshotId?: string }): Promise<Omit<RemoteLineageStatus, 'siteId'>>;
+  promote(peerSiteId: string, members: readonly RemotePromotion[]): Promise<RemotePromotionResult[]>;
+}
 
 interface Pending {
   resolve(message: Message): void;
@@ -35,6 +42,7 @@ export class Peer {
   readonly #handshake: HandshakeResult;
   readonly #receiver: ReceiverState | undefined;
   readonly #onPull: PullHandler | undefined;
+  readonly #control: ControlHandler | undefined;
   readonly #clock: Clock;
   readonly #pending = new Map<string, Pending>();
   #nextId = 1;
@@ -43,14 +51,17 @@ export class Peer {
   readonly #done: Promise<void>;
   #commitListeners: ((ids: string[]) => void)[] = [];
 
-  constructor(connection: Connection, handshake: HandshakeResult, options: { receiver?: ReceiverState; onPull?: PullHandler; clock: Clock }) {
+  constructor(connection: Connection, handshake: HandshakeResult, options: { receiver?: ReceiverState; onPull?: PullHandler; control?: ControlHandler; clock: Clock }) {
     this.#connection = connection;
     this.#handshake = handshake;
     this.peerSiteId = handshake.peerSiteId;
     this.#receiver = options.receiver;
     this.#onPull = options.onPull;
+    this.#control = options.control;
     this.#clock = options.clock;
-    this.#done = this.#readLoop();
+    // The connection is the owner of the sessions it begins at our receiver; when it ends,
+    // another sender may take them over (resume).
+    this.#done = this.#readLoop().finally(() => this.#receiver?.release(this));
   }
 
   /** Resolves when the connection ends (cleanly or not). */
@@ -111,6 +122,42 @@ export class Peer {
   async prune(snapshots: readonly { originSiteId: string; originSnapshotId: string }[]): Promise<string[]> {
     const res = await this.#request('PRUNE_RES', (requestId) => ({ type: 'PRUNE_REQ', requestId, snapshots }));
     return [...res.deletedSnapshotIds];
+  }
+
+  /**
+   * The peer's status of a lineage (named, or as the lineage of one of its snapshots); `siteId` is the authenticated peer.
+   * @throws PROTOCOL_ERROR when the answer is about another lineage (or, asked by snapshot, lacks its generation), and the peer's codes
+   */
+  async status(query: { lineage: string } | { snapshotId: string }): Promise<RemoteLineageStatus> {
+    const res = await this.#request('STATUS_RES', (requestId) => ({ type: 'STATUS_REQ', requestId, ...query }));
+    if (('lineage' in query && res.lineage !== query.lineage) || ('snapshotId' in query && res.snapshotGeneration === undefined)) {
+      const error = new DrkitError('PROTOCOL_ERROR', `site ${this.peerSiteId} answered a status request about something else`, { data: { lineage: res.lineage } });
+      await this.fail(error);
+      throw error;
+    }
+    return {
+      siteId: this.peerSiteId,
+      lineage: res.lineage,
+      generation: res.generation,
+      writableVolumeId: res.writableVolumeId,
+      ...(res.snapshotGeneration === undefined ? {} : { snapshotGeneration: res.snapshotGeneration }),
+    };
+  }
+
+  /**
+   * Asks the peer to promote these lineages, all or none; resolves with what each became.
+   * The answer must name every member, in order, at a generation above the one it handed over.
+   * @throws PROTOCOL_ERROR for any other answer, and the peer's codes
+   */
+  async promote(members: readonly RemotePromotion[]): Promise<RemotePromotionResult[]> {
+    const res = await this.#request('PROMOTE_RES', (requestId) => ({ type: 'PROMOTE_REQ', requestId, members }));
+    const consistent = res.members.length === members.length && res.members.every((m, i) => m.lineage === members[i]!.lineage && m.generation > members[i]!.sourceGeneration);
+    if (!consistent) {
+      const error = new DrkitError('PROTOCOL_ERROR', `site ${this.peerSiteId} answered a promotion of ${members.length} lineage(s) with another list`, { data: { requested: members.map((m) => m.lineage), answered: res.members.map((m) => m.lineage) } });
+      await this.fail(error);
+      throw error;
+    }
+    return [...res.members];
   }
 
   /** Closes the connection cleanly. */
@@ -175,6 +222,26 @@ export class Peer {
       this.#onPull(this, message.snapshotId, message.baseSnapshotId).catch((err: unknown) => this.fail(err));
       return;
     }
+    if (message.type === 'STATUS_REQ' || message.type === 'PROMOTE_REQ') {
+      const control = this.#control;
+      if (control === undefined) throw new DrkitError('NOT_SUPPORTED', `this side does not answer ${message.type}`);
+      if (message.type === 'STATUS_REQ') {
+        const { lineage, snapshotId } = message;
+        const status = await control.status({ ...(lineage === undefined ? {} : { lineage }), ...(snapshotId === undefined ? {} : { snapshotId }) });
+        await writeMessage(this.#handshake.writer, {
+          type: 'STATUS_RES',
+          requestId: message.requestId,
+          lineage: status.lineage,
+          generation: status.generation,
+          ...(status.writableVolumeId === undefined ? {} : { writableVolumeId: status.writableVolumeId }),
+          ...(status.snapshotGeneration === undefined ? {} : { snapshotGeneration: status.snapshotGeneration }),
+        });
+      } else {
+        const members = await control.promote(this.peerSiteId, message.members);
+        await writeMessage(this.#handshake.writer, { type: 'PROMOTE_RES', requestId: message.requestId, members });
+      }
+      return;
+    }
     const receiver = this.#receiver;
     if (receiver === undefined) throw new DrkitError('PROTOCOL_ERROR', `unexpected ${message.type}`, { data: { type: message.type } });
     const w = this.#handshake.writer;
@@ -190,7 +257,7 @@ export class Peer {
       }
       case 'BEGIN_REQ': {
         const { type: _t, requestId, ...request } = message;
-        const res = await receiver.begin(request as PortBeginRequest);
+        const res = await receiver.begin(request as PortBeginRequest, this);
         await writeMessage(w, { type: 'BEGIN_RES', requestId, ...res });
         return;
       }
@@ -202,18 +269,18 @@ export class Peer {
         await writeMessage(w, { type: 'EXTENTS_ACK', batchId: message.batchId });
         return;
       case 'BLOCKS': {
-        const cursor = await receiver.blocks(message.sessionId, message.cursorAfter, message.blocks as WireBlock[]);
+        const cursor = await receiver.blocks(message.sessionId, message.cursorAfter, message.blocks as WireBlock[], this);
         await writeMessage(w, { type: 'BLOCKS_ACK', batchId: message.batchId, cursor });
         return;
       }
       case 'COMMIT_REQ': {
-        const ids = await receiver.commit(message.sessionIds);
+        const ids = await receiver.commit(message.sessionIds, this);
         await writeMessage(w, { type: 'COMMIT_RES', requestId: message.requestId, snapshotIds: ids });
         for (const l of this.#commitListeners) l(ids);
         return;
       }
       case 'ABORT':
-        await receiver.abort(message.sessionId);
+        await receiver.abort(message.sessionId, this);
         return;
       case 'PRUNE_REQ': {
         const deleted = await receiver.prune(this.peerSiteId, message.snapshots);
@@ -234,6 +301,8 @@ function responseKeyOf(m: Message): string | undefined {
     case 'HAVE_RES':
     case 'COMMIT_RES':
     case 'PRUNE_RES':
+    case 'STATUS_RES':
+    case 'PROMOTE_RES':
       return `${m.type}:${m.requestId}`;
     case 'EXTENTS_ACK':
     case 'BLOCKS_ACK':
