@@ -1,7 +1,7 @@
 // NBD export bench (issue 15): nbdcopy of a 1 GiB snapshot exported over a Unix socket,
 // against reading the same snapshot through the library in 1 MiB reads in the same run.
 import { spawn } from 'node:child_process';
-import { rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { NbdServer } from '../../dist/nbd/index.js';
 import { mbPerSec, median, timeMs } from '../util.mjs';
@@ -24,6 +24,34 @@ function run(cmd, args) {
   });
 }
 
+/**
+ * nbdcopy of the snapshot's bytes from qemu-nbd serving them as a plain raw file, to a raw
+ * file: the client and output-file ceiling on this machine (undefined without qemu-nbd).
+ */
+async function qemuNbdCeiling(tree, snapshotId, dir, byteLength) {
+  const raw = join(dir, 'plain.raw');
+  const reader = tree.openSnapshot(snapshotId);
+  const fd = openSync(raw, 'w');
+  for (let off = 0; off < byteLength; off += READ_BYTES) writeSync(fd, await reader.read(off, READ_BYTES), 0, READ_BYTES, off);
+  closeSync(fd);
+  await reader.close();
+  const sock = join(dir, 'qemu.sock');
+  const server = spawn('qemu-nbd', ['-f', 'raw', '-r', '-t', '-k', sock, '-x', 'plain', '-e', '4', raw], { stdio: 'ignore' });
+  const failed = new Promise((resolve) => server.on('error', () => resolve(true)));
+  try {
+    for (let i = 0; i < 100 && !existsSync(sock); i++) if (await Promise.race([failed, new Promise((r) => setTimeout(() => r(false), 50))])) return undefined;
+    if (!existsSync(sock)) return undefined;
+    const out = join(dir, 'plain-copy.raw');
+    writeFileSync(out, '');
+    const ms = await timeMs(() => run('nbdcopy', [`nbd+unix:///plain?socket=${sock}`, out]));
+    rmSync(out);
+    return mbPerSec(byteLength, ms);
+  } finally {
+    server.kill('SIGTERM');
+    rmSync(raw, { force: true });
+  }
+}
+
 export default [
   {
     name: 'nbd.read',
@@ -39,6 +67,8 @@ export default [
       const out = join(dir, 'copy.raw');
       const libraryRuns = [];
       const nbdRuns = [];
+      const nullRuns = [];
+      let clientCeilingMBps;
       try {
         for (let r = 0; r < REPEATS; r++) {
           const reader = t.tree.openSnapshot(snap.id);
@@ -49,8 +79,12 @@ export default [
           writeFileSync(out, '');
           nbdRuns.push(await timeMs(() => run('nbdcopy', [server.uri('disk@bench'), out])));
           rmSync(out);
-          log(`  run ${r + 1}: library ${mbPerSec(byteLength, libraryRuns[r]).toFixed(0)} MB/s, nbdcopy ${mbPerSec(byteLength, nbdRuns[r]).toFixed(0)} MB/s`);
+          // What bounds it: the same copy to null: (no output file) is the server's side.
+          nullRuns.push(await timeMs(() => run('nbdcopy', [server.uri('disk@bench'), 'null:'])));
+          log(`  run ${r + 1}: library ${mbPerSec(byteLength, libraryRuns[r]).toFixed(0)} MB/s, nbdcopy ${mbPerSec(byteLength, nbdRuns[r]).toFixed(0)} MB/s, to null: ${mbPerSec(byteLength, nullRuns[r]).toFixed(0)} MB/s`);
         }
+        // And the client's side: nbdcopy of the same bytes served by qemu-nbd from a raw file.
+        clientCeilingMBps = await qemuNbdCeiling(t.tree, snap.id, dir, byteLength);
       } finally {
         await server.close();
         await t.close();
@@ -65,6 +99,8 @@ export default [
           reference: 'volume.seqread',
           referenceMBps,
           ratio: nbdMBps / referenceMBps,
+          toNullMBps: mbPerSec(byteLength, median(nullRuns)),
+          clientCeilingMBps,
           byteLength,
           image: 'standard workload (40% random, 30% text, 20% zero, 10% copies)',
           client: 'nbdcopy (defaults) to a raw file, Unix socket',
