@@ -15,6 +15,8 @@ import net from 'node:net';
 import { DrkitError, toDrkitError } from '../core/errors.js';
 import { listNbdExports, type NbdExport } from './export-catalog.js';
 import { negotiate } from './internal/negotiation.js';
+import { MAX_CONCURRENT_DEVICE_READS } from './internal/protocol.js';
+import { ReadGate } from './internal/read-gate.js';
 import { SocketReader } from './internal/socket-reader.js';
 import { Transmission, type TransmissionCounters } from './internal/transmission.js';
 import { validateNbdServerOptions, type NbdAddress, type NbdServerOptions, type NbdServerStats } from './nbd-options.js';
@@ -36,6 +38,7 @@ export class NbdServer {
   readonly #server: net.Server;
   readonly #connections = new Map<Connection, Promise<void>>();
   readonly #counters: TransmissionCounters = { requests: 0, bytesRead: 0, bytesWritten: 0, errors: 0 };
+  readonly #readGate = new ReadGate(MAX_CONCURRENT_DEVICE_READS);
   #accepted = 0;
   #closing: Promise<void> | undefined;
 
@@ -158,7 +161,7 @@ export class NbdServer {
       c.transmitting = true;
       // close() may have run while the export was opening: serve nothing, release it.
       if (this.#closing !== undefined) c.reader.cancel(new DrkitError('CLOSED', 'NBD server is closing'));
-      await new Transmission({ socket: c.socket, reader: c.reader, opened, counters: this.#counters, onError: (e) => this.#report(e) }).run();
+      await new Transmission({ socket: c.socket, reader: c.reader, opened, counters: this.#counters, readGate: this.#readGate, onError: (e) => this.#report(e) }).run();
     } finally {
       await opened.device.close();
     }

@@ -127,3 +127,6 @@ export const MAX_QUEUED_REPLY_BYTES = 32 * 1024 * 1024;
  * so long ranges are applied in steps of bounded work.
  */
 export const ZERO_STEP_BYTES = MAX_PAYLOAD_BYTES;
+
+/** Device reads running at once across the server: 4 measured best (see read-gate.ts). */
+export const MAX_CONCURRENT_DEVICE_READS = 4;

@@ -10,6 +10,7 @@
  * error or server close) requests in flight finish and, if the connection wrote since
  * its last flush, the tree is flushed before the export is released.
  */
+import type { ReadGate } from './read-gate.js';
 import type net from 'node:net';
 import { DrkitError, isDrkitError, toDrkitError } from '../../core/errors.js';
 import { decodeRequestHeader, encodeSimpleReply, type RequestHeader } from './codec.js';
@@ -53,6 +54,8 @@ export interface TransmissionContext {
   readonly reader: SocketReader;
   readonly opened: OpenedExport;
   readonly counters: TransmissionCounters;
+  /** Bounds device reads across every connection of the server. */
+  readonly readGate: ReadGate;
   /** Called with every failure a client cannot see in full (I/O errors, protocol violations). */
   readonly onError: (error: DrkitError) => void;
 }
@@ -202,7 +205,7 @@ export class Transmission {
     switch (h.type) {
       case NBD_CMD_READ:
         return this.#scheduler.schedule('read', h.byteOffset, h.byteLength, async () => {
-          const out = h.byteLength === 0 ? new Uint8Array(0) : await device.read(h.byteOffset, h.byteLength);
+          const out = h.byteLength === 0 ? new Uint8Array(0) : await this.#ctx.readGate.run(() => device.read(h.byteOffset, h.byteLength));
           counters.bytesRead += h.byteLength;
           return out;
         });
