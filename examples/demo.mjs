@@ -13,7 +13,8 @@
 // Usage: npm run demo [-- --keep]   (--keep leaves the work directory in place)
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
@@ -140,7 +141,7 @@ try {
   const remoteB = { siteId: 'siteB', address: listener.address, transport: TcpTransport.create(), psk };
   const full = await siteA.replicate(golden.id, remoteB);
   const p1 = full.progress;
-  say(`[replicate]  golden -> siteB (${listener.address}): ${(p1.totalBytes / MiB).toFixed(1)} MiB changed vs empty, ${(p1.sentExtentBytes / MiB).toFixed(1)} MiB of extents sent as ${(p1.compressedExtentBytes / MiB).toFixed(1)} MiB lz4, ${(p1.dedupedBytes / MiB).toFixed(1)} MiB deduped`);
+  say(`[replicate]  golden -> siteB (${listener.address}, every frame authenticated under the PSK): ${(p1.totalBytes / MiB).toFixed(1)} MiB changed vs empty, ${(p1.sentExtentBytes / MiB).toFixed(1)} MiB of extents sent as ${(p1.compressedExtentBytes / MiB).toFixed(1)} MiB lz4, ${(p1.dedupedBytes / MiB).toFixed(1)} MiB deduped`);
   const inc = await siteA.replicate(changed.id, remoteB);
   say(`[replicate]  after-patch -> siteB, incremental against ${inc.baseSnapshotIds[0]}: ${(inc.progress.sentExtentBytes / 1024).toFixed(0)} KiB of extents sent`);
   const c = await openSite('siteA2', 'siteA');
@@ -187,6 +188,34 @@ try {
   if (cliRun.status !== 0) throw new Error(`drkit list failed: ${cliRun.stderr}`);
   const listed = cliRun.stdout.trim().split('\n').map((l) => JSON.parse(l));
   say(`[cli]        drkit --site siteA list: ${listed.filter((x) => x.type === 'volume').length} volumes, ${listed.filter((x) => x.type === 'snapshot').length} snapshots (\`npm run example:cli\`: a three-command backup and restore)`);
+
+  // NBD: `drkit nbd` serves the site to real disk tools; nbdcopy reads the golden snapshot.
+  const nbdcopy = ['/usr/bin/nbdcopy', '/usr/local/bin/nbdcopy'].find((p) => existsSync(p));
+  if (nbdcopy === undefined) say('[nbd]        skipped: nbdcopy not installed (apt-get install -y libnbd-bin)');
+  else {
+    const socketPath = join(dir, 'nbd.sock');
+    const server = spawn(process.execPath, [join(dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'cli.js'), '--site', join(dir, 'siteA'), '--json', 'nbd', '--socket', socketPath], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const serverExit = new Promise((resolve) => server.on('close', resolve));
+    let out = '';
+    await new Promise((resolve, reject) => {
+      server.stdout.on('data', (d) => {
+        out += d;
+        if (out.includes('"listening"')) resolve();
+      });
+      serverExit.then((code) => reject(new Error(`drkit nbd exited (${code})`)));
+    });
+    const exports = out.trim().split('\n').map((l) => JSON.parse(l)).filter((e) => e.type === 'export');
+    const goldenExport = exports.find((e) => e.name === 'vm-disk@golden');
+    const copyPath = join(dir, 'nbd-copy.img');
+    const copied = await new Promise((resolve) => spawn(nbdcopy, [goldenExport.uri, copyPath], { stdio: 'inherit' }).on('close', resolve));
+    const copy = await RawFileBlockDevice.open({ path: copyPath });
+    const copySum = await checksumOf(copy);
+    await copy.close();
+    server.kill('SIGTERM');
+    const serverCode = await serverExit;
+    say(`[nbd]        drkit nbd: ${exports.length} exports; nbdcopy of export "${goldenExport.name}" (Unix socket) -> file: xxh64 ${hex(copySum)} ${copied === 0 && copySum === written ? 'identical to disk.img' : 'DIFFERS'}; SIGTERM -> exit ${serverCode}`);
+    if (copied !== 0 || copySum !== written || serverCode !== 0) throw new Error('NBD export did not serve the snapshot');
+  }
 
   // The write log, in a process of its own that is SIGKILLed mid-stream (examples/write-log.mjs).
   const logRun = spawnSync(process.execPath, [join(dirname(fileURLToPath(import.meta.url)), 'write-log.mjs')], { encoding: 'utf8' });
