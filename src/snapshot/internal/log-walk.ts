@@ -19,6 +19,11 @@ export interface WalkedRecord {
   readonly endOffset: number;
 }
 
+/** Why a walk ended: the end of the chain, or a record whose header holds but whose checksum fails. */
+export type WalkStop =
+  | { readonly reason: 'end' }
+  | { readonly reason: 'checksum'; readonly seq: number; readonly offset: number; readonly recordBytes: number; readonly kind: number };
+
 /** The ring a walk reads. */
 export interface LogRing {
   readonly device: BlockDevice;
@@ -31,7 +36,7 @@ export interface LogRing {
  * Records from `from` on, in chain order (wrap records included), each with an epoch
  * below `epochBelow` and not below the one before it; at most one ring's worth.
  */
-export async function* walkLog(ring: LogRing, from: LogPosition, epochBelow: number): AsyncGenerator<WalkedRecord> {
+export async function* walkLog(ring: LogRing, from: LogPosition, epochBelow: number, onStop?: (stop: WalkStop) => void): AsyncGenerator<WalkedRecord> {
   const { device, xxh, logId, capacityBytes } = ring;
   let at = from.offset;
   let seq = from.seq;
@@ -40,11 +45,21 @@ export async function* walkLog(ring: LogRing, from: LogPosition, epochBelow: num
   while (walked < capacityBytes) {
     const head = await device.read(at, LOG_ALIGN_BYTES);
     const size = peekRecordBytes(head, logId, seq, capacityBytes);
-    if (size === undefined || at + size > capacityBytes || walked + size > capacityBytes) return;
+    if (size === undefined || at + size > capacityBytes || walked + size > capacityBytes) {
+      onStop?.({ reason: 'end' });
+      return;
+    }
     const bytes = size === LOG_ALIGN_BYTES ? head : await device.read(at, size);
     const record = decodeRecord(xxh, bytes);
+    if (record === undefined) {
+      onStop?.({ reason: 'checksum', seq, offset: at, recordBytes: size, kind: head[5]! });
+      return;
+    }
     // Epochs never decrease along the chain: an older epoch here is an unflushed leftover.
-    if (record === undefined || record.epoch < lastEpoch || record.epoch >= epochBelow) return;
+    if (record.epoch < lastEpoch || record.epoch >= epochBelow) {
+      onStop?.({ reason: 'end' });
+      return;
+    }
     lastEpoch = record.epoch;
     walked += size;
     seq++;
@@ -57,4 +72,5 @@ export async function* walkLog(ring: LogRing, from: LogPosition, epochBelow: num
     }
     yield { record, offset, endOffset: at };
   }
+  onStop?.({ reason: 'end' });
 }

@@ -15,7 +15,10 @@
  *
  * Fault model: the device honours `flush()`; a crash may tear or drop unflushed writes
  * (each record carries an xxh64, the log id and its sequence number, so a torn, stale or
- * foreign record ends the replay). Damage to flushed records (bit rot) is not repaired.
+ * foreign record ends the replay). Damage to flushed records (bit rot) is not repaired
+ * but detected when the damaged record's header still reads: a later record whose
+ * `flushedSeq` covers it proves it was durable, and the open fails with `CORRUPTION`
+ * instead of dropping the acknowledged writes after it.
  *
  * Memory: the data of records not yet drained is held in memory for reads, bounded by
  * the log's byte length (the caller drains before it fills), indexed by 64 KiB granule so
@@ -26,7 +29,7 @@ import type { Xxh64 } from '../../core/checksum.js';
 import { DrkitError } from '../../core/errors.js';
 import { LOG_ALIGN_BYTES, LOG_HEADER_BYTES, LOG_KIND, encodeRecord, recordBytes, type LogRecord } from './log-record.js';
 import { utf8 } from '../../core/bytes.js';
-import { walkLog, type LogPosition, type LogRing } from './log-walk.js';
+import { walkLog, type LogPosition, type LogRing, type WalkStop } from './log-walk.js';
 
 export type { LogPosition } from './log-walk.js';
 
@@ -87,6 +90,8 @@ export class WriteLog {
   #unflushed = 0;
   /** Holds on records (see {@link WriteLogState.holds}). */
   readonly #holds = new Map<string, LogPosition>();
+  /** Sequence number of the last flush record whose device flush completed (format 2's `flushedSeq`). */
+  #flushedSeq = 0;
   /** Where the last appended record starts, and its encoded bytes. */
   #lastRecordOffset = 0;
   #lastRecord: Uint8Array | undefined;
@@ -279,8 +284,9 @@ export class WriteLog {
   /** Makes every appended record durable: a flush record, then a device flush. */
   async flush(): Promise<void> {
     if (this.#unflushed === 0) return;
-    await this.#append(LOG_KIND.flush, '', 0, new Uint8Array(0));
+    const seq = await this.#append(LOG_KIND.flush, '', 0, new Uint8Array(0));
     await this.#device.flush();
+    this.#flushedSeq = seq;
     this.#unflushed = 0;
   }
 
@@ -356,13 +362,14 @@ export class WriteLog {
 
   async #append(kind: number, volumeId: string, byteOffset: number, data: Uint8Array): Promise<number> {
     const seq = this.#nextSeq;
-    let bytes = encodeRecord(this.#xxh, this.#logId, this.#epoch, { kind, seq, volumeId, byteOffset, data });
+    const flushedSeq = this.#flushedSeq;
+    let bytes = encodeRecord(this.#xxh, this.#logId, this.#epoch, { kind, seq, volumeId, byteOffset, data, flushedSeq });
     if (this.#tail + bytes.byteLength > this.#capacityBytes) {
       // The record does not fit before the end: a wrap record says where the next one is.
-      await this.#device.write(this.#tail, encodeRecord(this.#xxh, this.#logId, this.#epoch, { kind: LOG_KIND.wrap, seq, volumeId: '', byteOffset: 0, data: new Uint8Array(0) }));
+      await this.#device.write(this.#tail, encodeRecord(this.#xxh, this.#logId, this.#epoch, { kind: LOG_KIND.wrap, seq, volumeId: '', byteOffset: 0, data: new Uint8Array(0), flushedSeq }));
       this.#nextSeq++;
       this.#tail = 0;
-      bytes = encodeRecord(this.#xxh, this.#logId, this.#epoch, { kind, seq: seq + 1, volumeId, byteOffset, data });
+      bytes = encodeRecord(this.#xxh, this.#logId, this.#epoch, { kind, seq: seq + 1, volumeId, byteOffset, data, flushedSeq });
     }
     await this.#device.write(this.#tail, bytes);
     this.#lastRecordOffset = this.#tail;
@@ -394,7 +401,8 @@ export class WriteLog {
     let accepted = 0;
     let acceptedEnd = this.#startOffset;
     let acceptedSeq = this.#startSeq;
-    for await (const { record, endOffset } of walkLog(this.#ring(), { seq: this.#startSeq, offset: this.#startOffset }, this.#epoch)) {
+    let stop: WalkStop = { reason: 'end' };
+    for await (const { record, endOffset } of walkLog(this.#ring(), { seq: this.#startSeq, offset: this.#startOffset }, this.#epoch, (s) => (stop = s))) {
       seen.push({ record, endOffset });
       if (record.kind === LOG_KIND.flush) {
         accepted = seen.length;
@@ -402,6 +410,8 @@ export class WriteLog {
         acceptedSeq = record.seq + 1;
       }
     }
+    const stopped = stop as WalkStop; // assigned by the walk's callback
+    if (stopped.reason === 'checksum') await this.#checkTornTail(stopped);
     for (const { record, endOffset } of seen.slice(0, accepted)) {
       if (record.kind !== LOG_KIND.write || record.data.byteLength === 0) continue;
       this.#addPending({ seq: record.seq, volumeId: record.volumeId, byteOffset: record.byteOffset, data: record.data, endOffset });
@@ -409,6 +419,27 @@ export class WriteLog {
     // Records after the last flush record were never acknowledged as durable: overwrite them.
     this.#tail = acceptedEnd;
     this.#nextSeq = acceptedSeq;
+    // What the replay kept is on the device now; one flush makes it durable, so the records
+    // this open appends may say so (their flushedSeq).
+    await this.#device.flush();
+    this.#flushedSeq = acceptedSeq - 1;
+  }
+
+  /**
+   * The chain ended at a record whose checksum fails: a torn tail, unless a record written
+   * after it says it was durable (its flushedSeq covers it), in which case flushed data
+   * was damaged and replaying past it would silently lose acknowledged writes.
+   * @throws CORRUPTION
+   */
+  async #checkTornTail(bad: Extract<WalkStop, { reason: 'checksum' }>): Promise<void> {
+    const next = { seq: bad.seq + 1, offset: bad.kind === LOG_KIND.wrap ? 0 : (bad.offset + bad.recordBytes) % this.#capacityBytes };
+    for await (const { record } of walkLog(this.#ring(), next, this.#epoch)) {
+      if (record.flushedSeq >= bad.seq) {
+        throw new DrkitError('CORRUPTION', `write log record ${bad.seq} failed its checksum, but record ${record.seq} written after it says it was durable`, {
+          data: { seq: bad.seq, byteOffset: bad.offset, provenBy: record.seq },
+        });
+      }
+    }
   }
 }
 
