@@ -5,7 +5,7 @@
 // alone lets through — never exchange it; detectSplitBrain asks remote sites itself.
 import { describe, expect, it } from 'vitest';
 import { MemoryTransport } from '../../src/adapters/index.js';
-import { detectSplitBrain, failover, originOf, snapshotPromoted, volumeKeyOf } from '../../src/replication/index.js';
+import { demote, detectSplitBrain, failover, originOf, snapshotPromoted, volumeKeyOf } from '../../src/replication/index.js';
 import { SeededPrng } from '../../src/testing/index.js';
 import { errorOf, memorySite } from './site-helpers.js';
 
@@ -42,6 +42,20 @@ describe('generations on the wire', () => {
     const s1 = await snapshotPromoted(w.b.site, w.lineage, { name: 's1' });
     expect(await w.a.site.remoteStatus(w.b.remote, { snapshotId: s1.id })).toMatchObject({ lineage: w.lineage, generation: 1, snapshotGeneration: 1 });
     expect((await errorOf(w.a.site.remoteStatus(w.b.remote, { snapshotId: 'no-such-snapshot' }, { retries: 0 }))).code).toBe('NOT_FOUND');
+    await w.close();
+  });
+
+  it('a newer generation is refused (DIVERGED) by a side that still writes the lineage, even when the sender no longer does', async () => {
+    const w = await world();
+    const promoted = await failover(w.b.site, w.lineage, { name: 'db-b' });
+    await promoted.volume.write(0, new Uint8Array(16 * KiB).fill(2));
+    await promoted.volume.close();
+    const s1 = await snapshotPromoted(w.b.site, w.lineage, { name: 's1' });
+    await demote(w.b.site, w.lineage, { force: true }); // B stops writing; A still writes at generation 0
+    const err = await errorOf(w.b.site.replicate(s1.id, w.a.remote, { retries: 0 }));
+    expect(err.code).toBe('DIVERGED');
+    expect(w.a.tree.listSnapshots().map((s) => s.name)).not.toContain('s1');
+    await w.b.site.replicate(s1.id, w.c.remote); // C does not write the lineage: it takes generation 1
     await w.close();
   });
 
