@@ -1,0 +1,96 @@
+#!/usr/bin/env python3
+"""Removes each trust-boundary check in turn and runs the tests that must catch it.
+
+Every check at a trust boundary (checksums, fingerprints, MACs, bounds, generations) must
+have a test that fails when that check alone is removed (issue #14 item 6). This script
+is that claim, runnable: for every entry it edits the source to skip the check, runs the
+named test files with vitest, expects at least one failure, and restores the file (also on
+Ctrl-C). Usage, from the repository root, after `npm run build`:
+
+    python3 scripts/check-removal.py            # every entry (~5 minutes on 2 cores)
+    python3 scripts/check-removal.py frame-mac  # entries whose name contains the text
+
+Exit status 1 when a removal leaves its tests green (that check is unproven).
+"""
+import pathlib, re, subprocess, sys
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+# A removal that makes its tests hang counts as caught (they cannot pass).
+TIMEOUT_S = 300
+
+# (name, file, text of the check, replacement that skips it, vitest arguments: test files)
+CHECKS = [
+    ('receiver-fingerprint', 'src/snapshot/snapshot-tree.ts',
+     'if (!equalBytes(this.#fingerprinter.fingerprint(e.data), e.fingerprint)) {', 'if (false) {',
+     ['test/snapshot/fingerprint-check.test.ts']),
+    ('store-read-checksum', 'src/adapters/device-extent-store.ts',
+     '    if (actual === entry.checksum) return bytes;', '    return bytes;',
+     ['test/adapters/extent-store.test.ts']),
+    ('store-put-given-checksum', 'src/adapters/internal/extent-checks.ts',
+     '    if (checksum !== undefined && checksum !== actual) {', '    if (false) {',
+     ['test/adapters/extent-store.test.ts']),
+    ('frame-checksum', 'src/replication/internal/frame-codec.ts',
+     "  if (actual !== expected) {\n    throw protocolError('frame checksum mismatch'", "  if (false) {\n    throw protocolError('frame checksum mismatch'",
+     ['test/replication/protocol-frames.test.ts']),
+    ('frame-size-bound', 'src/replication/internal/frame-codec.ts',
+     '  if (payloadByteLength > MAX_FRAME_PAYLOAD_BYTES) {\n    throw protocolError(', '  if (false) {\n    throw protocolError(',
+     ['test/replication/protocol-frames.test.ts']),
+    ('handshake-proof', 'src/replication/internal/handshake.ts',
+     '  return received !== undefined && received.length === expected.length && timingSafeEqual(expected, received);', '  return true;',
+     ['test/replication/protocol-handshake.test.ts']),
+    ('stale-generation', 'src/replication/generation-guard.ts',
+     '  if (incoming < receiver.generation) {', '  if (false) {',
+     ['test/replication/generations-on-wire.test.ts']),
+    ('diverged-generation', 'src/replication/generation-guard.ts',
+     '  if (incoming > receiver.generation && receiver.writableVolumeId !== undefined) {', '  if (false) {',
+     ['test/replication/generations-on-wire.test.ts']),
+    ('write-log-record-checksum', 'src/snapshot/internal/log-record.ts',
+     '  if (view.getBigUint64(end, true) !== xxh.hash(bytes.subarray(0, end))) return undefined;', '',
+     ['test/snapshot/write-log-rot.test.ts']),
+    ('write-log-rot-vs-torn', 'src/snapshot/internal/write-log.ts',
+     '      if (record.flushedSeq >= bad.seq) {', '      if (false) {',
+     ['test/snapshot/write-log-rot.test.ts']),
+    ('write-log-hold-position', 'src/snapshot/snapshot-tree.ts',
+     '        if (first === undefined || first.done === true || first.value.seq !== at.seq) {', '        if (false) {',
+     ['test/snapshot/write-log-holds.test.ts']),
+    ('write-log-drain-coverage', 'src/snapshot/internal/log-drain.ts',
+     '  const spans = writes.map(', '  if (blockBytes > 0) return true;\n  const spans = writes.map(',
+     ['test/snapshot/write-log.test.ts', '-t', 'uncovered']),
+    ('meta-log-payload-checksum', 'src/adapters/internal/log-recovery.ts',
+     "        if (xxh.hash(payload) !== header.payloadChecksum) problem = 'payload-checksum';", '',
+     ['test/adapters/meta-store-crash.test.ts', 'test/adapters/meta-store.test.ts']),
+]
+
+
+def run(name, file, check, skip, tests):
+    path = ROOT / file
+    original = path.read_text()
+    if original.count(check) != 1:
+        return f'{name}: the check text is not found exactly once in {file} (update this script)', False
+    try:
+        path.write_text(original.replace(check, skip, 1))
+        proc = subprocess.run(['npx', 'vitest', 'run', *tests], cwd=ROOT, capture_output=True, text=True, timeout=TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        return f'{name}: caught (its tests did not finish in {TIMEOUT_S} s)', True
+    finally:
+        path.write_text(original)
+    summary = re.findall(r'Tests\s+[^\n]*', proc.stdout + proc.stderr)
+    failed = proc.returncode != 0 and bool(re.search(r'\d+ failed', ' '.join(summary)))
+    return f"{name}: {'caught' if failed else 'NOT CAUGHT'} ({summary[-1].strip() if summary else 'no summary'})", failed
+
+
+def main():
+    wanted = sys.argv[1:]
+    ok = True
+    for entry in CHECKS:
+        if wanted and not any(w in entry[0] for w in wanted):
+            continue
+        line, caught = run(*entry)
+        print(line, flush=True)
+        ok = ok and caught
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == '__main__':
+    main()
