@@ -59,6 +59,8 @@ export interface ReplicateOptions {
   onProgress?: (progress: ReplicationProgress) => void;
   /** Cap on extent bytes per second on the wire. @defaultValue unlimited */
   bandwidthBytesPerSec?: number;
+  /** A limiter shared with other transfers (a site's `maxBytesPerSecond`); takes precedence over `bandwidthBytesPerSec`. */
+  throttle?: Throttle;
 }
 
 /** What a replication did. */
@@ -107,7 +109,7 @@ export async function replicateSnapshots(
   const groupKey = infos.length > 1 ? `${ctx.siteId}/${infos.map((i) => i.id).join('+')}` : undefined;
   const counters: Counters = { completedBytes: 0, totalBytes: 0, dedupedBytes: 0, zeroBytes: 0, sentExtentBytes: 0, compressedExtentBytes: 0 };
   const report = (phase: ReplicationProgress['phase']) => options.onProgress?.({ phase, ...counters });
-  const throttle = options.bandwidthBytesPerSec === undefined ? undefined : new Throttle(options.bandwidthBytesPerSec, ctx.clock);
+  const throttle = options.throttle ?? (options.bandwidthBytesPerSec === undefined ? undefined : new Throttle(options.bandwidthBytesPerSec, ctx.clock));
 
   // Plan: a base and a session per member.
   const plans: { info: SnapshotInfo; sessionId: string; base: string | undefined; resumeBlock: number; committed?: string }[] = [];

@@ -293,13 +293,12 @@ describe('drkit CLI', () => {
       policy,
       JSON.stringify({
         formatVersion: 1,
-        remotes: { dr: server.remote },
         domains: [
           {
             id: 'db',
             name: 'database',
             protects: { kind: 'entities', entities: [{ kind: 'volume', id: volumeId }] },
-            remoteSites: [{ id: 'dr', address: server.remote, credentialsRef: 'cli:--psk-file' }],
+            remoteSites: [{ id: 'dr', address: server.remote.slice('dr@'.length), credentialsRef: 'cli:--psk-file' }],
             schedules: [{ id: 'hourly', recurrence: { kind: 'interval', every: 1, unit: 'hours' }, remoteSiteIds: ['dr'], retention: { local: { keepLast: 3 } } }],
           },
         ],
