@@ -289,6 +289,9 @@ async function shipExtents(
   for (const fp of missing) counters.dedupedBytes += ((uses.get(bytesToKey(fp)) ?? 1) - 1) * blockBytes;
   let call: WireExtent[] = [];
   let callWireBytes = 0;
+  // Throttled, a call is at most an eighth of a second's worth: sent at once after its wait, a
+  // 4 MiB call would make a 512 KiB/s cap a burst of 4 MiB every 8 s.
+  const callBytes = throttle === undefined ? EXTENTS_CALL_BYTES : Math.min(EXTENTS_CALL_BYTES, Math.ceil(throttle.bytesPerSec / 8));
   const flush = async () => {
     if (call.length === 0) return;
     await throttle?.take(callWireBytes, signal);
@@ -306,7 +309,7 @@ async function shipExtents(
       const data = datas[j]!;
       const encoded = encodings[j]!;
       // One call stays within one wire frame: flush before an extent would overflow it.
-      if (call.length > 0 && callWireBytes + encoded.bytes.length > EXTENTS_CALL_BYTES) await flush();
+      if (call.length > 0 && callWireBytes + encoded.bytes.length > callBytes) await flush();
       call.push({ fingerprint: slice[j]!, checksum: ctx.xxh.hash(data), codec: encoded.codec, rawLength: data.length, data: encoded.bytes });
       callWireBytes += encoded.bytes.length;
       counters.sentExtentBytes += data.length;

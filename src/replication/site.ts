@@ -256,11 +256,15 @@ export class Site {
   /**
    * Hands lineages this site last wrote over to `remote` (PROMOTE_REQ): it promotes every
    * member from its final snapshot, all or none, idempotently (see remote-control.ts).
-   * @throws the codes of the remote's promotion (NOT_FOUND, ALREADY_EXISTS, STALE_GENERATION,
+   * @throws INVALID_ARGUMENT with `data.reason: 'storage-only'` before connecting when `remote.storageOnly`;
+   *   the codes of the remote's promotion (NOT_FOUND, ALREADY_EXISTS, STALE_GENERATION,
    *   INVALID_ARGUMENT, AUTH_FAILED), and transient codes once retries are spent
    */
   async promoteRemote(remote: RemoteSite, members: readonly RemotePromotion[], options: SiteTransferOptions = {}): Promise<RemotePromotionResult[]> {
     if (members.length === 0) throw new DrkitError('INVALID_ARGUMENT', 'promoteRemote needs at least one lineage', { data: { field: 'members' } });
+    if (remote.storageOnly === true) {
+      throw new DrkitError('INVALID_ARGUMENT', `site ${remote.siteId} is configured storage-only: it holds replicas, never a writable volume`, { data: { siteId: remote.siteId, reason: 'storage-only' } });
+    }
     return this.#withPeer(remote, options, async (peer) => {
       return await peer.promote(members);
     });
