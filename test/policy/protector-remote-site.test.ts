@@ -1,10 +1,11 @@
 // The policy RemoteSite's options, honoured by the Protector: maxBytesPerSecond bounds the
 // wire bytes of all its transfers to that site together (measured per virtual second on a
-// SimulatedNetwork whose own link is unlimited), together for every transfer to the site.
+// SimulatedNetwork whose own link is unlimited), proxyAddress sends every connection to
+// the relay address, and one id names one site.
 import { describe, expect, it } from 'vitest';
 import { MemoryExtentStore, MemoryMetaStore, VirtualClock, type Connection, type IoOptions, type Transport } from '../../src/adapters/index.js';
 import { Protector, type ProtectionDomainSpec, type ProtectorEvent, type RemoteSiteSpec } from '../../src/policy/index.js';
-import { Site } from '../../src/replication/index.js';
+import { Site, startRelay } from '../../src/replication/index.js';
 import { SnapshotTree } from '../../src/snapshot/index.js';
 import { SeededPrng, SimulatedNetwork } from '../../src/testing/index.js';
 
@@ -118,5 +119,21 @@ describe('Protector and the RemoteSite options', () => {
     const { startMs, endMs } = await w.replicateAll(['one', 'two']);
     expect(w.b.site.listSnapshots()).toHaveLength(2);
     expect(endMs - startMs).toBeLessThan(1_000);
+  });
+
+  it('connects to proxyAddress, not address, when the site has a proxy', async () => {
+    const w = await world(siteB({ proxyAddress: 'relay:7100' }));
+    // The relay: forwards relay:7100 to B:7000 byte for byte (src/replication/relay.ts runs it over TCP).
+    const relay = await startRelay({ listen: 'relay:7100', to: 'B:7000', transport: w.net.transport('relay') });
+    try {
+      await w.protector.addDomain(await w.domain('one', 256 * KiB));
+      await w.replicateAll(['one']);
+      expect(w.wire.addresses.length).toBeGreaterThan(0);
+      expect(new Set(w.wire.addresses)).toEqual(new Set(['relay:7100']));
+      expect(w.b.site.listSnapshots()).toHaveLength(1);
+      expect(relay.stats().connections).toBeGreaterThan(0);
+    } finally {
+      await relay.close();
+    }
   });
 });
