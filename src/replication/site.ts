@@ -12,6 +12,12 @@
  * lineage, and any transfer between two sides that both write it (DIVERGED); the receiver
  * checks again at BEGIN.
  *
+ * Remote options promise: every connection to a remote with `proxyAddress` goes to that
+ * relay, the handshake still proving `siteId` end to end; `replicate()` to a remote with
+ * `maxBytesPerSecond` shares one token bucket with every other transfer to it from this
+ * site (unless the call sets its own limit); `promoteRemote()` refuses a `storageOnly`
+ * remote before connecting.
+ *
  * Retry promise: `replicate()` and `pull()` retry transient failures (lost or refused
  * connections, timeouts) with exponential backoff on the site's clock; each retry resumes
  * the same session, so nothing the receiver acknowledged is sent again.
