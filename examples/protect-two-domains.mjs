@@ -50,7 +50,7 @@ const protector = await Protector.open({
   site: primary.site,
   clock,
   meta: primary.meta,
-  remotes: { dr: { siteId: 'dr', address: 'dr:7443', transport: net.transport('primary'), psk } },
+  connectionFor: () => ({ transport: net.transport('primary'), psk }), // drSite.credentialsRef names these
   // The ERP group's hooks: flush and freeze the database around the snapshot commit.
   quiesce: () => ({ preFreeze: async () => undefined, postThaw: async () => undefined }),
   onEvent: (e) => {

@@ -35,9 +35,8 @@ export default [
       const a = await open('A');
       const b = await open('B');
       const listener = await b.site.listen(transport, 'B:1');
-      const remote = { siteId: 'B', address: listener.address, transport, psk };
-      const protector = await Protector.open({ site: a.site, clock, meta: a.meta, remotes: { B: remote } });
-      const dr = { id: 'B', address: 'B:1', credentialsRef: 'bench' };
+      const protector = await Protector.open({ site: a.site, clock, meta: a.meta, connectionFor: () => ({ transport, psk }) });
+      const dr = { id: 'B', address: listener.address, credentialsRef: 'bench' };
       for (let i = 0; i < DOMAINS; i++) {
         const vol = await a.tree.createVolume({ name: `v${i}`, byteLength: 16384 });
         await vol.write(0, new Uint8Array([i & 0xff, i >> 8]));

@@ -5,6 +5,7 @@
 import { checkEntityRef, entityKey, type EntityRef } from './entity-ref.js';
 import { id, integer, join, list, object, unique } from './internal/fields.js';
 import { effectiveOptions, type Runbook } from './runbook.js';
+import { createRemoteSite, type RemoteSite, type RemoteSiteSpec } from './remote-site.js';
 
 /** A restore point available at a site. `SnapshotInfo` fits. */
 export interface RecoveryPoint {
@@ -21,6 +22,12 @@ export interface DryRunContext {
   pointInTimeMs?: number;
   /** Sites that exist. @defaultValue every site named in `recoveryPoints` */
   knownSiteIds?: readonly string[];
+  /**
+   * The configured remote sites (e.g. the domain's `remoteSites`): an entity whose target
+   * is a storage-only one is blocked (`storage-only`), since a backup target runs nothing.
+   * @defaultValue none known storage-only
+   */
+  remoteSites?: readonly RemoteSite[];
 }
 
 /** Fields every step has. */
@@ -37,7 +44,7 @@ export type RunbookStep =
   | (StepBase & { readonly kind: 'select-recovery-point'; readonly entity: EntityRef; readonly siteId: string; readonly snapshotId: string; readonly createdMs: number; readonly groupId: string | undefined })
   | (StepBase & { readonly kind: 'clone'; readonly entity: EntityRef; readonly siteId: string; readonly snapshotId: string; readonly cloneName: string })
   | (StepBase & { readonly kind: 'restore'; readonly entity: EntityRef; readonly siteId: string; readonly snapshotId: string })
-  | (StepBase & { readonly kind: 'blocked'; readonly entity: EntityRef; readonly siteId: string; readonly problem: 'unknown-site' | 'no-recovery-point' })
+  | (StepBase & { readonly kind: 'blocked'; readonly entity: EntityRef; readonly siteId: string; readonly problem: 'unknown-site' | 'storage-only' | 'no-recovery-point' })
   | (StepBase & { readonly kind: 'end-stage' });
 
 /** Result of {@link dryRun}. */
@@ -59,7 +66,7 @@ export interface DryRunResult {
  * @throws INVALID_ARGUMENT for a malformed context
  */
 export function dryRun(runbook: Runbook, context: DryRunContext): DryRunResult {
-  const cf = object(context, 'context', ['recoveryPoints', 'pointInTimeMs', 'knownSiteIds']);
+  const cf = object(context, 'context', ['recoveryPoints', 'pointInTimeMs', 'knownSiteIds', 'remoteSites']);
   const pointInTimeMs = cf.pointInTimeMs === undefined ? undefined : integer(cf.pointInTimeMs, 'context.pointInTimeMs', 0, Number.MAX_SAFE_INTEGER);
   const points = new Map<string, RecoveryPoint[]>();
   const sites = new Set<string>();
@@ -77,6 +84,9 @@ export function dryRun(runbook: Runbook, context: DryRunContext): DryRunResult {
     sites.add(siteId);
   });
   const known = cf.knownSiteIds === undefined ? sites : new Set(list(cf.knownSiteIds, 'context.knownSiteIds', id));
+  const storageOnly = new Set(
+    (cf.remoteSites === undefined ? [] : list(cf.remoteSites, 'context.remoteSites', (r, rf) => createRemoteSite(r as RemoteSiteSpec, rf))).filter((r) => r.options.storageOnly).map((r) => r.id),
+  );
 
   const steps: RunbookStep[] = [];
   let offsetMs = 0;
@@ -95,6 +105,10 @@ export function dryRun(runbook: Runbook, context: DryRunContext): DryRunResult {
       const key = entityKey(entity);
       if (!known.has(siteId)) {
         steps.push({ kind: 'blocked', stageIndex, entity, siteId, problem: 'unknown-site', description: `cannot recover ${key}: target site '${siteId}' is not known` });
+        continue;
+      }
+      if (storageOnly.has(siteId)) {
+        steps.push({ kind: 'blocked', stageIndex, entity, siteId, problem: 'storage-only', description: `cannot recover ${key} at '${siteId}': it is a storage-only site (a backup target), pull the restore point to a site that runs workloads` });
         continue;
       }
       const candidates = (points.get(`${siteId}\u0000${key}`) ?? []).filter((s) => pointInTimeMs === undefined || s.createdMs <= pointInTimeMs);

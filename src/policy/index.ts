@@ -20,7 +20,7 @@ export {
   type NearSyncTransition,
 } from './nearsync-lifecycle.js';
 export { ENTITY_KINDS, checkEntityRef, entityKey, type EntityKind, type EntityRef } from './entity-ref.js';
-export { createRemoteSite, type RemoteSite, type RemoteSiteOptions, type RemoteSiteSpec } from './remote-site.js';
+export { createRemoteSite, replicationRemoteOf, type RemoteConnection, type RemoteSite, type RemoteSiteOptions, type RemoteSiteSpec } from './remote-site.js';
 export {
   MAX_RETENTION_COUNT,
   RETENTION_UNITS,

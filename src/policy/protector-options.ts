@@ -3,11 +3,12 @@ import { DrkitError } from '../core/errors.js';
 import { assertNonNegativeInteger, assertPositiveInteger } from '../core/validate.js';
 import type { Clock } from '../adapters/clock.js';
 import type { MetaStore } from '../adapters/meta-store.js';
-import type { RemoteSite as ReplicationRemote, Site } from '../replication/index.js';
+import type { Site } from '../replication/index.js';
 import type { QuiesceHooks } from '../snapshot/index.js';
 import type { EntityRef } from './entity-ref.js';
 import type { ProtectionDomain } from './protection-domain.js';
 import type { ProtectorEvent } from './protector-event.js';
+import type { RemoteConnection, RemoteSite } from './remote-site.js';
 import { defaultVolumesOf } from './internal/resolve-units.js';
 
 /**
@@ -27,8 +28,13 @@ export interface ProtectorOptions {
   meta: MetaStore;
   /** Key prefix of engine state in `meta`. @defaultValue 'protector/' */
   keyPrefix?: string;
-  /** How to reach each remote site id the domains' schedules replicate to. */
-  remotes: Readonly<Record<string, ReplicationRemote>>;
+  /**
+   * Resolves a configured remote site (a domain's `remoteSites` entry; its
+   * `credentialsRef` names the credentials) to a transport and secrets. Called once per
+   * site when a domain naming it is added or loaded; what it throws fails that call.
+   * Address, proxy, bandwidth cap and storage-only come from the site itself.
+   */
+  connectionFor: (site: RemoteSite) => RemoteConnection;
   /** Transfers at once, and domains serviced at once in a pass. @defaultValue {@link DEFAULT_PROTECTOR_CONCURRENCY} */
   concurrency?: number;
   /** Called synchronously with every event; exceptions it throws are ignored. */
@@ -60,12 +66,10 @@ export interface ProtectorOptions {
 /** Validated options with defaults filled in. @throws INVALID_ARGUMENT */
 export function checkProtectorOptions(o: ProtectorOptions) {
   if (typeof o !== 'object' || o === null) throw new DrkitError('INVALID_ARGUMENT', 'options must be an object');
-  for (const f of ['site', 'clock', 'meta', 'remotes'] as const) {
+  for (const f of ['site', 'clock', 'meta'] as const) {
     if (typeof o[f] !== 'object' || o[f] === null) throw new DrkitError('INVALID_ARGUMENT', `options.${f} is required`, { data: { field: f } });
   }
-  for (const [siteId, r] of Object.entries(o.remotes)) {
-    if (r?.siteId !== siteId) throw new DrkitError('INVALID_ARGUMENT', `remotes['${siteId}'] must be a RemoteSite whose siteId is '${siteId}'`, { data: { field: `remotes.${siteId}` } });
-  }
+  if (typeof o.connectionFor !== 'function') throw new DrkitError('INVALID_ARGUMENT', 'options.connectionFor is required', { data: { field: 'connectionFor' } });
   const concurrency = o.concurrency ?? DEFAULT_PROTECTOR_CONCURRENCY;
   assertPositiveInteger(concurrency, 'concurrency');
   const quiesceTimeoutMs = o.quiesceTimeoutMs ?? 30_000;
@@ -83,7 +87,7 @@ export function checkProtectorOptions(o: ProtectorOptions) {
   if (typeof keyPrefix !== 'string') throw new DrkitError('INVALID_ARGUMENT', 'keyPrefix must be a string', { data: { field: 'keyPrefix' } });
   const rpoGraceMs = o.rpoGraceMs;
   return {
-    site: o.site, clock: o.clock, meta: o.meta, remotes: o.remotes, keyPrefix, concurrency, onEvent: o.onEvent,
+    site: o.site, clock: o.clock, meta: o.meta, connectionFor: o.connectionFor, keyPrefix, concurrency, onEvent: o.onEvent,
     volumesOf: o.volumesOf ?? defaultVolumesOf, containerVolumes: o.containerVolumes, quiesce: o.quiesce, quiesceTimeoutMs,
     graceMs: (targetMs: number) => rpoGraceMs ?? Math.floor(targetMs / 10),
     transferRetries, transferRetryDelayMs, retryDelayMs, maxRetryDelayMs,

@@ -21,7 +21,7 @@
  */
 import { DrkitError, isDrkitError, toDrkitError } from '../core/errors.js';
 import type { TimerHandle } from '../adapters/clock.js';
-import type { Site, SiteTransferOptions } from '../replication/index.js';
+import type { RemoteSite as ReplicationRemote, Site, SiteTransferOptions } from '../replication/index.js';
 import type { SnapshotInfo } from '../snapshot/index.js';
 import { assertUniqueMembership } from './membership-violations.js';
 import { createProtectionDomain, type ProtectionDomain, type ProtectionDomainSpec } from './protection-domain.js';
@@ -34,6 +34,7 @@ import { resolveUnits } from './internal/resolve-units.js';
 import { takeUnit, type TakeHost } from './internal/take-unit.js';
 import { applyLocalRetention, applyRemoteRetention, type RetentionHost } from './internal/retention-runner.js';
 import { checkProtectorOptions, type ProtectorOptions } from './protector-options.js';
+import { replicationRemoteOf, type RemoteSite } from './remote-site.js';
 
 export { MAX_PENDING_PER_SITE } from './internal/take-unit.js';
 
@@ -47,6 +48,8 @@ export interface SnapshotNowOptions {
 export class Protector {
   readonly #o: ReturnType<typeof checkProtectorOptions>;
   readonly #domains = new Map<string, DomainRuntime>();
+  /** Every remote site a domain names, by id: one configuration per id across domains. */
+  readonly #remotes = new Map<string, { site: RemoteSite; remote: ReplicationRemote }>();
   readonly #host: RetentionHost;
   readonly #takeHost: TakeHost;
   #failure: DrkitError | undefined;
@@ -65,7 +68,7 @@ export class Protector {
     this.#host = {
       site: options.site,
       clock: options.clock,
-      remoteFor: (siteId) => options.remotes[siteId],
+      remoteFor: (siteId) => this.#remotes.get(siteId)?.remote,
       transferOptions: () => this.#transferOptions(),
       emit: (e) => this.#emit(e),
       persist: (rt) => this.#persist(rt),
@@ -83,6 +86,7 @@ export class Protector {
     const records: { domain: ProtectionDomain; state: ReturnType<typeof newDomainState> }[] = [];
     for await (const [, value] of p.#o.meta.iterate({ prefix: domainPrefix(p.#o.keyPrefix) })) records.push(decodeDomainRecord(value));
     const snapshots = p.#o.site.tree.listSnapshots();
+    for (const r of records) p.#adoptRemotes(r.domain, undefined);
     for (const r of records) {
       const rt = new DomainRuntime(r.domain, r.state);
       p.#domains.set(r.domain.id, rt);
@@ -96,20 +100,14 @@ export class Protector {
    * Adds a protection domain, or replaces the definition of one with the same id (its
    * state is kept; replications to sites it no longer uses are dropped). The first pass
    * after adding takes its first snapshots.
-   * @throws INVALID_ARGUMENT for an invalid domain, a site with no entry in `remotes`, or an entity another domain protects
+   * @throws INVALID_ARGUMENT for an invalid domain, a remote site another domain configures differently, or an entity another domain protects; what `connectionFor` throws
    */
   async addDomain(spec: ProtectionDomain | ProtectionDomainSpec): Promise<ProtectionDomain> {
     this.#ensureUsable();
     const domain = createProtectionDomain(spec as ProtectionDomainSpec);
-    for (const s of domain.schedules) {
-      for (const siteId of s.remoteSiteIds) {
-        if (this.#o.remotes[siteId] === undefined) {
-          throw new DrkitError('INVALID_ARGUMENT', `domain '${domain.id}' replicates to '${siteId}', which has no entry in the Protector's remotes`, { data: { field: 'remotes', siteId } });
-        }
-      }
-    }
     assertUniqueMembership([...[...this.#domains.values()].filter((rt) => rt.domain.id !== domain.id).map((rt) => rt.domain), domain]);
     const existing = this.#domains.get(domain.id);
+    this.#adoptRemotes(domain, domain.id);
     const rt = existing ?? new DomainRuntime(domain, newDomainState(this.#o.clock.now()));
     await this.#track(() => rt.lock.run(async () => {
       rt.domain = domain;
@@ -332,7 +330,7 @@ export class Protector {
   async #transfer(rt: DomainRuntime, item: PendingItem): Promise<void> {
     let result: Awaited<ReturnType<Site['replicate']>> | undefined;
     let error: DrkitError | undefined;
-    const remote = this.#o.remotes[item.siteId];
+    const remote = this.#remotes.get(item.siteId)?.remote;
     try {
       if (remote === undefined) throw new DrkitError('NOT_FOUND', `no remote '${item.siteId}' configured`, { data: { siteId: item.siteId } });
       result = await this.#o.site.replicate(item.snapshotIds, remote, { ...this.#transferOptions(), signal: this.#abort.signal });
@@ -436,6 +434,28 @@ export class Protector {
     } catch {
       // Resolved again at each fire; until then RPO is measured over the units last known.
     }
+  }
+
+  /**
+   * Resolves the connections of the remote sites `domain` replicates to. A site id names
+   * one site: another domain (other than `replacing`) configuring it differently is refused.
+   * @throws INVALID_ARGUMENT with `data.siteId`; what `connectionFor` throws
+   */
+  #adoptRemotes(domain: ProtectionDomain, replacing: string | undefined): void {
+    const used = new Set(domain.schedules.flatMap((s) => s.remoteSiteIds));
+    const others = [...this.#domains.values()].filter((rt) => rt.domain.id !== replacing).map((rt) => rt.domain);
+    const resolved: [string, { site: RemoteSite; remote: ReplicationRemote }][] = [];
+    for (const site of domain.remoteSites) {
+      if (!used.has(site.id)) continue;
+      const clash = others.flatMap((d) => d.remoteSites).find((s) => s.id === site.id && JSON.stringify(s) !== JSON.stringify(site));
+      if (clash !== undefined) {
+        throw new DrkitError('INVALID_ARGUMENT', `domain '${domain.id}' configures remote site '${site.id}' differently from another domain: one id names one site`, { data: { field: 'remoteSites', siteId: site.id } });
+      }
+      const known = this.#remotes.get(site.id);
+      if (known !== undefined && JSON.stringify(known.site) === JSON.stringify(site)) continue;
+      resolved.push([site.id, { site, remote: replicationRemoteOf(site, this.#o.connectionFor(site)) }]);
+    }
+    for (const [id, entry] of resolved) this.#remotes.set(id, entry);
   }
 
   #exists(snapshotId: string): boolean {

@@ -1,13 +1,30 @@
-/** RemoteSite: another cluster that receives this site's replicas (seed: "Remote Site"). */
+/**
+ * RemoteSite: another cluster that receives this site's replicas (seed: "Remote Site").
+ * One concept across layers: the policy model is the configuration (frozen, serialisable
+ * data), and {@link replicationRemoteOf} is the one mapping from it, plus the connection
+ * details its `credentialsRef` names, to replication's RemoteSite. The policy `id` IS
+ * the replication `siteId` (what the handshake makes the peer prove), `address` is the
+ * same address, `proxyAddress` becomes the relay the connection goes through, and
+ * `maxBytesPerSecond` and `storageOnly` travel with it.
+ */
+import type { PeerInfo, Transport } from '../adapters/transport.js';
+import type { RemoteSite as ReplicationRemote } from '../replication/index.js';
 import { bool, deepFreeze, id, integer, join, kindTag, object, text } from './internal/fields.js';
 
 /** Per-site options. Absent optional fields mean "not set". */
 export interface RemoteSiteOptions {
-  /** The site only stores replicas (a backup target); nothing is ever failed over to it. @defaultValue false */
+  /**
+   * The site only stores replicas (a backup target): policy code never chooses it as a
+   * failover, restore-in-place or runbook target (STORAGE_ONLY). @defaultValue false
+   */
   readonly storageOnly: boolean;
-  /** A bridgehead every coordination and replication message goes through (seed: proxy). */
+  /**
+   * A bridgehead every coordination and replication message goes through (seed: proxy):
+   * a `drkit relay` that forwards the byte stream to `address` without holding any key.
+   * Absent means a direct connection.
+   */
   readonly proxyAddress?: string;
-  /** Replication bandwidth cap towards this site; absent means unlimited. */
+  /** Replication bandwidth cap towards this site (all transfers to it together); absent means unlimited. */
   readonly maxBytesPerSecond?: number;
 }
 
@@ -53,4 +70,34 @@ export function createRemoteSite(spec: RemoteSiteSpec, field = ''): RemoteSite {
     credentialsRef: id(f.credentialsRef, join(field, 'credentialsRef')),
     options,
   });
+}
+
+/**
+ * What the name in `credentialsRef` resolves to: how to carry bytes to the site and how
+ * to trust it. Secrets live here, never in the policy model.
+ */
+export interface RemoteConnection {
+  readonly transport: Transport;
+  /** Pre-shared key with that site (at least 16 bytes); optional when TLS identifies it. */
+  readonly psk?: Uint8Array;
+  /** TLS identity check of the remote's certificate. */
+  readonly authenticate?: (peer: PeerInfo, siteId: string) => boolean;
+  /** Connect deadline. @defaultValue 10000 */
+  readonly connectTimeoutMs?: number;
+}
+
+/**
+ * The replication RemoteSite of a configured remote site: the one mapping between the
+ * two (see the module comment). Every field of the policy model is carried over.
+ */
+export function replicationRemoteOf(site: RemoteSite, connection: RemoteConnection): ReplicationRemote {
+  const o = site.options;
+  return {
+    siteId: site.id,
+    address: site.address,
+    ...connection,
+    ...(o.proxyAddress === undefined ? {} : { proxyAddress: o.proxyAddress }),
+    ...(o.maxBytesPerSecond === undefined ? {} : { maxBytesPerSecond: o.maxBytesPerSecond }),
+    storageOnly: o.storageOnly,
+  };
 }

@@ -9,6 +9,7 @@ export { ReceiverState, STAGING_PREFIX } from './receiver-state.js';
 export type { ReplicationPort, BeginRequest, BeginResponse, HeldSnapshot, WireBlock, WireExtent } from './replication-port.js';
 export { originOf, originKey, volumeKeyOf, generationOf, ORIGIN_SITE_KEY, ORIGIN_SNAPSHOT_KEY, ORIGIN_VOLUME_KEY, LINEAGE_KEY, GENERATION_KEY, type SnapshotOrigin } from './origin.js';
 export { Throttle } from './throttle.js';
+export { startRelay, DEFAULT_RELAY_MAX_CONNECTIONS, type Relay, type RelayOptions, type RelayStats } from './relay.js';
 export { promote, failover, failback, demote, snapshotPromoted, lineageStatus, type PromoteOptions, type Promotion, type FailbackOptions, type FailbackResult } from './failover.js';
 export { detectSplitBrain, type SplitBrainReport, type SplitBrainSurvey } from './split-brain.js';
 export { checkTransferGenerations, type GenerationStatus } from './generation-guard.js';

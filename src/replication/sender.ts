@@ -59,6 +59,8 @@ export interface ReplicateOptions {
   onProgress?: (progress: ReplicationProgress) => void;
   /** Cap on extent bytes per second on the wire. @defaultValue unlimited */
   bandwidthBytesPerSec?: number;
+  /** A limiter shared with other transfers (a site's `maxBytesPerSecond`); takes precedence over `bandwidthBytesPerSec`. */
+  throttle?: Throttle;
 }
 
 /** What a replication did. */
@@ -107,7 +109,7 @@ export async function replicateSnapshots(
   const groupKey = infos.length > 1 ? `${ctx.siteId}/${infos.map((i) => i.id).join('+')}` : undefined;
   const counters: Counters = { completedBytes: 0, totalBytes: 0, dedupedBytes: 0, zeroBytes: 0, sentExtentBytes: 0, compressedExtentBytes: 0 };
   const report = (phase: ReplicationProgress['phase']) => options.onProgress?.({ phase, ...counters });
-  const throttle = options.bandwidthBytesPerSec === undefined ? undefined : new Throttle(options.bandwidthBytesPerSec, ctx.clock);
+  const throttle = options.throttle ?? (options.bandwidthBytesPerSec === undefined ? undefined : new Throttle(options.bandwidthBytesPerSec, ctx.clock));
 
   // Plan: a base and a session per member.
   const plans: { info: SnapshotInfo; sessionId: string; base: string | undefined; resumeBlock: number; committed?: string }[] = [];
@@ -287,6 +289,9 @@ async function shipExtents(
   for (const fp of missing) counters.dedupedBytes += ((uses.get(bytesToKey(fp)) ?? 1) - 1) * blockBytes;
   let call: WireExtent[] = [];
   let callWireBytes = 0;
+  // Throttled, a call is at most an eighth of a second's worth: sent at once after its wait, a
+  // 4 MiB call would make a 512 KiB/s cap a burst of 4 MiB every 8 s.
+  const callBytes = throttle === undefined ? EXTENTS_CALL_BYTES : Math.min(EXTENTS_CALL_BYTES, Math.ceil(throttle.bytesPerSec / 8));
   const flush = async () => {
     if (call.length === 0) return;
     await throttle?.take(callWireBytes, signal);
@@ -304,7 +309,7 @@ async function shipExtents(
       const data = datas[j]!;
       const encoded = encodings[j]!;
       // One call stays within one wire frame: flush before an extent would overflow it.
-      if (call.length > 0 && callWireBytes + encoded.bytes.length > EXTENTS_CALL_BYTES) await flush();
+      if (call.length > 0 && callWireBytes + encoded.bytes.length > callBytes) await flush();
       call.push({ fingerprint: slice[j]!, checksum: ctx.xxh.hash(data), codec: encoded.codec, rawLength: data.length, data: encoded.bytes });
       callWireBytes += encoded.bytes.length;
       counters.sentExtentBytes += data.length;

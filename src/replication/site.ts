@@ -12,6 +12,12 @@
  * lineage, and any transfer between two sides that both write it (DIVERGED); the receiver
  * checks again at BEGIN.
  *
+ * Remote options promise: every connection to a remote with `proxyAddress` goes to that
+ * relay, the handshake still proving `siteId` end to end; `replicate()` to a remote with
+ * `maxBytesPerSecond` shares one token bucket with every other transfer to it from this
+ * site (unless the call sets its own limit); `promoteRemote()` refuses a `storageOnly`
+ * remote before connecting.
+ *
  * Retry promise: `replicate()` and `pull()` retry transient failures (lost or refused
  * connections, timeouts) with exponential backoff on the site's clock; each retry resumes
  * the same session, so nothing the receiver acknowledged is sent again.
@@ -34,13 +40,31 @@ import { promoteForPeer, statusForPeer, type RemoteLineageStatus, type RemotePro
 import { ReceiverState, STAGING_PREFIX } from './receiver-state.js';
 import { replicateSnapshots, type ReplicateOptions, type ReplicationResult, type SenderContext } from './sender.js';
 import type { HeldSnapshot } from './replication-port.js';
+import { Throttle } from './throttle.js';
 
-/** How to reach and trust another site. */
+/**
+ * How to reach and trust another site. The connection half of the one RemoteSite
+ * concept: `drkit/policy`'s RemoteSite (the configuration) maps onto it with
+ * `replicationRemoteOf`, its `id` being this `siteId`.
+ */
 export interface RemoteSite {
   /** The remote site's id (checked during the handshake). */
   readonly siteId: string;
   /** Transport address ("host:port"). */
   readonly address: string;
+  /**
+   * A relay (`drkit relay --listen PROXY --to ADDRESS`) to connect to instead of
+   * `address`: it forwards the byte stream; the handshake and every authenticated frame
+   * still run end to end with `siteId`, so the relay holds no key. @defaultValue undefined (direct)
+   */
+  readonly proxyAddress?: string;
+  /**
+   * Bandwidth cap towards this site: the default `bandwidthBytesPerSec` of transfers to
+   * it. @defaultValue undefined (unlimited)
+   */
+  readonly maxBytesPerSecond?: number;
+  /** The site is a backup target: never a promotion or failover target of policy code. @defaultValue false */
+  readonly storageOnly?: boolean;
   readonly transport: Transport;
   /** Pre-shared key with that site (at least 16 bytes); optional when TLS identifies it. */
   readonly psk?: Uint8Array;
@@ -103,6 +127,7 @@ export class Site {
   readonly #sender: SenderContext;
   readonly #listeners: Listener[] = [];
   readonly #peers = new Set<Peer>();
+  readonly #throttles = new Map<string, Throttle>();
 
   readonly #pool: CodecPool | undefined;
   readonly #control: ControlHandler = {
@@ -196,7 +221,7 @@ export class Site {
         const lineage = volumeKeyOf(originOf(snapshot, this.siteId));
         checkTransferGenerations(await peer.status({ lineage }), await readLineageStatus(this, lineage), generationOf(snapshot));
       }
-      return await replicateSnapshots(this.#sender, peer.port(), remote.siteId, ids, options);
+      return await replicateSnapshots(this.#sender, peer.port(), remote.siteId, ids, this.#throttled(remote, options));
     });
   }
 
@@ -237,11 +262,15 @@ export class Site {
   /**
    * Hands lineages this site last wrote over to `remote` (PROMOTE_REQ): it promotes every
    * member from its final snapshot, all or none, idempotently (see remote-control.ts).
-   * @throws the codes of the remote's promotion (NOT_FOUND, ALREADY_EXISTS, STALE_GENERATION,
+   * @throws INVALID_ARGUMENT with `data.reason: 'storage-only'` before connecting when `remote.storageOnly`;
+   *   the codes of the remote's promotion (NOT_FOUND, ALREADY_EXISTS, STALE_GENERATION,
    *   INVALID_ARGUMENT, AUTH_FAILED), and transient codes once retries are spent
    */
   async promoteRemote(remote: RemoteSite, members: readonly RemotePromotion[], options: SiteTransferOptions = {}): Promise<RemotePromotionResult[]> {
     if (members.length === 0) throw new DrkitError('INVALID_ARGUMENT', 'promoteRemote needs at least one lineage', { data: { field: 'members' } });
+    if (remote.storageOnly === true) {
+      throw new DrkitError('INVALID_ARGUMENT', `site ${remote.siteId} is configured storage-only: it holds replicas, never a writable volume`, { data: { siteId: remote.siteId, reason: 'storage-only' } });
+    }
     return this.#withPeer(remote, options, async (peer) => {
       return await peer.promote(members);
     });
@@ -262,6 +291,15 @@ export class Site {
     });
   }
 
+  /** A remote's `maxBytesPerSecond` bounds all transfers to it together: one limiter per site and rate. */
+  #throttled(remote: RemoteSite, options: SiteTransferOptions): SiteTransferOptions {
+    if (options.throttle !== undefined || options.bandwidthBytesPerSec !== undefined || remote.maxBytesPerSecond === undefined) return options;
+    const key = `${remote.siteId}/${remote.maxBytesPerSecond}`;
+    let throttle = this.#throttles.get(key);
+    if (throttle === undefined) this.#throttles.set(key, (throttle = new Throttle(remote.maxBytesPerSecond, this.#clock)));
+    return { ...options, throttle };
+  }
+
   /** Stops listening and closes connections; session state stays for resumption. */
   async close(): Promise<void> {
     for (const l of this.#listeners) await l.close();
@@ -278,7 +316,8 @@ export class Site {
   }
 
   async #connect(remote: RemoteSite, signal: AbortSignal | undefined): Promise<Peer> {
-    const connection = await remote.transport.connect(remote.address, { timeoutMs: remote.connectTimeoutMs ?? 10_000, ...(signal === undefined ? {} : { signal }) });
+    // Through a relay, only the first hop changes: the handshake below still names and proves remote.siteId.
+    const connection = await remote.transport.connect(remote.proxyAddress ?? remote.address, { timeoutMs: remote.connectTimeoutMs ?? 10_000, ...(signal === undefined ? {} : { signal }) });
     const handshake = await clientHandshake(connection, {
       siteId: this.siteId,
       clock: this.#clock,

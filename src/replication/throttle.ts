@@ -7,6 +7,8 @@ import type { Clock } from '../adapters/clock.js';
 
 /** Bandwidth limiter. */
 export class Throttle {
+  /** The rate. */
+  readonly bytesPerSec: number;
   readonly #bytesPerSec: number;
   readonly #clock: Clock;
   #tokens: number;
@@ -16,6 +18,7 @@ export class Throttle {
   constructor(bytesPerSec: number, clock: Clock) {
     assertPositiveInteger(bytesPerSec, 'bandwidthBytesPerSec');
     this.#bytesPerSec = bytesPerSec;
+    this.bytesPerSec = bytesPerSec;
     this.#clock = clock;
     this.#tokens = bytesPerSec;
     this.#lastMs = clock.now();

@@ -39,7 +39,7 @@ function drkit(args: readonly string[], env: Record<string, string> = {}): Promi
 const lines = (r: Run): Record<string, unknown>[] => r.stdout.trim().split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Record<string, unknown>);
 
 /** Starts `drkit serve` and resolves once it listens, with its address. */
-function serve(args: readonly string[]): Promise<{ child: ChildProcess; remote: string; exited: Promise<Run> }> {
+function serve(args: readonly string[]): Promise<{ child: ChildProcess; remote: string; address: string; exited: Promise<Run> }> {
   return new Promise((ready, fail) => {
     const child = spawn(process.execPath, [cli, '--json', ...args], { cwd: root, env: { ...process.env, DRKIT_SITE: '' } });
     children.push(child);
@@ -50,7 +50,9 @@ function serve(args: readonly string[]): Promise<{ child: ChildProcess; remote: 
     child.stdout.on('data', (d: Buffer) => {
       stdout += d.toString();
       const listening = stdout.split('\n').find((l) => l.includes('"listening"'));
-      if (listening !== undefined) ready({ child, remote: (JSON.parse(listening) as { remote: string }).remote, exited });
+      if (listening === undefined) return;
+      const fields = JSON.parse(listening) as { remote: string; address: string };
+      ready({ child, remote: fields.remote, address: fields.address, exited });
     });
     void exited.then((r) => fail(new Error(`serve exited early (${r.code}): ${r.stderr}${r.stdout}`)));
   });
@@ -288,28 +290,36 @@ describe('drkit CLI', () => {
     const imported = lines(await drkit(['--json', '--site', source, 'import', image, '--volume', 'db']));
     const volumeId = imported.at(-1)!.volumeId as string;
     const server = await serve(['--site', target, 'serve', '--listen', '127.0.0.1:0', '--psk-file', psk]);
+    // The remote site "with a proxy": every connection goes through a drkit relay, which takes no key.
+    const relay = await serve(['relay', '--listen', '127.0.0.1:0', '--to', server.address]);
     const policy = join(root, 'policy.json');
     fs.writeFileSync(
       policy,
       JSON.stringify({
         formatVersion: 1,
-        remotes: { dr: server.remote },
         domains: [
           {
             id: 'db',
             name: 'database',
             protects: { kind: 'entities', entities: [{ kind: 'volume', id: volumeId }] },
-            remoteSites: [{ id: 'dr', address: server.remote, credentialsRef: 'cli:--psk-file' }],
+            remoteSites: [{ id: 'dr', address: server.address, credentialsRef: 'cli:--psk-file', options: { proxyAddress: relay.address } }],
             schedules: [{ id: 'hourly', recurrence: { kind: 'interval', every: 1, unit: 'hours' }, remoteSiteIds: ['dr'], retention: { local: { keepLast: 3 } } }],
           },
         ],
       }),
     );
     const ran = await drkit(['--json', '--site', source, 'protect', policy, '--once', '--psk-file', psk]);
+    fs.writeFileSync(join(root, 'old-policy.json'), JSON.stringify({ formatVersion: 1, remotes: { dr: server.remote }, domains: [{ id: 'x', protects: { kind: 'entities', entities: [{ kind: 'volume', id: volumeId }] }, schedules: [{ id: 'h', recurrence: { kind: 'interval', every: 1, unit: 'hours' }, retention: { local: { keepLast: 1 } } }] }] }));
+    expect((await drkit(['--site', source, 'protect', join(root, 'old-policy.json'), '--once'])).code).toBe(2);
     expect(ran.code, ran.stdout + ran.stderr).toBe(0);
     const kinds = lines(ran).filter((e) => e.type === 'event').map((e) => e.kind);
     expect(kinds).toContain('snapshot-taken');
     expect(kinds).toContain('replicated');
+    relay.child.kill('SIGTERM');
+    const relayed = await relay.exited;
+    expect(relayed.code).toBe(0);
+    expect(lines(relayed).at(-1)).toMatchObject({ type: 'result', command: 'relay', stoppedBy: 'SIGTERM' });
+    expect((lines(relayed).at(-1) as { connections: number }).connections).toBeGreaterThan(0);
     fs.writeFileSync(policy, JSON.stringify({ formatVersion: 7, domains: [] }));
     expect((await drkit(['--site', source, 'protect', policy, '--once'])).code).toBe(4);
     server.child.kill('SIGTERM');

@@ -99,7 +99,7 @@ async function makeWorld() {
     protects: { kind: 'entities', entities: vols.map((id) => ({ kind: 'volume' as const, id })) },
     consistencyGroups: [{ id: 'app', entities: [{ kind: 'volume', id: db }, { kind: 'volume', id: log }] }],
   });
-  const protector = await Protector.open({ site: a.site, clock, meta: a.meta, remotes: {} });
+  const protector = await Protector.open({ site: a.site, clock, meta: a.meta, connectionFor: () => ({ transport: counting, psk: PSK }) });
   await protector.addDomain(pd);
   return { net, clock, a, b, remoteB, counting, pd, protector, db, log, cfg };
 }

@@ -7,6 +7,7 @@
 import { DeviceExtentStore, LogMetaStore, MemoryBlockDevice, MemoryExtentStore, MemoryMetaStore, VirtualClock, type BlockDevice } from '../../src/adapters/index.js';
 import { SnapshotTree, type SnapshotInfo } from '../../src/snapshot/index.js';
 import { ORIGIN_SITE_KEY, ORIGIN_SNAPSHOT_KEY, ORIGIN_VOLUME_KEY, Site, type RemoteSite } from '../../src/replication/index.js';
+import { DrkitError } from '../../src/core/index.js';
 import { FaultyBlockDevice, SimulatedNetwork } from '../../src/testing/index.js';
 import { Protector, type ProtectorEvent, type ProtectorOptions } from '../../src/policy/index.js';
 
@@ -72,7 +73,12 @@ export class World {
     const onEvent = (e: ProtectorEvent) => {
       if (this.gen?.n === n) this.events.push(e);
     };
-    const protector = await Protector.open({ site, clock: this.clock, meta, remotes: { B: remote }, onEvent, ...this.#extra });
+    const { transport, psk, connectTimeoutMs } = remote;
+    const connectionFor = (s: { id: string }) => {
+      if (s.id !== 'B') throw new DrkitError('INVALID_ARGUMENT', `no credentials for ${s.id}`, { data: { siteId: s.id } });
+      return { transport, psk: psk!, connectTimeoutMs: connectTimeoutMs! };
+    };
+    const protector = await Protector.open({ site, clock: this.clock, meta, connectionFor, onEvent, ...this.#extra });
     this.gen = { n, host, tree, site, protector, remote, devices: [metaDev, dataDev] };
   }
 

@@ -4,7 +4,7 @@
 // hourly remote schedule, the transfer concurrency bound, and coded errors for bad input.
 import { describe, expect, it } from 'vitest';
 import { MemoryMetaStore } from '../../src/adapters/index.js';
-import { Protector, type ProtectionDomainSpec } from '../../src/policy/index.js';
+import { Protector, type ProtectionDomainSpec, type ProtectorOptions } from '../../src/policy/index.js';
 import { World } from './protector-harness.js';
 
 const HOUR = 3_600_000;
@@ -180,8 +180,12 @@ describe('Protector', () => {
     await p.addDomain(hourly([a!], 'one'));
     await expect(p.addDomain(hourly([a!, b!], 'two'))).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
     const meta = await MemoryMetaStore.open();
-    await expect(Protector.open({ site: w.gen.site, clock: w.clock, meta, remotes: {}, concurrency: 0 })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
-    await expect(Protector.open({ site: w.gen.site, clock: w.clock, meta, remotes: { B: w.gen.remote, X: w.gen.remote } })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    const connectionFor = () => ({ transport: w.gen.remote.transport });
+    await expect(Protector.open({ site: w.gen.site, clock: w.clock, meta, connectionFor, concurrency: 0 })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    await expect(Protector.open({ site: w.gen.site, clock: w.clock, meta } as unknown as ProtectorOptions)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', data: { field: 'connectionFor' } });
+    // One id names one site: a second domain may not configure B elsewhere.
+    const moved = { ...hourly([b!], 'moved'), remoteSites: [{ ...site, address: 'B2:7000' }] };
+    await expect(p.addDomain(moved)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', data: { field: 'remoteSites', siteId: 'B' } });
     // A domain removed is forgotten, its snapshots stay.
     w.gen.protector.start();
     await w.runTo(START + 1);

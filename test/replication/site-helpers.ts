@@ -14,6 +14,15 @@ export async function snapshotBytes(tree: SnapshotTree, snapshotId: string): Pro
   }
 }
 
+/** A site over memory stores that accepts every peer with `psk`, not listening yet; `cleanups` gets its close. */
+export async function unlistenedSite(siteId: string, psk: Uint8Array, cleanups: (() => Promise<void>)[]): Promise<{ site: Site; tree: SnapshotTree }> {
+  const meta = await MemoryMetaStore.open();
+  const tree = await SnapshotTree.open({ meta, extents: await MemoryExtentStore.open() });
+  const site = await Site.open({ siteId, tree, meta, peerKeys: () => psk });
+  cleanups.push(() => site.close());
+  return { site, tree };
+}
+
 /** A site over memory stores listening at `${siteId}:7000` on `net`, every peer sharing `psk`, and how to reach it. */
 export async function memorySite(siteId: string, net: MemoryTransport, psk: Uint8Array, options: Partial<SiteOptions> = {}): Promise<{ site: Site; tree: SnapshotTree; remote: RemoteSite }> {
   const meta = await MemoryMetaStore.open();

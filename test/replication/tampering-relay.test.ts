@@ -5,13 +5,12 @@
 // stream ends inside a frame) and commits nothing. The untampered run through the same
 // relay proves the relay itself is transparent.
 import { afterEach, describe, expect, it } from 'vitest';
-import { MemoryExtentStore, MemoryMetaStore } from '../../src/adapters/index.js';
 import { TcpTransport } from '../../src/adapters/node.js';
 import { loadXxh64 } from '../../src/core/checksum.js';
 import { isDrkitError } from '../../src/core/errors.js';
-import { SnapshotTree } from '../../src/snapshot/index.js';
-import { Site } from '../../src/replication/index.js';
 import { FRAME_TYPE } from '../../src/replication/internal/frame-codec.js';
+import type { Site } from '../../src/replication/index.js';
+import { unlistenedSite } from './site-helpers.js';
 import { startTamperingRelay, type Tamper, type TamperingRelay } from './tampering-relay.js';
 
 const KiB = 1024;
@@ -23,13 +22,7 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-async function site(siteId: string): Promise<{ site: Site; tree: SnapshotTree }> {
-  const meta = await MemoryMetaStore.open();
-  const tree = await SnapshotTree.open({ meta, extents: await MemoryExtentStore.open() });
-  const s = await Site.open({ siteId, tree, meta, peerKeys: () => PSK });
-  cleanups.push(() => s.close());
-  return { site: s, tree };
-}
+const site = (siteId: string) => unlistenedSite(siteId, PSK, cleanups);
 
 /** Replicates a 2 MiB snapshot named "alpha" (512 blocks of 4 KiB: two batches in flight at once) from A to B through a relay doing `tamper` at the first frame `match` selects. */
 async function attack(tamper: Tamper, match: (type: number, payload: Buffer) => boolean): Promise<{ code: string | undefined; relay: TamperingRelay; committedAtTarget: number; a: Site }> {

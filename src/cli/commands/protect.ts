@@ -5,18 +5,19 @@
  * domain, replicated, then exit). The engine keeps its state in the site, so a restart
  * fires a missed schedule once.
  *
- * Policy file: { "formatVersion": 1, "remotes": { "<siteId>": "<siteId>@HOST:PORT" },
- * "domains": [ <protection-domain>, ... ] } (domains as `toPolicyJSON` writes them; their
- * `kind` and `formatVersion` may be left out). See docs/cli.md.
+ * Policy file: { "formatVersion": 1, "domains": [ <protection-domain>, ... ] } (domains as
+ * `toPolicyJSON` writes them; their `kind` and `formatVersion` may be left out). Each
+ * domain's `remoteSites` say where a site is (`address`, `HOST:PORT`), through which relay
+ * (`options.proxyAddress`) and at what bandwidth; the credential flags are the
+ * credentials every `credentialsRef` resolves to. See docs/cli.md.
  */
 import fs from 'node:fs/promises';
 import type { Command } from 'commander';
 import { SystemClock } from '../../adapters/index.js';
 import { DrkitError, toDrkitError } from '../../core/index.js';
 import { POLICY_FORMAT_VERSION, Protector, fromPolicyJSON, type ProtectionDomain, type ProtectorEvent } from '../../policy/index.js';
-import type { RemoteSite } from '../../replication/index.js';
 import { CliContext } from '../internal/context.js';
-import { loadCredentials, parseRemote, withCredentialOptions, type CredentialFlags } from '../internal/remote.js';
+import { connectionOf, loadCredentials, withCredentialOptions, type CredentialFlags } from '../internal/remote.js';
 import { nextShutdownSignal } from '../internal/signals.js';
 
 /** Largest policy file read: a few hundred domains fit in far less. */
@@ -32,10 +33,8 @@ export function registerProtect(program: Command): void {
   ).action(async (file: string, opts: CredentialFlags & { once?: boolean }, command: Command) => {
     const ctx = new CliContext(command.optsWithGlobals());
     const policy = await readPolicy(file);
-    const needsRemotes = Object.keys(policy.remotes).length > 0;
+    const needsRemotes = policy.domains.some((d) => d.schedules.some((s) => s.remoteSiteIds.length > 0));
     const credentials = needsRemotes ? await loadCredentials(opts) : undefined;
-    const remotes: Record<string, RemoteSite> = {};
-    for (const [siteId, address] of Object.entries(policy.remotes)) remotes[siteId] = parseRemote(address, credentials!);
     const shutdown = opts.once === true ? undefined : nextShutdownSignal();
     await ctx.withSite(async ({ site, meta }) => {
       const failures: ProtectorEvent[] = [];
@@ -43,7 +42,7 @@ export function registerProtect(program: Command): void {
         site,
         meta,
         clock: new SystemClock(),
-        remotes,
+        connectionFor: () => connectionOf(credentials!),
         onEvent: (e) => {
           if (e.kind.endsWith('-failed')) failures.push(e);
           ctx.out.emit('event', eventFields(e), `${new Date(e.atMs).toISOString()}  ${e.kind.padEnd(20)} ${e.domainId}${'siteId' in e && e.siteId !== undefined ? ` -> ${e.siteId}` : ''}${'error' in e ? `: ${e.error.code} ${e.error.message}` : ''}`);
@@ -79,7 +78,7 @@ function eventFields(e: ProtectorEvent): Record<string, unknown> {
 }
 
 /** Reads and validates the policy file. @throws INVALID_ARGUMENT, FORMAT_VERSION, NOT_FOUND */
-async function readPolicy(file: string): Promise<{ remotes: Record<string, string>; domains: ProtectionDomain[] }> {
+async function readPolicy(file: string): Promise<{ domains: ProtectionDomain[] }> {
   const stat = await fs.stat(file).catch((err: unknown) => {
     throw toDrkitError(err, 'IO_ERROR', `cannot read ${file}`, { path: file });
   });
@@ -91,14 +90,16 @@ async function readPolicy(file: string): Promise<{ remotes: Record<string, strin
     throw new DrkitError('INVALID_ARGUMENT', `${file} does not parse as JSON`, { cause: err, data: { path: file } });
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new DrkitError('INVALID_ARGUMENT', `${file} must hold a JSON object`, { data: { path: file } });
-  const { formatVersion, remotes = {}, domains } = value as Record<string, unknown>;
+  const { formatVersion, domains, ...rest } = value as Record<string, unknown>;
   if (formatVersion !== POLICY_FORMAT_VERSION) {
     throw new DrkitError('FORMAT_VERSION', `${file}: formatVersion ${String(formatVersion)} is not readable by this build (reads ${POLICY_FORMAT_VERSION})`, { data: { path: file } });
   }
-  if (typeof remotes !== 'object' || remotes === null || Object.values(remotes).some((a) => typeof a !== 'string')) {
-    throw new DrkitError('INVALID_ARGUMENT', `${file}: remotes must map site ids to "SITE_ID@HOST:PORT" strings`, { data: { path: file, field: 'remotes' } });
+  const unknown = Object.keys(rest);
+  if (unknown.length > 0) {
+    // `remotes` was a second table of addresses; a domain's remoteSites say it once.
+    throw new DrkitError('INVALID_ARGUMENT', `${file}: unknown field '${unknown[0]}' (a remote site's address is its remoteSites entry's \`address\`)`, { data: { path: file, field: unknown[0] } });
   }
   if (!Array.isArray(domains) || domains.length === 0) throw new DrkitError('INVALID_ARGUMENT', `${file}: domains must be a non-empty array`, { data: { path: file, field: 'domains' } });
   const parsed = domains.map((d: unknown) => fromPolicyJSON(JSON.stringify({ formatVersion: POLICY_FORMAT_VERSION, kind: 'protection-domain', ...(d as object) }), 'protection-domain'));
-  return { remotes: remotes as Record<string, string>, domains: parsed };
+  return { domains: parsed };
 }

@@ -11,6 +11,7 @@ import { DrkitError, fromHex, toDrkitError } from '../../core/index.js';
 import { TcpTransport, TlsTransport } from '../../adapters/node.js';
 import type { PeerInfo, Transport } from '../../adapters/index.js';
 import type { RemoteSite, SiteOptions } from '../../replication/index.js';
+import type { RemoteConnection } from '../../policy/index.js';
 
 /** Environment variable naming the pre-shared key file when `--psk-file` is absent. */
 export const PSK_FILE_ENV = 'DRKIT_PSK_FILE';
@@ -94,9 +95,12 @@ export function parseRemote(address: string, credentials: Credentials): RemoteSi
   if (siteId === '' || hostPort === '') {
     throw new DrkitError('INVALID_ARGUMENT', `remote address "${address}" must be SITE_ID@HOST:PORT (the remote site's id, as \`drkit serve\` prints it)`, { data: { address } });
   }
+  return { siteId, address: hostPort, ...connectionOf(credentials) };
+}
+
+/** How these credentials reach and trust a site: the transport, the key and/or the certificate check. */
+export function connectionOf(credentials: Credentials): RemoteConnection {
   return {
-    siteId,
-    address: hostPort,
     transport: credentials.transport,
     ...(credentials.psk === undefined ? {} : { psk: credentials.psk }),
     ...(credentials.tls ? { authenticate: certificateNames } : {}),
