@@ -15,3 +15,4 @@ export { checkTransferGenerations, type GenerationStatus } from './generation-gu
 export type { RemoteLineageStatus, RemotePromotion, RemotePromotionResult, RemoteDemotion, RemoteDemotionResult } from './remote-control.js';
 export type { LineageStatus, LineageRecord } from './lineage-record.js';
 export { planMigration, migrate, resumeMigration, rollbackMigration, readMigration, MIGRATION_STEPS, MIGRATION_RECORD_PREFIX, type MigrationOptions, type MigrationPlan, type MigrationStep, type MigrateRunOptions, type MigrationResult, type MigrationRecord, type MigrationStepKind } from './migrate.js';
+export { migrateGroup, resumeGroupMigration, rollbackGroupMigration, readGroupMigration, MAX_GROUP_MEMBERS, GROUP_MIGRATION_RECORD_PREFIX, type GroupMigrationOptions, type GroupMigrateRunOptions, type GroupMigrationResult, type GroupMigrationRecord, type GroupMigrationMember } from './migrate-group.js';

@@ -22,16 +22,17 @@
  * stop (another handle, a restart), the demotion is refused with DIVERGED and the
  * migration goes back to retake the final snapshot on resume.
  */
-import { DrkitError, throwIfAborted, toDrkitError } from '../core/errors.js';
+import { DrkitError } from '../core/errors.js';
 import type { MetaStore } from '../adapters/meta-store.js';
 import type { Volume } from '../snapshot/index.js';
 import { demote, lineageStatus, promote, snapshotPromoted, type PromoteOptions } from './failover.js';
 import { deleteLineageRecord, readLineageRecord, writeLineageRecord } from './lineage-record.js';
 import { originKey, originOf } from './origin.js';
 import { writtenSince } from './internal/unchanged-since.js';
+import { runMigrationSteps } from './internal/migration-runner.js';
 import { demoteForPeer } from './remote-control.js';
 import type { RemoteSite, Site, SiteTransferOptions } from './site.js';
-import { MIGRATION_STEPS, readMigrationRecord, writeMigrationRecord, type MigrationRecord, type MigrationStepKind } from './internal/migration-record.js';
+import { MIGRATION_STEPS, MIGRATION_STEP_INDEX, readMigrationRecord, writeMigrationRecord, type MigrationRecord, type MigrationStepKind } from './internal/migration-record.js';
 
 export { MIGRATION_STEPS, MIGRATION_RECORD_PREFIX, type MigrationRecord, type MigrationStepKind } from './internal/migration-record.js';
 
@@ -99,7 +100,7 @@ export interface MigrationResult {
   readonly record: MigrationRecord;
 }
 
-const STEP_INDEX = Object.fromEntries(MIGRATION_STEPS.map((s, i) => [s, i])) as Record<MigrationStepKind, number>;
+const STEP_INDEX = MIGRATION_STEP_INDEX;
 
 /**
  * The dry-run plan of migrating `lineage` from `source` to `target`: reads only.
@@ -238,39 +239,19 @@ export async function rollbackMigration(options: { source: Site; lineage: string
 }
 
 async function execute(options: MigrationOptions, run: MigrateRunOptions, store: MetaStore, start: MigrationRecord): Promise<MigrationResult> {
-  let record = start;
-  while (record.completedSteps < MIGRATION_STEPS.length) {
-    const step = MIGRATION_STEPS[record.completedSteps]!;
-    try {
-      throwIfAborted(run.signal);
-      record = { ...record, startedStep: step };
-      await writeMigrationRecord(store, record);
-      const produced = await runStep(step, options, run, record);
-      const completedSteps = record.completedSteps + 1;
-      const done: MigrationRecord = { ...record, ...produced, completedSteps, startedStep: undefined, lastError: undefined, status: completedSteps === MIGRATION_STEPS.length ? 'completed' : 'running' };
-      await writeMigrationRecord(store, done);
-      // Only a durable record counts: a failed write leaves the step to be rerun (steps are idempotent).
-      record = done;
-      if (step === 'reverse-direction' && run.targetSite !== undefined && run.targetSite.meta !== store) await writeMigrationRecord(run.targetSite.meta, record);
-      await run.onStep?.(step, record);
-    } catch (err) {
-      const e = toDrkitError(err, 'INTERNAL', `migration step ${step} failed`);
-      if (e.data.restartFromFinalSnapshot === true) {
-        record = { ...record, completedSteps: STEP_INDEX['final-snapshot'], finalSnapshotId: undefined, remoteSnapshotId: undefined };
-      }
-      const nextStep = MIGRATION_STEPS[record.completedSteps] ?? step;
-      try {
-        await writeMigrationRecord(store, { ...record, lastError: { code: e.code, message: e.message } });
-      } catch {
-        // The store failed too (a crash): the record of the last completed step still stands.
-      }
-      throw new DrkitError(e.code, `migration of ${options.lineage} stopped before step ${nextStep} (resumeMigration continues it): ${e.message}`, {
-        cause: e,
-        transient: e.transient,
-        data: { ...e.data, lineage: options.lineage, state: record.status === 'completed' ? 'completed' : 'resumable', step: nextStep },
-      });
-    }
-  }
+  const record = await runMigrationSteps(start, {
+    write: (r) => writeMigrationRecord(store, r),
+    run: (step, r) => runStep(step, options, run, r),
+    restartFromFinalSnapshot: (r) => ({ ...r, finalSnapshotId: undefined, remoteSnapshotId: undefined }),
+    afterStep: async (step, r) => {
+      if (step === 'reverse-direction' && run.targetSite !== undefined && run.targetSite.meta !== store) await writeMigrationRecord(run.targetSite.meta, r);
+      await run.onStep?.(step, r);
+    },
+    what: `migration of ${options.lineage}`,
+    resumeWith: 'resumeMigration',
+    data: { lineage: options.lineage },
+    signal: run.signal,
+  });
   return { state: 'completed', step: 'reverse-direction', record };
 }
 
