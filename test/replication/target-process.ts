@@ -14,11 +14,17 @@ export interface TargetProcess {
   status(lineage: string): Promise<{ generation: number; writableVolumeId: string | null; sha256: string | null }>;
   /** SIGKILL, and wait for the exit. */
   crash(): Promise<void>;
+  /** How the process ended (waits for it): `SIGKILL` when it crashed itself or was crashed. */
+  exited(): Promise<NodeJS.Signals | null>;
 }
 
-/** Starts site `siteId` over the durable stores under `dir` in a child process; `cleanups` gets its kill. */
-export async function startTargetProcess(dir: string, siteId: string, cleanups: (() => Promise<void> | void)[]): Promise<TargetProcess> {
-  const child: ChildProcess = spawn(process.execPath, [join(__dirname, 'fixtures/migrate-target-process.mjs'), siteId, dir], { stdio: ['pipe', 'pipe', 'inherit'] });
+/**
+ * Starts site `siteId` over the durable stores under `dir` in a child process; `cleanups` gets its kill.
+ * `crashMode` makes it kill itself in the middle of a group promotion (see the fixture).
+ */
+export async function startTargetProcess(dir: string, siteId: string, cleanups: (() => Promise<void> | void)[], crashMode?: 'crash-before-promote-commit' | 'crash-after-promote-commit'): Promise<TargetProcess> {
+  const args = [join(__dirname, 'fixtures/migrate-target-process.mjs'), siteId, dir, ...(crashMode === undefined ? [] : [crashMode])];
+  const child: ChildProcess = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'inherit'] });
   const exited = once(child, 'exit');
   const crash = async () => {
     if (child.exitCode === null && child.signalCode === null) {
@@ -41,5 +47,9 @@ export async function startTargetProcess(dir: string, siteId: string, cleanups: 
       return next();
     },
     crash,
+    async exited() {
+      await exited;
+      return child.signalCode;
+    },
   };
 }
