@@ -312,6 +312,28 @@ describe('migrate', () => {
     }
   });
 
+  it('rolls back a completed migration through targetSite (the target demoted in-process); refuses once the target wrote', async () => {
+    for (const written of [false, true]) {
+      const msg = written ? 'target written since' : 'target unwritten';
+      const { a, b, vol, lineage } = await setup(600 + Number(written));
+      const done = await migrate({ source: a.site, target: b.remote, lineage }, { ...NO_RETRY, sourceVolume: vol, targetSite: b.site });
+      if (written) {
+        const at = await b.tree.openVolume(done.record.targetVolumeId!);
+        await at.write(0, patterned(61, BLOCK_BYTES));
+        await at.close();
+        expect((await errorOf(rollbackMigration({ source: a.site, lineage }, { targetSite: b.site }))).code, msg).toBe('DIVERGED');
+        expect((await lineageStatus(b.site, lineage)).writableVolumeId, msg).toBe(done.record.targetVolumeId);
+        expect((await lineageStatus(a.site, lineage)).writableVolumeId, msg).toBeUndefined();
+      } else {
+        expect(await rollbackMigration({ source: a.site, lineage }, { targetSite: b.site }), msg).toMatchObject({ state: 'rolled-back' });
+        expect(await lineageStatus(b.site, lineage), msg).toMatchObject({ writableVolumeId: undefined, generation: 0 });
+        expect(await lineageStatus(a.site, lineage), msg).toMatchObject({ writableVolumeId: vol.id, generation: 0 });
+      }
+      await a.site.close();
+      await b.site.close();
+    }
+  });
+
   it('refuses to demote a source written after the stop, and resume retakes the final snapshot', async () => {
     const { a, b, vol, lineage } = await setup(500);
     const other = await a.tree.openVolume(vol.id); // a second writer the stop does not reach
