@@ -13,6 +13,7 @@ export { startRelay, DEFAULT_RELAY_MAX_CONNECTIONS, type Relay, type RelayOption
 export { promote, failover, failback, demote, snapshotPromoted, lineageStatus, type PromoteOptions, type Promotion, type FailbackOptions, type FailbackResult } from './failover.js';
 export { detectSplitBrain, type SplitBrainReport, type SplitBrainSurvey } from './split-brain.js';
 export { checkTransferGenerations, type GenerationStatus } from './generation-guard.js';
-export type { RemoteLineageStatus, RemotePromotion, RemotePromotionResult } from './remote-control.js';
+export type { RemoteLineageStatus, RemotePromotion, RemotePromotionResult, RemoteDemotion, RemoteDemotionResult } from './remote-control.js';
 export type { LineageStatus, LineageRecord } from './lineage-record.js';
 export { planMigration, migrate, resumeMigration, rollbackMigration, readMigration, MIGRATION_STEPS, MIGRATION_RECORD_PREFIX, type MigrationOptions, type MigrationPlan, type MigrationStep, type MigrateRunOptions, type MigrationResult, type MigrationRecord, type MigrationStepKind } from './migrate.js';
+export { migrateGroup, resumeGroupMigration, rollbackGroupMigration, readGroupMigration, MAX_GROUP_MEMBERS, GROUP_MIGRATION_RECORD_PREFIX, type GroupMigrationOptions, type GroupMigrateRunOptions, type GroupMigrationResult, type GroupMigrationRecord, type GroupMigrationMember } from './migrate-group.js';

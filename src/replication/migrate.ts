@@ -9,7 +9,9 @@
  * source site's MetaStore under `mg/` after every step, so a failure or a crash of either
  * side stops it in a recorded state: {@link resumeMigration} continues from the first step
  * not recorded as completed (every step is idempotent), {@link rollbackMigration} undoes
- * it while the target is not yet promoted.
+ * it at any step, asking a promoted target to give the lineage back (DEMOTE_REQ) as long
+ * as it has not written it since. {@link migrateGroup} (migrate-group.ts) moves a
+ * consistency group the same way, as one unit.
  *
  * No-data-loss promise: every write acknowledged on the source volume before the
  * stop-writes step is in the final snapshot, and so at the target. Writes are stopped by
@@ -20,14 +22,17 @@
  * stop (another handle, a restart), the demotion is refused with DIVERGED and the
  * migration goes back to retake the final snapshot on resume.
  */
-import { DrkitError, throwIfAborted, toDrkitError } from '../core/errors.js';
+import { DrkitError } from '../core/errors.js';
 import type { MetaStore } from '../adapters/meta-store.js';
 import type { Volume } from '../snapshot/index.js';
 import { demote, lineageStatus, promote, snapshotPromoted, type PromoteOptions } from './failover.js';
 import { deleteLineageRecord, readLineageRecord, writeLineageRecord } from './lineage-record.js';
-import { GENERATION_KEY, LINEAGE_KEY, originKey, originOf } from './origin.js';
+import { originKey, originOf } from './origin.js';
+import { writtenSince } from './internal/unchanged-since.js';
+import { runMigrationSteps } from './internal/migration-runner.js';
+import { demoteForPeer } from './remote-control.js';
 import type { RemoteSite, Site, SiteTransferOptions } from './site.js';
-import { MIGRATION_STEPS, readMigrationRecord, writeMigrationRecord, type MigrationRecord, type MigrationStepKind } from './internal/migration-record.js';
+import { MIGRATION_STEPS, MIGRATION_STEP_INDEX, readMigrationRecord, writeMigrationRecord, type MigrationRecord, type MigrationStepKind } from './internal/migration-record.js';
 
 export { MIGRATION_STEPS, MIGRATION_RECORD_PREFIX, type MigrationRecord, type MigrationStepKind } from './internal/migration-record.js';
 
@@ -95,9 +100,7 @@ export interface MigrationResult {
   readonly record: MigrationRecord;
 }
 
-const STEP_INDEX = Object.fromEntries(MIGRATION_STEPS.map((s, i) => [s, i])) as Record<MigrationStepKind, number>;
-/** Lineage of the check snapshot taken before demotion: outside the lineage, so no base or failover choice ever picks it. */
-const CHECK_SUFFIX = '~migrate-check';
+const STEP_INDEX = MIGRATION_STEP_INDEX;
 
 /**
  * The dry-run plan of migrating `lineage` from `source` to `target`: reads only.
@@ -190,12 +193,16 @@ export async function resumeMigration(options: MigrationOptions, run: MigrateRun
 }
 
 /**
- * Undoes a migration that has not promoted the target: the source writes the lineage
- * again at its own generation (its lineage record is put back). The final snapshot stays
- * at both sites (it is a valid replica). The caller reopens the source volume for writes.
- * @throws NOT_FOUND (no migration recorded), STALE_GENERATION (the target was promoted: it is
- *   primary now; resume instead), INVALID_ARGUMENT (the promote step may have run and no
- *   `target` (address) or `targetSite` was given to check it)
+ * Undoes a migration at any step: the source writes the lineage again at its own
+ * generation (its lineage record is put back). Once the promote step may have run, the
+ * target is first asked to give the lineage back (DEMOTE_REQ by address, or through
+ * `targetSite`): it refuses when it wrote the lineage since its promotion, and answers as
+ * done when it was never promoted, so a rollback is idempotent too. The final snapshot
+ * stays at both sites (it is a valid replica). The caller reopens the source volume for writes.
+ * @throws NOT_FOUND (no migration recorded, or the source volume is gone), INVALID_ARGUMENT
+ *   (the promote step may have run and no `target` (address) or `targetSite` was given),
+ *   and the target's demotion codes (DIVERGED: it wrote since the promotion; STALE_GENERATION,
+ *   AUTH_FAILED), with the migration left as it was
  */
 export async function rollbackMigration(options: { source: Site; lineage: string; target?: RemoteSite }, run: { stateStore?: MetaStore; targetSite?: Site } & SiteTransferOptions = {}): Promise<MigrationResult> {
   const { source, lineage } = options;
@@ -204,20 +211,18 @@ export async function rollbackMigration(options: { source: Site; lineage: string
   if (record === undefined) throw new DrkitError('NOT_FOUND', `no migration of ${lineage} is recorded`, { data: { lineage } });
   const next = MIGRATION_STEPS[Math.min(record.completedSteps, MIGRATION_STEPS.length - 1)]!;
   if (record.status === 'rolled-back') return { state: 'rolled-back', step: next, record };
-  const targetIsPrimary = () =>
-    new DrkitError('STALE_GENERATION', `${record.targetSiteId} is primary for ${lineage} now: the migration cannot be rolled back; resume it`, {
-      data: { lineage, state: record.status === 'completed' ? 'completed' : 'resumable', step: next, primarySiteId: record.targetSiteId },
-    });
-  const promoteIndex = STEP_INDEX['promote-target'];
-  if (record.status === 'completed' || record.completedSteps > promoteIndex) throw targetIsPrimary();
-  if (record.completedSteps === promoteIndex) {
-    // The promotion may have run at the target (crash before it was recorded, or by the operator).
-    if (run.targetSite === undefined && options.target === undefined) {
-      throw new DrkitError('INVALID_ARGUMENT', `the target ${record.targetSiteId} may have been promoted: pass target (its address) or targetSite to check before rolling back`, { data: { field: 'target', lineage } });
+  if (record.completedSteps >= STEP_INDEX['promote-target']) {
+    // The promotion may have run at the target (recorded, or a crash before the record).
+    const { stateStore: _store, targetSite, ...transfer } = run;
+    const member = { lineage, originSnapshotId: record.finalSnapshotId!, sourceGeneration: record.sourceGeneration };
+    if (targetSite !== undefined) {
+      if (targetSite.siteId !== record.targetSiteId) throw new DrkitError('INVALID_ARGUMENT', `targetSite is ${targetSite.siteId}, not ${record.targetSiteId}`, { data: { field: 'targetSite' } });
+      await demoteForPeer(targetSite, source.siteId, [member]);
+    } else if (options.target !== undefined) {
+      await source.demoteRemote(options.target, [member], transfer);
+    } else {
+      throw new DrkitError('INVALID_ARGUMENT', `the target ${record.targetSiteId} may have been promoted: pass target (its address) or targetSite to demote it before rolling back`, { data: { field: 'target', lineage } });
     }
-    const { stateStore: _store, targetSite: _site, ...transfer } = run;
-    const status = run.targetSite !== undefined ? await lineageStatus(run.targetSite, lineage) : await source.remoteStatus(options.target!, { lineage }, transfer);
-    if (status.writableVolumeId !== undefined && status.generation > record.sourceGeneration) throw targetIsPrimary();
   }
   if (record.completedSteps > STEP_INDEX['demote-source'] || record.startedStep === 'demote-source') {
     const previous = record.previousLineageRecord;
@@ -234,39 +239,19 @@ export async function rollbackMigration(options: { source: Site; lineage: string
 }
 
 async function execute(options: MigrationOptions, run: MigrateRunOptions, store: MetaStore, start: MigrationRecord): Promise<MigrationResult> {
-  let record = start;
-  while (record.completedSteps < MIGRATION_STEPS.length) {
-    const step = MIGRATION_STEPS[record.completedSteps]!;
-    try {
-      throwIfAborted(run.signal);
-      record = { ...record, startedStep: step };
-      await writeMigrationRecord(store, record);
-      const produced = await runStep(step, options, run, record);
-      const completedSteps = record.completedSteps + 1;
-      const done: MigrationRecord = { ...record, ...produced, completedSteps, startedStep: undefined, lastError: undefined, status: completedSteps === MIGRATION_STEPS.length ? 'completed' : 'running' };
-      await writeMigrationRecord(store, done);
-      // Only a durable record counts: a failed write leaves the step to be rerun (steps are idempotent).
-      record = done;
-      if (step === 'reverse-direction' && run.targetSite !== undefined && run.targetSite.meta !== store) await writeMigrationRecord(run.targetSite.meta, record);
-      await run.onStep?.(step, record);
-    } catch (err) {
-      const e = toDrkitError(err, 'INTERNAL', `migration step ${step} failed`);
-      if (e.data.restartFromFinalSnapshot === true) {
-        record = { ...record, completedSteps: STEP_INDEX['final-snapshot'], finalSnapshotId: undefined, remoteSnapshotId: undefined };
-      }
-      const nextStep = MIGRATION_STEPS[record.completedSteps] ?? step;
-      try {
-        await writeMigrationRecord(store, { ...record, lastError: { code: e.code, message: e.message } });
-      } catch {
-        // The store failed too (a crash): the record of the last completed step still stands.
-      }
-      throw new DrkitError(e.code, `migration of ${options.lineage} stopped before step ${nextStep} (resumeMigration continues it): ${e.message}`, {
-        cause: e,
-        transient: e.transient,
-        data: { ...e.data, lineage: options.lineage, state: record.status === 'completed' ? 'completed' : 'resumable', step: nextStep },
-      });
-    }
-  }
+  const record = await runMigrationSteps(start, {
+    write: (r) => writeMigrationRecord(store, r),
+    run: (step, r) => runStep(step, options, run, r),
+    restartFromFinalSnapshot: (r) => ({ ...r, finalSnapshotId: undefined, remoteSnapshotId: undefined }),
+    afterStep: async (step, r) => {
+      if (step === 'reverse-direction' && run.targetSite !== undefined && run.targetSite.meta !== store) await writeMigrationRecord(run.targetSite.meta, r);
+      await run.onStep?.(step, r);
+    },
+    what: `migration of ${options.lineage}`,
+    resumeWith: 'resumeMigration',
+    data: { lineage: options.lineage },
+    signal: run.signal,
+  });
   return { state: 'completed', step: 'reverse-direction', record };
 }
 
@@ -304,17 +289,7 @@ async function runStep(step: MigrationStepKind, options: MigrationOptions, run: 
     case 'demote-source': {
       const status = await lineageStatus(source, lineage);
       if (status.writableVolumeId === record.sourceVolumeId) {
-        const info = source.tree.getVolume(record.sourceVolumeId);
-        const check = await source.tree.snapshot(record.sourceVolumeId, {
-          name: `${info.name}-migrate-check`,
-          userMetadata: { [LINEAGE_KEY]: `${lineage}${CHECK_SUFFIX}`, [GENERATION_KEY]: String(record.sourceGeneration) },
-        });
-        let changed = false;
-        for await (const _range of source.tree.diff(record.finalSnapshotId, check.id, signalOption)) {
-          changed = true;
-          break;
-        }
-        await source.tree.deleteSnapshot(check.id);
+        const changed = await writtenSince(source.tree, record.sourceVolumeId, record.finalSnapshotId!, lineage, record.sourceGeneration, signalOption);
         if (changed) {
           throw new DrkitError('DIVERGED', `volume ${record.sourceVolumeId} was written after the final snapshot: writes were not stopped; resume retakes the final snapshot`, {
             data: { lineage, volumeId: record.sourceVolumeId, restartFromFinalSnapshot: true },

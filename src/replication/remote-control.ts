@@ -15,12 +15,23 @@
  *   does); after it, all members are promoted.
  * - Idempotent: a member this site already writes from that very snapshot at a newer
  *   generation is answered as done, so a resumed migration can send the request again.
+ *
+ * Demotion promises (DEMOTE_REQ, a migration rolled back after the promotion):
+ * - Only the site that handed the lineage over may take it back: this site's promotion
+ *   must have started from the requester's final snapshot named in the request (else
+ *   AUTH_FAILED) at the generation after the one it names (else STALE_GENERATION).
+ * - Nothing written here is dropped: a member whose volume was written since the promotion,
+ *   or that has snapshots of the new generation, is refused (DIVERGED).
+ * - All members or none, in one synced batch; each goes back to a replica at the
+ *   requester's generation (its volume stays, unused). A member this site does not write
+ *   and knows at no newer generation is answered as done (idempotent).
  */
 import { DrkitError } from '../core/errors.js';
 import type { SnapshotInfo, Volume } from '../snapshot/index.js';
 import { writableVolumeFrom } from './failover.js';
 import { readLineageRecord, readLineageStatus, writeLineageRecords, type LineageRecord } from './lineage-record.js';
 import { generationOf, originOf, volumeKeyOf } from './origin.js';
+import { writtenSince } from './internal/unchanged-since.js';
 import type { Site } from './site.js';
 
 /** A site's status of one lineage as the protocol carries it (no snapshot list). */
@@ -52,6 +63,21 @@ export interface RemotePromotionResult {
   readonly lineage: string;
   readonly generation: number;
   readonly volumeId: string;
+}
+
+/** One lineage taken back by {@link Site.demoteRemote}: the promotion it undoes. */
+export interface RemoteDemotion {
+  readonly lineage: string;
+  /** The final snapshot's id at the requesting site, from which the target was promoted. */
+  readonly originSnapshotId: string;
+  /** The generation the requester wrote the lineage at before the hand-over. */
+  readonly sourceGeneration: number;
+}
+
+/** A demoted member's generation at the target (the requester's again). */
+export interface RemoteDemotionResult {
+  readonly lineage: string;
+  readonly generation: number;
 }
 
 /**
@@ -148,4 +174,54 @@ export async function promoteForPeer(
     const record = records[next++]!;
     return { lineage: record.lineage, generation: record.generation, volumeId: record.volumeId! };
   });
+}
+
+/**
+ * Gives lineages promoted here from `requesterSiteId`'s final snapshots back to it, all
+ * or none (see the header).
+ * @throws INVALID_ARGUMENT (a repeated lineage), AUTH_FAILED (this site was not promoted
+ *   from the requester's snapshot), STALE_GENERATION (another generation moved on here),
+ *   DIVERGED (written here since the promotion)
+ */
+export async function demoteForPeer(site: Site, requesterSiteId: string, members: readonly RemoteDemotion[]): Promise<RemoteDemotionResult[]> {
+  const seen = new Set<string>();
+  const results: RemoteDemotionResult[] = [];
+  const records: LineageRecord[] = [];
+  for (const member of members) {
+    const { lineage, sourceGeneration } = member;
+    if (seen.has(lineage)) throw new DrkitError('INVALID_ARGUMENT', `lineage ${lineage} appears twice`, { data: { lineage } });
+    seen.add(lineage);
+    const status = await readLineageStatus(site, lineage);
+    if (status.writableVolumeId === undefined) {
+      if (status.generation > sourceGeneration) {
+        throw new DrkitError('STALE_GENERATION', `site ${site.siteId} knows lineage ${lineage} at generation ${status.generation}: it moved on since ${requesterSiteId} handed it over`, {
+          data: { lineage, localGeneration: status.generation, incomingGeneration: sourceGeneration },
+        });
+      }
+      results.push({ lineage, generation: status.generation }); // never promoted, or demoted already
+      continue;
+    }
+    const record = await readLineageRecord(site.meta, lineage);
+    const from = record?.promotedFromSnapshotId === undefined ? undefined : site.tree.listSnapshots().find((s) => s.id === record.promotedFromSnapshotId);
+    const origin = from === undefined ? undefined : originOf(from, site.siteId);
+    if (origin === undefined || origin.siteId !== requesterSiteId || origin.snapshotId !== member.originSnapshotId) {
+      throw new DrkitError('AUTH_FAILED', `site ${site.siteId} was not promoted to lineage ${lineage} from snapshot ${member.originSnapshotId} of ${requesterSiteId}: only the site that handed it over may take it back`, {
+        data: { lineage, peerSiteId: requesterSiteId },
+      });
+    }
+    if (status.generation !== sourceGeneration + 1) {
+      throw new DrkitError('STALE_GENERATION', `site ${site.siteId} writes lineage ${lineage} at generation ${status.generation}, not ${sourceGeneration + 1}`, {
+        data: { lineage, localGeneration: status.generation, incomingGeneration: sourceGeneration },
+      });
+    }
+    const newer = site.tree.listSnapshots().some((s) => s.id !== from!.id && volumeKeyOf(originOf(s, site.siteId)) === lineage && generationOf(s) > sourceGeneration);
+    if (newer || (await writtenSince(site.tree, status.writableVolumeId, from!.id, lineage, status.generation))) {
+      throw new DrkitError('DIVERGED', `site ${site.siteId} wrote lineage ${lineage} since its promotion: giving it back would drop those writes`, { data: { lineage, volumeId: status.writableVolumeId } });
+    }
+    records.push({ formatVersion: 1, lineage, generation: sourceGeneration, role: 'replica', volumeId: status.writableVolumeId, promotedFromSnapshotId: record!.promotedFromSnapshotId });
+    results.push({ lineage, generation: sourceGeneration });
+  }
+  // The one commit point of the group, as in the promotion.
+  if (records.length > 0) await writeLineageRecords(site.meta, records);
+  return results;
 }

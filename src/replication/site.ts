@@ -36,7 +36,7 @@ import { Peer, type ControlHandler } from './internal/peer.js';
 import { checkTransferGenerations } from './generation-guard.js';
 import { readLineageStatus } from './lineage-record.js';
 import { generationOf, originOf, volumeKeyOf } from './origin.js';
-import { promoteForPeer, statusForPeer, type RemoteLineageStatus, type RemotePromotion, type RemotePromotionResult } from './remote-control.js';
+import { demoteForPeer, promoteForPeer, statusForPeer, type RemoteDemotion, type RemoteDemotionResult, type RemoteLineageStatus, type RemotePromotion, type RemotePromotionResult } from './remote-control.js';
 import { ReceiverState, STAGING_PREFIX } from './receiver-state.js';
 import { replicateSnapshots, type ReplicateOptions, type ReplicationResult, type SenderContext } from './sender.js';
 import type { HeldSnapshot } from './replication-port.js';
@@ -133,6 +133,7 @@ export class Site {
   readonly #control: ControlHandler = {
     status: (query) => statusForPeer(this, query),
     promote: (peerSiteId, members) => promoteForPeer(this, peerSiteId, members, this.#options.allowRemotePromotion),
+    demote: (peerSiteId, members) => demoteForPeer(this, peerSiteId, members),
   };
 
   private constructor(options: SiteOptions, receiver: ReceiverState, codec: ExtentCodec, xxh: Xxh64, clock: Clock, pool: CodecPool | undefined) {
@@ -273,6 +274,20 @@ export class Site {
     }
     return this.#withPeer(remote, options, async (peer) => {
       return await peer.promote(members);
+    });
+  }
+
+  /**
+   * Takes back lineages this site handed over to `remote` (DEMOTE_REQ, a migration rolled
+   * back after the promotion): `remote` goes back to a replica of each at its
+   * `sourceGeneration`, all or none, idempotently (see remote-control.ts).
+   * @throws INVALID_ARGUMENT (no members), the codes of the remote's demotion (AUTH_FAILED,
+   *   STALE_GENERATION, DIVERGED), and transient codes once retries are spent
+   */
+  async demoteRemote(remote: RemoteSite, members: readonly RemoteDemotion[], options: SiteTransferOptions = {}): Promise<RemoteDemotionResult[]> {
+    if (members.length === 0) throw new DrkitError('INVALID_ARGUMENT', 'demoteRemote needs at least one lineage', { data: { field: 'members' } });
+    return this.#withPeer(remote, options, async (peer) => {
+      return await peer.demote(members);
     });
   }
 

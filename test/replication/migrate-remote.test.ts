@@ -5,19 +5,16 @@
 // every object — and come back from their files (the child on a new port); resuming with
 // the new address completes it: the target writes the lineage at generation 1 with the
 // source's bytes, the source no longer writes it. Uses the built package.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { afterEach, describe, expect, it } from 'vitest';
-import { TcpTransport } from '../../dist/adapters/node.js';
 import { DrkitError, isDrkitError } from '../../dist/index.js';
-import { MIGRATION_STEPS, lineageStatus, migrate, originOf, resumeMigration, volumeKeyOf, type RemoteSite } from '../../dist/replication/index.js';
+import { MIGRATION_STEPS, lineageStatus, migrate, originOf, resumeMigration, volumeKeyOf } from '../../dist/replication/index.js';
 import { SeededPrng } from '../../dist/testing/index.js';
-import { TEST_PSK, openDurableSite } from './fixtures/durable-site.mjs';
+import { openDurableSite } from './fixtures/durable-site.mjs';
+import { startTargetProcess, type TargetProcess } from './target-process.js';
 
 const KiB = 1024;
 const VOLUME_BYTES = 64 * 16 * KiB;
@@ -27,39 +24,8 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-interface TargetProcess {
-  readonly remote: RemoteSite;
-  status(lineage: string): Promise<{ generation: number; writableVolumeId: string | null; sha256: string | null }>;
-  crash(): Promise<void>;
-}
-
 async function startTarget(dir: string): Promise<TargetProcess> {
-  const child: ChildProcess = spawn(process.execPath, [join(__dirname, 'fixtures/migrate-target-process.mjs'), 'B', dir], { stdio: ['pipe', 'pipe', 'inherit'] });
-  const exited = once(child, 'exit');
-  cleanups.push(async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGKILL');
-      await exited;
-    }
-  });
-  const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
-  const next = async () => {
-    const line = await lines.next();
-    if (line.done === true) throw new Error('the target process exited');
-    return JSON.parse(line.value as string);
-  };
-  const ready = (await next()) as { address: string };
-  return {
-    remote: { siteId: 'B', address: ready.address, transport: TcpTransport.create(), psk: TEST_PSK },
-    async status(lineage) {
-      child.stdin!.write(`status ${lineage}\n`);
-      return next();
-    },
-    async crash() {
-      child.kill('SIGKILL');
-      await exited;
-    },
-  };
+  return startTargetProcess(dir, 'B', cleanups);
 }
 
 describe('migrate by address between two processes', () => {

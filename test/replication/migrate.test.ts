@@ -260,12 +260,15 @@ describe('migrate', () => {
     expect(await resumeMigration({ source: a.site, target, lineage }, NO_RETRY)).toMatchObject({ state: 'completed' });
     const again = await a.site.promoteRemote(target, [{ lineage, originSnapshotId: done.record.finalSnapshotId!, sourceGeneration: 0, volumeName: 'db' }], NO_RETRY);
     expect(again).toEqual([{ lineage, generation: 1, volumeId: done.record.targetVolumeId }]);
-    expect((await errorOf(rollbackMigration({ source: a.site, lineage, target }, NO_RETRY))).code).toBe('STALE_GENERATION');
+    // Even completed, a rollback by address takes the lineage back: the target (unwritten since) is demoted.
+    expect(await rollbackMigration({ source: a.site, lineage, target }, NO_RETRY)).toMatchObject({ state: 'rolled-back' });
+    expect(await lineageStatus(b.site, lineage)).toMatchObject({ writableVolumeId: undefined, generation: 0 });
+    expect((await lineageStatus(a.site, lineage)).writableVolumeId).toBe(vol.id);
     await a.site.close();
     await b.site.close();
   });
 
-  it('rolls back before the promotion: the source is primary again at its generation; after it, refuses', async () => {
+  it('rolls back before the promotion: the source is primary again at its generation', async () => {
     // Stop after: final-snapshot (1), replicate (2), demote-source (3), and awaiting promote (4).
     for (const stopAfter of [1, 2, 3, 4]) {
       const msg = `rollback after step ${MIGRATION_STEPS[stopAfter]}`;
@@ -304,6 +307,28 @@ describe('migrate', () => {
       expect(sent.baseSnapshotIds[0], msg).toBeDefined();
       // And a new migration may start.
       expect(await migrate(options, { ...NO_RETRY, sourceVolume: reopened, targetSite: b.site }), msg).toMatchObject({ state: 'completed' });
+      await a.site.close();
+      await b.site.close();
+    }
+  });
+
+  it('rolls back a completed migration through targetSite (the target demoted in-process); refuses once the target wrote', async () => {
+    for (const written of [false, true]) {
+      const msg = written ? 'target written since' : 'target unwritten';
+      const { a, b, vol, lineage } = await setup(600 + Number(written));
+      const done = await migrate({ source: a.site, target: b.remote, lineage }, { ...NO_RETRY, sourceVolume: vol, targetSite: b.site });
+      if (written) {
+        const at = await b.tree.openVolume(done.record.targetVolumeId!);
+        await at.write(0, patterned(61, BLOCK_BYTES));
+        await at.close();
+        expect((await errorOf(rollbackMigration({ source: a.site, lineage }, { targetSite: b.site }))).code, msg).toBe('DIVERGED');
+        expect((await lineageStatus(b.site, lineage)).writableVolumeId, msg).toBe(done.record.targetVolumeId);
+        expect((await lineageStatus(a.site, lineage)).writableVolumeId, msg).toBeUndefined();
+      } else {
+        expect(await rollbackMigration({ source: a.site, lineage }, { targetSite: b.site }), msg).toMatchObject({ state: 'rolled-back' });
+        expect(await lineageStatus(b.site, lineage), msg).toMatchObject({ writableVolumeId: undefined, generation: 0 });
+        expect(await lineageStatus(a.site, lineage), msg).toMatchObject({ writableVolumeId: vol.id, generation: 0 });
+      }
       await a.site.close();
       await b.site.close();
     }

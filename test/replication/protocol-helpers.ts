@@ -235,4 +235,6 @@ export const arbMessage: fc.Arbitrary<Message> = fc.oneof(
     ),
   }),
   fc.record({ type: fc.constant('PROMOTE_RES' as const), requestId: u32, members: fc.array(fc.record({ lineage: arbId, generation: generation, volumeId: arbId }), { maxLength: 4 }) }),
+  fc.record({ type: fc.constant('DEMOTE_REQ' as const), requestId: u32, members: fc.array(fc.record({ lineage: arbId, originSnapshotId: arbId, sourceGeneration: generation }), { minLength: 1, maxLength: 4 }) }),
+  fc.record({ type: fc.constant('DEMOTE_RES' as const), requestId: u32, members: fc.array(fc.record({ lineage: arbId, generation: generation }), { maxLength: 4 }) }),
 );

@@ -200,6 +200,29 @@ export interface PromoteResponse {
   readonly members: readonly { readonly lineage: string; readonly generation: number; readonly volumeId: string }[];
 }
 
+/** One lineage a DEMOTE_REQ takes back: the promotion it undoes, named by the final snapshot it started from. */
+export interface DemoteMember {
+  readonly lineage: string;
+  /** The final snapshot's id at the requester (its origin id): the promotion must have started from it. */
+  readonly originSnapshotId: string;
+  /** The generation the requester wrote the lineage at before the hand-over; the peer goes back to it. */
+  readonly sourceGeneration: number;
+}
+
+/** The site that handed lineages over takes them back (a rolled-back migration): demote all members, or none. */
+export interface DemoteRequest {
+  readonly type: 'DEMOTE_REQ';
+  readonly requestId: number;
+  readonly members: readonly DemoteMember[];
+}
+
+/** Each member's generation at the peer after the demotion, in request order. */
+export interface DemoteResponse {
+  readonly type: 'DEMOTE_RES';
+  readonly requestId: number;
+  readonly members: readonly { readonly lineage: string; readonly generation: number }[];
+}
+
 /** Every control message. */
 export type ControlMessage =
   | HelloMessage
@@ -220,14 +243,16 @@ export type ControlMessage =
   | StatusRequest
   | StatusResponse
   | PromoteRequest
-  | PromoteResponse;
+  | PromoteResponse
+  | DemoteRequest
+  | DemoteResponse;
 
 /** Names of the control message types. */
 export type ControlMessageType = ControlMessage['type'];
 
 const CONTROL_TYPES: ReadonlySet<string> = new Set<ControlMessageType>([
   'HELLO', 'CHALLENGE', 'AUTH', 'WELCOME', 'ERROR', 'LIST_REQ', 'LIST_RES', 'BEGIN_REQ', 'BEGIN_RES', 'COMMIT_REQ', 'COMMIT_RES', 'PULL_REQ', 'ABORT', 'PRUNE_REQ', 'PRUNE_RES',
-  'STATUS_REQ', 'STATUS_RES', 'PROMOTE_REQ', 'PROMOTE_RES',
+  'STATUS_REQ', 'STATUS_RES', 'PROMOTE_REQ', 'PROMOTE_RES', 'DEMOTE_REQ', 'DEMOTE_RES',
 ]);
 
 /** True when `type` names a control (JSON) message. */
@@ -374,6 +399,28 @@ export function decodeControlMessage(type: ControlMessageType, payload: Uint8Arr
         members: f.array('members', MAX_COMMIT_SESSIONS, (value, path) => {
           const m = new Fields(value, type, path);
           return { lineage: m.id('lineage'), generation: m.integer('generation', 0, MAX_GENERATION), volumeId: m.id('volumeId') };
+        }),
+      };
+    case 'DEMOTE_REQ':
+      return {
+        type,
+        requestId: requestId(f),
+        members: nonEmpty(
+          f.array('members', MAX_COMMIT_SESSIONS, (value, path) => {
+            const m = new Fields(value, type, path);
+            return { lineage: m.id('lineage'), originSnapshotId: m.id('originSnapshotId'), sourceGeneration: m.integer('sourceGeneration', 0, MAX_GENERATION) };
+          }),
+          type,
+          'members',
+        ),
+      };
+    case 'DEMOTE_RES':
+      return {
+        type,
+        requestId: requestId(f),
+        members: f.array('members', MAX_COMMIT_SESSIONS, (value, path) => {
+          const m = new Fields(value, type, path);
+          return { lineage: m.id('lineage'), generation: m.integer('generation', 0, MAX_GENERATION) };
         }),
       };
   }

@@ -82,6 +82,8 @@ export const FRAME_TYPE = Object.freeze({
   STATUS_RES: 27,
   PROMOTE_REQ: 28,
   PROMOTE_RES: 29,
+  DEMOTE_REQ: 30,
+  DEMOTE_RES: 31,
   HAVE_REQ: 32,
   HAVE_RES: 33,
   EXTENTS: 34,

@@ -18,6 +18,9 @@ export const MIGRATION_STEPS = ['stop-writes', 'final-snapshot', 'replicate', 'd
 /** One step of a migration. */
 export type MigrationStepKind = (typeof MIGRATION_STEPS)[number];
 
+/** Each step's position in {@link MIGRATION_STEPS}. */
+export const MIGRATION_STEP_INDEX = Object.freeze(Object.fromEntries(MIGRATION_STEPS.map((s, i) => [s, i])) as Record<MigrationStepKind, number>);
+
 /** The persisted state of a migration. */
 export interface MigrationRecord {
   readonly formatVersion: 1;

@@ -19,7 +19,7 @@ import type { HandshakeResult } from './handshake.js';
 import { errorFromPeer, readMessage, writeMessage, type Message } from './messages.js';
 import type { Clock } from '../../adapters/clock.js';
 import { MAX_LIST_SNAPSHOTS } from './control-messages.js';
-import type { RemoteLineageStatus, RemotePromotion, RemotePromotionResult } from '../remote-control.js';
+import type { RemoteDemotion, RemoteDemotionResult, RemoteLineageStatus, RemotePromotion, RemotePromotionResult } from '../remote-control.js';
 
 /** Starts a sender for a PULL_REQ (supplied by the Site). */
 export type PullHandler = (peer: Peer, snapshotId: string, baseSnapshotId: string | undefined) => Promise<void>;
@@ -28,6 +28,7 @@ export type PullHandler = (peer: Peer, snapshotId: string, baseSnapshotId: strin
 export interface ControlHandler {
   status(query: { lineage?: string; snapshotId?: string }): Promise<Omit<RemoteLineageStatus, 'siteId'>>;
   promote(peerSiteId: string, members: readonly RemotePromotion[]): Promise<RemotePromotionResult[]>;
+  demote(peerSiteId: string, members: readonly RemoteDemotion[]): Promise<RemoteDemotionResult[]>;
 }
 
 interface Pending {
@@ -160,6 +161,22 @@ export class Peer {
     return [...res.members];
   }
 
+  /**
+   * Asks the peer to give back lineages it was promoted to from our final snapshots, all or none.
+   * The answer must name every member, in order.
+   * @throws PROTOCOL_ERROR for any other answer, and the peer's codes
+   */
+  async demote(members: readonly RemoteDemotion[]): Promise<RemoteDemotionResult[]> {
+    const res = await this.#request('DEMOTE_RES', (requestId) => ({ type: 'DEMOTE_REQ', requestId, members }));
+    const consistent = res.members.length === members.length && res.members.every((m, i) => m.lineage === members[i]!.lineage);
+    if (!consistent) {
+      const error = new DrkitError('PROTOCOL_ERROR', `site ${this.peerSiteId} answered a demotion of ${members.length} lineage(s) with another list`, { data: { requested: members.map((m) => m.lineage), answered: res.members.map((m) => m.lineage) } });
+      await this.fail(error);
+      throw error;
+    }
+    return [...res.members];
+  }
+
   /** Closes the connection cleanly. */
   async close(): Promise<void> {
     if (this.#closed) return;
@@ -222,7 +239,7 @@ export class Peer {
       this.#onPull(this, message.snapshotId, message.baseSnapshotId).catch((err: unknown) => this.fail(err));
       return;
     }
-    if (message.type === 'STATUS_REQ' || message.type === 'PROMOTE_REQ') {
+    if (message.type === 'STATUS_REQ' || message.type === 'PROMOTE_REQ' || message.type === 'DEMOTE_REQ') {
       const control = this.#control;
       if (control === undefined) throw new DrkitError('NOT_SUPPORTED', `this side does not answer ${message.type}`);
       if (message.type === 'STATUS_REQ') {
@@ -236,9 +253,12 @@ export class Peer {
           ...(status.writableVolumeId === undefined ? {} : { writableVolumeId: status.writableVolumeId }),
           ...(status.snapshotGeneration === undefined ? {} : { snapshotGeneration: status.snapshotGeneration }),
         });
-      } else {
+      } else if (message.type === 'PROMOTE_REQ') {
         const members = await control.promote(this.peerSiteId, message.members);
         await writeMessage(this.#handshake.writer, { type: 'PROMOTE_RES', requestId: message.requestId, members });
+      } else {
+        const members = await control.demote(this.peerSiteId, message.members);
+        await writeMessage(this.#handshake.writer, { type: 'DEMOTE_RES', requestId: message.requestId, members });
       }
       return;
     }
@@ -303,6 +323,7 @@ function responseKeyOf(m: Message): string | undefined {
     case 'PRUNE_RES':
     case 'STATUS_RES':
     case 'PROMOTE_RES':
+    case 'DEMOTE_RES':
       return `${m.type}:${m.requestId}`;
     case 'EXTENTS_ACK':
     case 'BLOCKS_ACK':
