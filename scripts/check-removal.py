@@ -75,7 +75,7 @@ def run(name, file, check, skip, tests):
         return f'{name}: caught (its tests did not finish in {TIMEOUT_S} s)', True
     finally:
         path.write_text(original)
-    summary = re.findall(r'Tests\s+[^\n]*', proc.stdout + proc.stderr)
+    summary = re.findall(r'Tests\s+\d+ (?:failed|passed)[^\n]*', proc.stdout + proc.stderr)
     failed = proc.returncode != 0 and bool(re.search(r'\d+ failed', ' '.join(summary)))
     return f"{name}: {'caught' if failed else 'NOT CAUGHT'} ({summary[-1].strip() if summary else 'no summary'})", failed
 
