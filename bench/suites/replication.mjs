@@ -15,6 +15,7 @@ import { DeviceExtentStore } from '../../dist/adapters/index.js';
 import { LmdbMetaStore, RawFileBlockDevice, TcpTransport, TlsTransport } from '../../dist/adapters/node.js';
 import { SnapshotTree } from '../../dist/snapshot/index.js';
 import { Site } from '../../dist/replication/index.js';
+import { ExtentCodec } from '../../dist/dedup/index.js';
 import { applyVersion2, standardImageChunks } from '../workload.mjs';
 import { mbPerSec, countingTransport } from '../util.mjs';
 import { mkdirSync, readFileSync } from 'node:fs';
@@ -46,7 +47,7 @@ async function startChild(siteId, kind, dataDir) {
 async function fileSite(dir, siteId) {
   const device = await RawFileBlockDevice.open({ path: join(dir, `${siteId}.extents`), create: { byteLength: 64 * MiB } });
   const meta = await LmdbMetaStore.open({ path: join(dir, `${siteId}.meta`), create: true });
-  const extents = await DeviceExtentStore.open({ device, meta });
+  const extents = await DeviceExtentStore.open({ device, meta, decoder: await ExtentCodec.open() });
   const tree = await SnapshotTree.open({ meta, extents });
   const site = await Site.open({ siteId, tree, meta, peerKeys: () => psk, authenticatePeer: (p, id) => p.commonName === id || p.commonName === undefined });
   return {

@@ -6,7 +6,11 @@
  *
  * Integrity promise: every extent is written with its xxh64 in the index and every read
  * verifies it; a mismatch rejects with `CORRUPTION` (data: fingerprint hex, byteOffset),
- * never with wrong bytes. The device starts with a superblock naming the store, so a
+ * never with wrong bytes. Compression at rest (with a `decoder`): an extent put with a
+ * smaller encoded form (`ExtentPut.stored`) is written in that form, and its entry keeps
+ * the xxh64 of the stored bytes and of the content; a read verifies the stored bytes,
+ * decodes them and verifies the content, and `getStored` serves the stored bytes verified
+ * without decoding (what a replication sender ships as is). The device starts with a superblock naming the store, so a
  * device paired with another store's index is refused at open.
  *
  * Durability promise (with a device and MetaStore that keep theirs): an extent put is
@@ -30,11 +34,11 @@
  */
 import type { BlockDevice, BlockRead, BlockWrite, IoOptions } from './block-device.js';
 import type { MetaOp, MetaStore } from './meta-store.js';
-import type { ExtentInfo, ExtentPut, ExtentStore, ExtentStoreCapabilities, ExtentStoreStats, PreparedExtentCommit } from './extent-store.js';
+import type { ExtentDecoder, ExtentInfo, ExtentPut, ExtentStore, ExtentStoreCapabilities, ExtentStoreStats, PreparedExtentCommit, StoredExtent } from './extent-store.js';
 import { loadXxh64, type Xxh64 } from '../core/checksum.js';
 import { DrkitError, throwIfAborted, toDrkitError } from '../core/errors.js';
 import { assertPositiveInteger } from '../core/validate.js';
-import { concatBytes, keyToBytes, utf8 } from '../core/bytes.js';
+import { concatBytes, keyToBytes, toHex, utf8 } from '../core/bytes.js';
 import { SpaceMap } from './internal/space-map.js';
 import { ExtentIndex } from './internal/extent-index.js';
 import {
@@ -51,6 +55,8 @@ import {
   INDEX_TAG,
   SUPERBLOCK_BYTES,
   checkSuperblock,
+  contentChecksum,
+  contentLength,
   decodeCounters,
   decodeEntry,
   decodeHeader,
@@ -122,6 +128,13 @@ export interface DeviceExtentStoreOptions {
   maxPendingIndexOps?: number;
   /** Byte budget of the index-entry and space-map caches. @defaultValue 16 MiB ({@link DEFAULT_EXTENT_CACHE_BYTES}) */
   cacheBytes?: number;
+  /**
+   * Decodes stored forms (an `ExtentCodec` from drkit/dedup). With it, puts that carry a
+   * smaller encoded form are kept in that form (compression at rest); without it, every
+   * extent is stored as content and reading an encoded extent fails with NOT_SUPPORTED.
+   * @defaultValue none
+   */
+  decoder?: ExtentDecoder;
 }
 
 /** Options of {@link DeviceExtentStore.upgrade}. */
@@ -138,6 +151,7 @@ export class DeviceExtentStore implements ExtentStore {
   readonly #space: SpaceMap;
   readonly #index: ExtentIndex;
   readonly #maxPendingIndexOps: number;
+  readonly #decoder: ExtentDecoder | undefined;
   #extentCount: number;
   #extentBytes: number;
   /** Ranges of deleted extents whose delete is not yet durable: not reusable yet. */
@@ -147,7 +161,7 @@ export class DeviceExtentStore implements ExtentStore {
   #open = true;
 
   private constructor(
-    options: { device: BlockDevice; meta: MetaStore; prefix: Uint8Array; xxh: Xxh64; maxExtentBytes: number; maxPendingIndexOps: number; cacheBytes: number },
+    options: { device: BlockDevice; meta: MetaStore; prefix: Uint8Array; xxh: Xxh64; maxExtentBytes: number; maxPendingIndexOps: number; cacheBytes: number; decoder: ExtentDecoder | undefined },
     header: IndexHeader,
     counters: { extentCount: number; extentBytes: number; usedUnits: number; cursorGroup: number },
   ) {
@@ -156,6 +170,7 @@ export class DeviceExtentStore implements ExtentStore {
     this.#countersKey = concatBytes([options.prefix, Uint8Array.of(INDEX_TAG.counters)]);
     this.#xxh = options.xxh;
     this.#maxPendingIndexOps = options.maxPendingIndexOps;
+    this.#decoder = options.decoder;
     this.#extentCount = counters.extentCount;
     this.#extentBytes = counters.extentBytes;
     const unit = header.allocationUnitBytes;
@@ -196,6 +211,9 @@ export class DeviceExtentStore implements ExtentStore {
       throw new DrkitError('INVALID_ARGUMENT', 'cacheBytes must be a non-negative integer', { data: { cacheBytes } });
     }
     if (options.allocationUnitBytes !== undefined) checkUnit(options.allocationUnitBytes, device);
+    if (options.decoder !== undefined && typeof options.decoder?.decompress !== 'function') {
+      throw new DrkitError('INVALID_ARGUMENT', 'DeviceExtentStore.open: decoder must have a decompress(codec, bytes, rawLength) method');
+    }
     const xxh = await loadXxh64();
 
     const headerValue = await wrapIo(() => meta.get(prefix), 'read extent index header');
@@ -232,7 +250,7 @@ export class DeviceExtentStore implements ExtentStore {
         data: { deviceByteLength: device.byteLength, capacityBytes: counters.capacityBytes },
       });
     }
-    return new DeviceExtentStore({ device, meta, prefix, xxh, maxExtentBytes, maxPendingIndexOps, cacheBytes }, header, counters);
+    return new DeviceExtentStore({ device, meta, prefix, xxh, maxExtentBytes, maxPendingIndexOps, cacheBytes, decoder: options.decoder }, header, counters);
   }
 
   /**
@@ -258,7 +276,7 @@ export class DeviceExtentStore implements ExtentStore {
    */
   async put(extents: readonly ExtentPut[], options?: IoOptions): Promise<void> {
     this.#enter(options, 'put');
-    const checked = checkPuts(extents, this.capabilities.maxExtentBytes, this.#xxh, 'put');
+    const checked = checkPuts(extents, this.capabilities.maxExtentBytes, this.#xxh, 'put', this.#decoder !== undefined);
     await this.#exclusive('put', options, () => this.#putLocked(checked, options));
   }
 
@@ -273,6 +291,16 @@ export class DeviceExtentStore implements ExtentStore {
   async getMany(fingerprints: readonly Uint8Array[], options?: IoOptions): Promise<Uint8Array[]> {
     this.#enter(options, 'getMany');
     return this.#read(fingerprintKeys(fingerprints, 'getMany'), options);
+  }
+
+  /**
+   * Extents as stored (encoded or not), each verified against its stored form's checksum
+   * and not decoded, in request order, with one vectored device read.
+   * @throws as {@link get}
+   */
+  async getStored(fingerprints: readonly Uint8Array[], options?: IoOptions): Promise<StoredExtent[]> {
+    this.#enter(options, 'getStored');
+    return this.#read(fingerprintKeys(fingerprints, 'getStored'), options, true);
   }
 
   /** Answered from the index cache, else with one MetaStore read for the misses. @throws INVALID_ARGUMENT, NOT_OPEN, ABORTED, IO_ERROR */
@@ -294,7 +322,7 @@ export class DeviceExtentStore implements ExtentStore {
         if (entry === undefined) return;
         this.#index.delete(key);
         this.#extentCount--;
-        this.#extentBytes -= entry.byteLength;
+        this.#extentBytes -= contentLength(entry);
         if (entry.byteLength > 0) this.#freedPending.push(entry);
       });
       await this.#commitIfFull(options);
@@ -312,7 +340,7 @@ export class DeviceExtentStore implements ExtentStore {
     const prefixBytes = this.#index.entryPrefix.byteLength;
     for await (const [key, value] of this.#meta.iterate({ prefix: this.#index.entryPrefix }, { signal: options?.signal })) {
       const e = decodeEntry(value);
-      yield { fingerprint: key.slice(prefixBytes), byteLength: e.byteLength, checksum: e.checksum };
+      yield { fingerprint: key.slice(prefixBytes), byteLength: contentLength(e), checksum: contentChecksum(e) };
     }
   }
 
@@ -406,8 +434,9 @@ export class DeviceExtentStore implements ExtentStore {
     const align = this.#device.capabilities.alignmentBytes;
     const writes: BlockWrite[] = [];
     fresh.forEach((p, i) => {
-      if (p.data.byteLength === 0) return;
-      writes.push({ byteOffset: offsets[i]!, data: align > 1 ? padTo(p.data, align) : p.data });
+      const bytes = storedBytes(p);
+      if (bytes.byteLength === 0) return;
+      writes.push({ byteOffset: offsets[i]!, data: align > 1 ? padTo(bytes, align) : bytes });
     });
     try {
       if (writes.length > 0) await this.#device.writev(writes, { signal: options?.signal });
@@ -417,7 +446,13 @@ export class DeviceExtentStore implements ExtentStore {
       throw toDrkitError(err, 'IO_ERROR', 'put: device write failed');
     }
     fresh.forEach((p, i) => {
-      this.#index.put(p.key, { byteOffset: offsets[i]!, byteLength: p.data.byteLength, checksum: p.checksum });
+      const s = p.stored;
+      this.#index.put(
+        p.key,
+        s === undefined
+          ? { byteOffset: offsets[i]!, byteLength: p.data.byteLength, checksum: p.checksum }
+          : { byteOffset: offsets[i]!, byteLength: s.bytes.byteLength, checksum: s.checksum, encoded: { codec: s.codec, rawLength: p.data.byteLength, contentChecksum: p.checksum } },
+      );
       this.#extentCount++;
       this.#extentBytes += p.data.byteLength;
     });
@@ -429,14 +464,15 @@ export class DeviceExtentStore implements ExtentStore {
     const offsets: number[] = [];
     try {
       for (const p of puts) {
-        if (p.data.byteLength === 0) {
+        const byteLength = storedBytes(p).byteLength;
+        if (byteLength === 0) {
           offsets.push(0);
           continue;
         }
-        let at = await this.#space.allocate(p.data.byteLength);
+        let at = await this.#space.allocate(byteLength);
         if (at === undefined) {
-          await this.#grow(this.#space.roundUp(p.data.byteLength), options);
-          at = await this.#space.allocate(p.data.byteLength);
+          await this.#grow(this.#space.roundUp(byteLength), options);
+          at = await this.#space.allocate(byteLength);
           if (at === undefined) throw new DrkitError('INTERNAL', 'allocator: no space after growing the device');
         }
         offsets.push(at);
@@ -450,7 +486,8 @@ export class DeviceExtentStore implements ExtentStore {
 
   async #releaseAll(puts: CheckedPut[], offsets: number[]): Promise<void> {
     for (let i = 0; i < offsets.length; i++) {
-      if (puts[i]!.data.byteLength > 0) await this.#space.release(offsets[i]!, puts[i]!.data.byteLength);
+      const byteLength = storedBytes(puts[i]!).byteLength;
+      if (byteLength > 0) await this.#space.release(offsets[i]!, byteLength);
     }
   }
 
@@ -516,9 +553,13 @@ export class DeviceExtentStore implements ExtentStore {
     };
   }
 
-  /** Reads and verifies the extents of `keys` with one vectored read. */
-  async #read(keys: string[], options: IoOptions | undefined): Promise<Uint8Array[]> {
-    const out: Uint8Array[] = new Array(keys.length);
+  /** Reads and verifies the extents of `keys` with one vectored read: content, or (asStored) stored forms. */
+  async #read(keys: string[], options: IoOptions | undefined): Promise<Uint8Array[]>;
+  async #read(keys: string[], options: IoOptions | undefined, asStored: true): Promise<StoredExtent[]>;
+  async #read(keys: string[], options: IoOptions | undefined, asStored = false): Promise<Uint8Array[] | StoredExtent[]> {
+    const out: (Uint8Array | StoredExtent)[] = new Array(keys.length);
+    const finish = (i: number, e: IndexEntry, bytes: Uint8Array): Uint8Array | StoredExtent =>
+      asStored ? { codec: e.encoded?.codec ?? 0, bytes, rawLength: contentLength(e), checksum: contentChecksum(e) } : this.#content(keys[i]!, e, bytes);
     const found = await wrapIo(() => this.#index.lookupMany(keys), 'read extent index');
     const entries = keys.map((key, i) => {
       const e = found[i];
@@ -531,7 +572,7 @@ export class DeviceExtentStore implements ExtentStore {
     for (let i = 0; i < entries.length; i++) {
       const e = entries[i]!;
       if (e.byteLength === 0) {
-        out[i] = (await this.#verify(keys[i]!, e, new Uint8Array(0))) ?? new Uint8Array(0);
+        out[i] = finish(i, e, (await this.#verify(keys[i]!, e, new Uint8Array(0))) ?? new Uint8Array(0));
         continue;
       }
       slots.push(i);
@@ -546,10 +587,34 @@ export class DeviceExtentStore implements ExtentStore {
         const ok = this.#xxh.hash(bytes) === e.checksum ? bytes : await this.#verify(keys[i]!, e, bytes);
         // A concurrent delete (made durable, its space reused) or re-put may have moved the
         // extent while we read: read its current location once more.
-        out[i] = ok ?? (await this.#read([keys[i]!], options))[0]!;
+        if (ok !== undefined) out[i] = finish(i, e, ok);
+        else out[i] = asStored ? (await this.#read([keys[i]!], options, true))[0]! : (await this.#read([keys[i]!], options))[0]!;
       }
     }
-    return out;
+    return out as Uint8Array[] | StoredExtent[];
+  }
+
+  /**
+   * The content of verified stored bytes: as is, or decoded and verified against the
+   * content checksum (a decoder bug or a form that was not what the caller vouched for).
+   * @throws CORRUPTION, NOT_SUPPORTED (an encoded extent and no decoder)
+   */
+  #content(key: string, e: IndexEntry, bytes: Uint8Array): Uint8Array {
+    if (e.encoded === undefined) return bytes;
+    if (this.#decoder === undefined) {
+      throw new DrkitError('NOT_SUPPORTED', `extent ${keyToHex(key)} is stored encoded (codec ${e.encoded.codec}); open the store with a decoder`, {
+        data: { codec: e.encoded.codec },
+      });
+    }
+    let content: Uint8Array;
+    try {
+      content = this.#decoder.decompress(e.encoded.codec, bytes, e.encoded.rawLength);
+    } catch (err) {
+      throw extentCorruption(keyToBytes(key), e.byteOffset, e.encoded.contentChecksum, 0n, err);
+    }
+    const actual = this.#xxh.hash(content);
+    if (actual !== e.encoded.contentChecksum) throw extentCorruption(keyToBytes(key), e.byteOffset, e.encoded.contentChecksum, actual);
+    return content;
   }
 
   /** The bytes if they match; undefined if the extent moved meanwhile. @throws CORRUPTION, EXTENT_NOT_FOUND */
@@ -576,6 +641,15 @@ export class DeviceExtentStore implements ExtentStore {
     if (!this.#open) throw new DrkitError('NOT_OPEN', `DeviceExtentStore.${what}: store is closed`);
     checkIoOptions(options, what);
   }
+}
+
+/** The bytes a put writes to the device: its stored form when it has one. */
+function storedBytes(p: CheckedPut): Uint8Array {
+  return p.stored?.bytes ?? p.data;
+}
+
+function keyToHex(key: string): string {
+  return toHex(keyToBytes(key));
 }
 
 function checkOpenOptions(options: DeviceExtentStoreUpgradeOptions, what: string): { device: BlockDevice; meta: MetaStore; prefix: Uint8Array } {

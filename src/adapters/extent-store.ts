@@ -2,7 +2,11 @@
  * The ExtentStore contract: immutable extents keyed by fingerprint.
  *
  * Integrity promise: every extent is stored with its xxh64 checksum and every read
- * verifies it; a mismatch rejects with `CORRUPTION`, never with wrong bytes.
+ * verifies it; a mismatch rejects with `CORRUPTION`, never with wrong bytes. A store that
+ * keeps extents compressed at rest (an {@link ExtentPut.stored} form) keeps two checksums,
+ * of the stored form and of the content: a read verifies the stored form before decoding
+ * it and the content after, and {@link ExtentStore.getStored} serves the stored form
+ * verified, without decoding it.
  * Durability promise: extents put (and deletes) are durable once a later `flush()`
  * resolves. After a crash, every extent whose put was flushed reads back identical,
  * and an extent that reads back at all reads back correct.
@@ -21,6 +25,42 @@ export interface ExtentPut {
   readonly data: Uint8Array;
   /** The sender's xxh64 of `data`; when given it is verified before writing (`CORRUPTION` on mismatch). */
   readonly checksum?: bigint;
+  /**
+   * The extent as it arrived, encoded (e.g. zstd); a store with a decoder may keep this
+   * form instead of `data` (compression at rest). The caller vouches that it decodes to
+   * `data` (a replication receiver decoded it to verify the fingerprint); every later read
+   * verifies the decoded content against `data`'s checksum. Ignored by stores that keep
+   * content only, and when it is not smaller than `data`.
+   */
+  readonly stored?: StoredForm;
+}
+
+/** An extent's encoded form: the codec id (not 0) and the encoded bytes. */
+export interface StoredForm {
+  /** Codec id (see drkit/dedup: 1 = lz4, 2 = zstd); 0 (raw) is never stored as a form. */
+  readonly codec: number;
+  readonly bytes: Uint8Array;
+}
+
+/** An extent as a store keeps it: see {@link ExtentStore.getStored}. */
+export interface StoredExtent {
+  /** 0 when `bytes` is the content itself, else the codec id of an encoded form. */
+  readonly codec: number;
+  /** The stored bytes, verified against the stored form's checksum. */
+  readonly bytes: Uint8Array;
+  /** Content length. */
+  readonly rawLength: number;
+  /** xxh64 of the content (not re-computed: checked when the extent was put). */
+  readonly checksum: bigint;
+}
+
+/**
+ * Decodes a stored form back to content; `ExtentCodec` from drkit/dedup is one (the store
+ * cannot import it: adapters sit below dedup).
+ */
+export interface ExtentDecoder {
+  /** The content of `bytes` encoded with `codec`, exactly `rawLength` bytes. @throws CORRUPTION for a malformed form */
+  decompress(codec: number, bytes: Uint8Array, rawLength: number): Uint8Array;
 }
 
 /** What the store knows of one extent, without reading its data. */
@@ -72,6 +112,12 @@ export interface ExtentStore {
   get(fingerprint: Uint8Array, options?: IoOptions): Promise<Uint8Array>;
   /** Several extents, verified, in request order. @throws EXTENT_NOT_FOUND, CORRUPTION */
   getMany(fingerprints: readonly Uint8Array[], options?: IoOptions): Promise<Uint8Array[]>;
+  /**
+   * Optional. Extents in the form they are stored (compressed or not), the stored form
+   * verified by its checksum, not decoded: what a replication sender or a serving site
+   * ships as is. @throws EXTENT_NOT_FOUND, CORRUPTION
+   */
+  getStored?(fingerprints: readonly Uint8Array[], options?: IoOptions): Promise<StoredExtent[]>;
   /** Which fingerprints are stored, in request order (the have-query). */
   has(fingerprints: readonly Uint8Array[], options?: IoOptions): Promise<boolean[]>;
   /** Removes extents; absent fingerprints are ignored. Their space is reused once the delete is durable. */

@@ -160,9 +160,11 @@ export class CodecPool {
     if (maxPendingBatches < 1) {
       throw new DrkitError('INVALID_ARGUMENT', 'maxPendingBatches must be at least 1', { data: { maxPendingBatches } });
     }
-    const codec = await ExtentCodec.open(
-      options.maxCompressedFraction === undefined ? {} : { maxCompressedFraction: options.maxCompressedFraction },
-    );
+    // The workers speak lz4 only; the in-thread codec matches them (zstd runs in ExtentCodec).
+    const codec = await ExtentCodec.open({
+      compression: 'lz4',
+      ...(options.maxCompressedFraction === undefined ? {} : { maxCompressedFraction: options.maxCompressedFraction }),
+    });
     // Resolved from this module, as `import('lz4-napi')` in codec.ts is, so workers load the
     // same copy. (The CJS build gets import.meta.url from tsup's shims.)
     const lz4Url = workerCount === 0 ? '' : pathToFileURL(createRequire(import.meta.url).resolve('lz4-napi')).href;

@@ -22,6 +22,7 @@ import { LmdbMetaStore } from '../adapters/lmdb-meta-store.js';
 import { RawFileBlockDevice } from '../adapters/raw-file-block-device.js';
 import type { Clock } from '../adapters/clock.js';
 import { SnapshotTree } from '../snapshot/index.js';
+import { ExtentCodec } from '../dedup/index.js';
 import { Site, type SiteOptions } from '../replication/index.js';
 import { LAYOUT_FILES, LAYOUT_VERSION, MARKER_FORMAT, readMarker, writeMarker, type SiteMarker } from './internal/site-marker.js';
 
@@ -183,7 +184,8 @@ async function openStores(dir: string, marker: SiteMarker, options: LocalSiteOpt
     }
     const meta = await LmdbMetaStore.open({ path: join(dir, LAYOUT_FILES.metadata), create });
     undo.push(() => meta.close());
-    const extents = await DeviceExtentStore.open({ device: data, meta, ...(options.extentCacheBytes === undefined ? {} : { cacheBytes: options.extentCacheBytes }) });
+    // With a decoder the store keeps extents that arrive compressed in that form (compression at rest).
+    const extents = await DeviceExtentStore.open({ device: data, meta, decoder: await ExtentCodec.open(), ...(options.extentCacheBytes === undefined ? {} : { cacheBytes: options.extentCacheBytes }) });
     undo.push(() => extents.close());
     const tree = await SnapshotTree.open({
       meta,

@@ -26,7 +26,7 @@ import type { MetaStore } from '../adapters/meta-store.js';
 import type { ExtentPut } from '../adapters/extent-store.js';
 import type { SnapshotTree } from '../snapshot/index.js';
 import type { Volume } from '../snapshot/index.js';
-import { ExtentCodec, type CodecId } from '../dedup/codec.js';
+import { CODEC_RAW, ExtentCodec, isCodecId } from '../dedup/codec.js';
 import { originOf, stampOrigin, volumeKeyOf } from './origin.js';
 import { checkIncomingGeneration } from './generation-guard.js';
 import type { BeginRequest, BeginResponse, HeldSnapshot, ReplicationPort, WireBlock, WireExtent } from './replication-port.js';
@@ -145,11 +145,12 @@ export class ReceiverState implements ReplicationPort {
 
   async extents(extents: readonly WireExtent[]): Promise<void> {
     const puts: ExtentPut[] = extents.map((e) => {
-      if (e.codec !== 0 && e.codec !== 1) throw new DrkitError('CORRUPTION', `unknown extent codec ${e.codec}`);
-      const data = this.#codec.decompress(e.codec as CodecId, e.data, e.rawLength);
+      if (!isCodecId(e.codec)) throw new DrkitError('CORRUPTION', `unknown extent codec ${e.codec}`);
+      const data = this.#codec.decompress(e.codec, e.data, e.rawLength);
       // The sender's checksum goes to the ExtentStore, whose contract verifies it before
-      // writing anything of the batch (CORRUPTION otherwise): one hash, not two.
-      return { fingerprint: e.fingerprint, data, checksum: e.checksum };
+      // writing anything of the batch (CORRUPTION otherwise): one hash, not two. The form
+      // that arrived goes with it: a store that compresses at rest keeps it as is.
+      return { fingerprint: e.fingerprint, data, checksum: e.checksum, ...(e.codec === CODEC_RAW ? {} : { stored: { codec: e.codec, bytes: e.data } }) };
     });
     await this.#tree.putExtents(puts);
   }

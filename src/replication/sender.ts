@@ -5,7 +5,8 @@
  * For each snapshot: find the newest snapshot both sites hold (by origin) and diff
  * against it (full when none); for each batch of changed blocks ask the receiver which
  * fingerprints it already has (global dedup at the target), ship only the missing
- * extents — lz4-compressed when that pays, each with its xxh64 — then the block map;
+ * extents — in the form the store keeps them when compressed at rest, else compressed
+ * (zstd by default) when that pays, each with its xxh64 — then the block map;
  * finally commit every member in one call, so a group lands atomically.
  *
  * Bounded memory: at most PIPELINE_BATCHES batches of BATCH_BLOCKS blocks are in flight.
@@ -18,7 +19,7 @@ import { bytesToKey } from '../core/bytes.js';
 import { AbortError, DrkitError, throwIfAborted } from '../core/errors.js';
 import type { Xxh64 } from '../core/checksum.js';
 import type { Clock } from '../adapters/clock.js';
-import type { ExtentCodec } from '../dedup/codec.js';
+import { CODEC_RAW, type ExtentCodec } from '../dedup/codec.js';
 import type { CodecPool } from '../dedup/codec-pool.js';
 import type { SnapshotTree } from '../snapshot/index.js';
 import type { SnapshotInfo } from '../snapshot/index.js';
@@ -303,16 +304,20 @@ async function shipExtents(
   for (let i = 0; i < missing.length; i += READ_BATCH) {
     throwIfAborted(signal);
     const slice = missing.slice(i, i + READ_BATCH);
-    const datas = await ctx.tree.readExtents(slice, { signal });
-    const encodings = ctx.codecPool === undefined ? datas.map((d) => ctx.codec.compress(d)) : await ctx.codecPool.compressBatch(datas, { signal });
+    // Stored forms, verified by the store: an extent kept compressed at rest ships as is
+    // (no decode, no re-encode, no second hash: its content checksum is in the index).
+    const stored = await ctx.tree.readStoredExtents(slice, { signal });
+    const raws = stored.filter((s) => s.codec === CODEC_RAW).map((s) => s.bytes);
+    const compressed = ctx.codecPool === undefined || raws.length === 0 ? raws.map((d) => ctx.codec.compress(d)) : await ctx.codecPool.compressBatch(raws, { signal });
+    let r = 0;
     for (let j = 0; j < slice.length; j++) {
-      const data = datas[j]!;
-      const encoded = encodings[j]!;
+      const s = stored[j]!;
+      const encoded = s.codec === CODEC_RAW ? compressed[r++]! : { codec: s.codec, bytes: s.bytes };
       // One call stays within one wire frame: flush before an extent would overflow it.
       if (call.length > 0 && callWireBytes + encoded.bytes.length > callBytes) await flush();
-      call.push({ fingerprint: slice[j]!, checksum: ctx.xxh.hash(data), codec: encoded.codec, rawLength: data.length, data: encoded.bytes });
+      call.push({ fingerprint: slice[j]!, checksum: s.checksum ?? ctx.xxh.hash(s.bytes), codec: encoded.codec, rawLength: s.rawLength, data: encoded.bytes });
       callWireBytes += encoded.bytes.length;
-      counters.sentExtentBytes += data.length;
+      counters.sentExtentBytes += s.rawLength;
       counters.compressedExtentBytes += encoded.bytes.length;
     }
   }

@@ -625,6 +625,24 @@ export class SnapshotTree {
   }
 
   /**
+   * Reads extents in the form the ExtentStore keeps them (compressed at rest or not),
+   * verified against the stored form's checksum and not decoded: what a replication
+   * sender ships as is. Where the store has no `getStored`, the content (codec 0, and
+   * `checksum` undefined: the caller hashes it if it needs one).
+   * @throws EXTENT_NOT_FOUND, CORRUPTION
+   */
+  async readStoredExtents(fingerprints: readonly Uint8Array[], options: { signal?: AbortSignal } = {}): Promise<{ codec: number; bytes: Uint8Array; rawLength: number; checksum?: bigint }[]> {
+    this.#ensureUsable();
+    this.#activeReads++;
+    try {
+      if (this.#extents.getStored !== undefined) return await this.#extents.getStored(fingerprints, options);
+      return (await this.#extents.getMany(fingerprints, options)).map((bytes) => ({ codec: 0, bytes, rawLength: bytes.byteLength }));
+    } finally {
+      this.#activeReads--;
+    }
+  }
+
+  /**
    * Stores extents received from elsewhere, after checking that each one's content has
    * its fingerprint (and its checksum, when given). They stay unreferenced until
    * `Volume.mapBlocks` points blocks at them; a crash before that leaves them for

@@ -70,7 +70,7 @@ let codec: ExtentCodec;
 let pool: CodecPool;
 let inThread: CodecPool;
 beforeAll(async () => {
-  codec = await ExtentCodec.open();
+  codec = await ExtentCodec.open({ compression: 'lz4' });
   pool = await CodecPool.open({ workerCount: 2 });
   inThread = await CodecPool.open({ workerCount: 0 });
 });
@@ -203,7 +203,7 @@ describe('CodecPool', () => {
         platform: 'node',
         format: 'esm',
         target: 'node20',
-        external: ['lz4-napi', 'xxhash-wasm'],
+        external: ['lz4-napi', 'zstd-napi', 'zstd-napi/binding.js', 'xxhash-wasm'],
         outfile: join(dir, 'dedup.mjs'),
         logLevel: 'silent',
       });

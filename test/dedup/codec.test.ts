@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { CODEC_LZ4, CODEC_RAW, ExtentCodec, MAX_CODEC_RAW_BYTES, type CodecId } from '../../src/dedup/index.js';
+import { CODEC_LZ4, CODEC_RAW, CODEC_ZSTD, ExtentCodec, MAX_CODEC_RAW_BYTES, type CodecId } from '../../src/dedup/index.js';
 import { equalBytes, isDrkitError } from '../../src/index.js';
 
 /** xorshift32 bytes: deterministic incompressible data. */
@@ -44,7 +44,7 @@ function expectCode(fn: () => unknown, code: string, seedInfo = ''): void {
 
 let codec: ExtentCodec;
 beforeAll(async () => {
-  codec = await ExtentCodec.open();
+  codec = await ExtentCodec.open({ compression: 'lz4' });
 });
 
 describe('ExtentCodec round trip', () => {
@@ -100,9 +100,9 @@ describe('ExtentCodec round trip', () => {
   it('honours maxCompressedFraction and validates it', async () => {
     const bytes = textBytes(16 * 1024, 9);
     const ratio = codec.compress(bytes).bytes.byteLength / bytes.byteLength;
-    const strict = await ExtentCodec.open({ maxCompressedFraction: ratio * 0.99 });
+    const strict = await ExtentCodec.open({ compression: 'lz4', maxCompressedFraction: ratio * 0.99 });
     expect(strict.compress(bytes).codec).toBe(CODEC_RAW);
-    const loose = await ExtentCodec.open({ maxCompressedFraction: 1 });
+    const loose = await ExtentCodec.open({ compression: 'lz4', maxCompressedFraction: 1 });
     expect(loose.compress(bytes).codec).toBe(CODEC_LZ4);
     for (const bad of [0, -0.5, 1.5, Number.NaN]) {
       await expect(ExtentCodec.open({ maxCompressedFraction: bad })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
@@ -182,5 +182,47 @@ describe('ExtentCodec decompression of hostile input', () => {
       ),
       { seed: 0xbad, numRuns: 2000 },
     );
+  });
+});
+
+describe('ExtentCodec with zstd (codec 2, the default)', () => {
+  let zstd: ExtentCodec;
+  beforeAll(async () => {
+    zstd = await ExtentCodec.open();
+  });
+
+  it('is the default codec, and validates its options', async () => {
+    expect(zstd.compression).toBe(CODEC_ZSTD);
+    expect((await ExtentCodec.open({ compression: 'lz4' })).compression).toBe(CODEC_LZ4);
+    for (const zstdLevel of [20, -8, 1.5]) await expect(ExtentCodec.open({ zstdLevel })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    await expect(ExtentCodec.open({ compression: 'gzip' as 'zstd' })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+  });
+
+  it('round-trips text-like and random data (property, fixed seed), and saves more than lz4 on text', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 70_000 }), fc.integer(), fc.boolean(), (n, seed, text) => {
+        const bytes = text ? textBytes(n, seed) : randomBytes(n, seed);
+        const enc = zstd.compress(bytes);
+        if (enc.codec === CODEC_ZSTD) expect(enc.bytes.byteLength).toBeLessThanOrEqual(bytes.byteLength * 0.9);
+        expect(equalBytes(zstd.decompress(enc.codec, enc.bytes, bytes.byteLength), bytes)).toBe(true);
+      }),
+      { seed: 0x2d57, numRuns: 100 },
+    );
+    const text = textBytes(16 * 1024, 9);
+    expect(zstd.compress(text).bytes.byteLength).toBeLessThan(codec.compress(text).bytes.byteLength);
+  });
+
+  it('every truncation, a lying rawLength and a flipped header byte are CORRUPTION', () => {
+    const raw = textBytes(16 * 1024, 12);
+    const full = zstd.compress(raw).bytes;
+    for (let n = 0; n < full.byteLength; n += 5) {
+      expectCode(() => zstd.decompress(CODEC_ZSTD, full.subarray(0, n), raw.byteLength), 'CORRUPTION', `truncated to ${n}`);
+    }
+    for (const rawLength of [raw.byteLength - 1, raw.byteLength + 1, 0, MAX_CODEC_RAW_BYTES + 1]) {
+      expectCode(() => zstd.decompress(CODEC_ZSTD, full, rawLength), 'CORRUPTION', `rawLength ${rawLength}`);
+    }
+    const bad = full.slice();
+    bad[0]! ^= 0xff; // the frame's magic number
+    expectCode(() => zstd.decompress(CODEC_ZSTD, bad, raw.byteLength), 'CORRUPTION');
   });
 });

@@ -25,6 +25,8 @@ export interface CheckedPut {
   readonly fingerprint: Uint8Array;
   readonly data: Uint8Array;
   readonly checksum: bigint;
+  /** The encoded form to keep instead of `data`, with its own xxh64 (only when the store accepts stored forms). */
+  readonly stored?: { readonly codec: number; readonly bytes: Uint8Array; readonly checksum: bigint };
 }
 
 /**
@@ -68,7 +70,7 @@ export function checkIoOptions(options: IoOptions | undefined, what: string): vo
  * @throws INVALID_ARGUMENT for malformed entries or data over `maxExtentBytes`
  * @throws CORRUPTION when a given checksum does not match the data
  */
-export function checkPuts(extents: unknown, maxExtentBytes: number, xxh: Xxh64, what: string): CheckedPut[] {
+export function checkPuts(extents: unknown, maxExtentBytes: number, xxh: Xxh64, what: string, acceptStored = false): CheckedPut[] {
   if (!Array.isArray(extents)) {
     throw new DrkitError('INVALID_ARGUMENT', `${what}: extents must be an array`);
   }
@@ -77,7 +79,7 @@ export function checkPuts(extents: unknown, maxExtentBytes: number, xxh: Xxh64, 
     if (e === null || typeof e !== 'object') {
       throw new DrkitError('INVALID_ARGUMENT', `${what}: each extent must be an object`);
     }
-    const { fingerprint, data, checksum } = e as Partial<ExtentPut>;
+    const { fingerprint, data, checksum, stored } = e as Partial<ExtentPut>;
     const key = fingerprintKey(fingerprint, what);
     if (!(data instanceof Uint8Array)) {
       throw new DrkitError('INVALID_ARGUMENT', `${what}: extent data must be a Uint8Array`, {
@@ -98,9 +100,23 @@ export function checkPuts(extents: unknown, maxExtentBytes: number, xxh: Xxh64, 
         data: { fingerprint: toHex(fingerprint!), expected: checksum.toString(16), actual: actual.toString(16) },
       });
     }
-    out.push({ key, fingerprint: fingerprint!, data, checksum: actual });
+    const form = acceptStored ? checkStoredForm(stored, data, what) : undefined;
+    out.push({ key, fingerprint: fingerprint!, data, checksum: actual, ...(form === undefined ? {} : { stored: { ...form, checksum: xxh.hash(form.bytes) } }) });
   }
   return out;
+}
+
+/**
+ * The stored form worth keeping: undefined when absent or not smaller than the content.
+ * @throws INVALID_ARGUMENT for a malformed form (codec not 1-255, bytes not a Uint8Array)
+ */
+function checkStoredForm(stored: unknown, data: Uint8Array, what: string): { codec: number; bytes: Uint8Array } | undefined {
+  if (stored === undefined) return undefined;
+  const { codec, bytes } = (stored ?? {}) as Partial<{ codec: number; bytes: Uint8Array }>;
+  if (!Number.isInteger(codec) || codec! < 1 || codec! > 255 || !(bytes instanceof Uint8Array)) {
+    throw new DrkitError('INVALID_ARGUMENT', `${what}: stored must be { codec: 1-255, bytes: Uint8Array }`);
+  }
+  return bytes.byteLength < data.byteLength ? { codec: codec!, bytes } : undefined;
 }
 
 /** The CORRUPTION error every store reports for an extent whose bytes fail their checksum. */

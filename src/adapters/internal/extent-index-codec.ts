@@ -5,7 +5,14 @@
  *
  Index format 2 (this build), MetaStore keys under the store's prefix P:
  *   P              header, 28 bytes: u8 version | u8[3] zero | u32 allocationUnitBytes | u8[16] storeId | u32 groupUnits
- *   P 01 <fp>      index entry, 21 bytes: u8 version | u64 byteOffset | u32 byteLength | u64 xxh64 checksum
+ *   P 01 <fp>      index entry of an extent stored as is, 21 bytes:
+ *                    u8 version (2) | u64 byteOffset | u32 byteLength | u64 xxh64 checksum
+ *   P 01 <fp>      index entry of an extent stored encoded (compressed at rest), 34 bytes:
+ *                    u8 entry version (3) | u64 byteOffset | u32 storedLength | u64 xxh64 of the stored form
+ *                    | u8 codec id | u32 rawLength | u64 xxh64 of the content
+ *                  Entry version 3 was added without changing the header, counters or space
+ *                  map, so a store written before it opens unchanged (its entries are all
+ *                  version 2); a build that predates it refuses a version-3 entry with FORMAT_VERSION.
  *   P 02 <u32be g> bitmap of space group g (groupUnits / 8 bytes; bit = unit in use)
  *   P 03 <u32be g> summary of space group g: u32 free units
  *   P 04           counters, 41 bytes: u8 version | u64 extentCount | u64 extentBytes | u64 usedUnits | u32 cursorGroup | u64 capacityBytes
@@ -37,6 +44,9 @@ export const SUPERBLOCK_BYTES = 4096;
 const HEADER_V1_BYTES = 24;
 const HEADER_BYTES = 28;
 const ENTRY_BYTES = 21;
+/** Version byte of an entry for an extent kept in encoded (compressed) form. */
+export const ENCODED_ENTRY_VERSION = 3;
+const ENCODED_ENTRY_BYTES = 34;
 const COUNTERS_BYTES = 41;
 const SUPERBLOCK_USED_BYTES = 48;
 const STORE_ID_BYTES = 16;
@@ -64,8 +74,22 @@ export interface IndexCounters {
 /** Where one extent lives. */
 export interface IndexEntry {
   readonly byteOffset: number;
+  /** Bytes the extent occupies on the device (its stored form). */
   readonly byteLength: number;
+  /** xxh64 of the stored form (of the content, for an extent stored as is). */
   readonly checksum: bigint;
+  /** Set when the extent is stored encoded: codec id, content length, xxh64 of the content. */
+  readonly encoded?: { readonly codec: number; readonly rawLength: number; readonly contentChecksum: bigint };
+}
+
+/** Content length of an entry's extent. */
+export function contentLength(e: IndexEntry): number {
+  return e.encoded?.rawLength ?? e.byteLength;
+}
+
+/** xxh64 of an entry's extent content. */
+export function contentChecksum(e: IndexEntry): bigint {
+  return e.encoded?.contentChecksum ?? e.checksum;
 }
 
 /** A fresh random store id (not security-relevant: it only tells devices apart). */
@@ -136,24 +160,37 @@ export function decodeCounters(value: Uint8Array): IndexCounters {
   };
 }
 
+/** Entry version 2 for an extent stored as is, version 3 for one stored encoded. */
 export function encodeEntry(e: IndexEntry): Uint8Array {
-  const out = new Uint8Array(ENTRY_BYTES);
+  const out = new Uint8Array(e.encoded === undefined ? ENTRY_BYTES : ENCODED_ENTRY_BYTES);
   const view = new DataView(out.buffer);
-  view.setUint8(0, EXTENT_FORMAT_VERSION);
+  view.setUint8(0, e.encoded === undefined ? EXTENT_FORMAT_VERSION : ENCODED_ENTRY_VERSION);
   view.setBigUint64(1, BigInt(e.byteOffset), true);
   view.setUint32(9, e.byteLength, true);
   view.setBigUint64(13, e.checksum, true);
+  if (e.encoded !== undefined) {
+    view.setUint8(21, e.encoded.codec);
+    view.setUint32(22, e.encoded.rawLength, true);
+    view.setBigUint64(26, e.encoded.contentChecksum, true);
+  }
   return out;
 }
 
-/** @throws FORMAT_VERSION, CORRUPTION */
+/**
+ * Decodes an entry of version `version`; for the current format (the default), version 2
+ * and version 3 (encoded) entries are both read.
+ * @throws FORMAT_VERSION, CORRUPTION
+ */
 export function decodeEntry(value: Uint8Array, version: number = EXTENT_FORMAT_VERSION): IndexEntry {
-  checkVersion(value, 'extent index entry', version);
-  if (value.byteLength !== ENTRY_BYTES) throw corrupt('extent index entry', value.byteLength);
+  const encoded = version === EXTENT_FORMAT_VERSION && value[0] === ENCODED_ENTRY_VERSION;
+  if (!encoded) checkVersion(value, 'extent index entry', version);
+  if (value.byteLength !== (encoded ? ENCODED_ENTRY_BYTES : ENTRY_BYTES)) throw corrupt('extent index entry', value.byteLength);
   const view = new DataView(value.buffer, value.byteOffset, value.byteLength);
   const byteOffset = view.getBigUint64(1, true);
   if (byteOffset > BigInt(Number.MAX_SAFE_INTEGER)) throw corrupt('extent index entry offset', value.byteLength);
-  return { byteOffset: Number(byteOffset), byteLength: view.getUint32(9, true), checksum: view.getBigUint64(13, true) };
+  const entry = { byteOffset: Number(byteOffset), byteLength: view.getUint32(9, true), checksum: view.getBigUint64(13, true) };
+  if (!encoded) return entry;
+  return { ...entry, encoded: { codec: view.getUint8(21), rawLength: view.getUint32(22, true), contentChecksum: view.getBigUint64(26, true) } };
 }
 
 /** The superblock padded to `paddedBytes` (a multiple of the device alignment). */

@@ -5,7 +5,7 @@
  * allocated for it. Fingerprints are 32 bytes (SHA-256) in protocol v2.
  */
 import { DrkitError } from '../../core/errors.js';
-import { CODEC_LZ4, CODEC_RAW, MAX_CODEC_RAW_BYTES, type CodecId } from '../../dedup/index.js';
+import { CODEC_RAW, MAX_CODEC_RAW_BYTES, isCodecId, type CodecId } from '../../dedup/index.js';
 import { ByteCursor, ByteWriter } from './byte-cursor.js';
 import { MAX_FRAME_PAYLOAD_BYTES } from './frame-codec.js';
 import { MAX_ID_BYTES, checkId } from './json-shape.js';
@@ -51,7 +51,7 @@ export interface ExtentEntry {
   readonly fingerprint: Uint8Array;
   /** xxh64 of the UNcompressed data. */
   readonly checksum: bigint;
-  /** CODEC_RAW (0) or CODEC_LZ4 (1). */
+  /** CODEC_RAW (0), CODEC_LZ4 (1) or CODEC_ZSTD (2). */
   readonly codec: number;
   /** Uncompressed length. */
   readonly rawLength: number;
@@ -231,12 +231,12 @@ export function encodeBinaryMessage(message: BinaryMessage): Uint8Array[] {
 
 /** The length rules of one extent entry, shared by encoder and decoder. */
 function checkExtentLengths(codec: number, rawLength: number, dataLength: number, fail: (message: string) => never): void {
-  if (!u8(codec) || (codec !== CODEC_RAW && codec !== CODEC_LZ4)) fail(`unknown codec ${codec}`);
+  if (!u8(codec) || !isCodecId(codec)) fail(`unknown codec ${codec}`);
   if (!u32(rawLength) || rawLength > MAX_EXTENT_RAW_BYTES) fail(`rawLength ${rawLength} exceeds ${MAX_EXTENT_RAW_BYTES}`);
   // The sender keeps lz4 output only when it is smaller (passthrough otherwise), so
   // encoded data never exceeds rawLength: a bound the receiver can check before decoding.
   if (codec === CODEC_RAW && dataLength !== rawLength) fail(`raw data of ${dataLength} bytes, rawLength ${rawLength}`);
-  if (codec === CODEC_LZ4 && (dataLength === 0 || dataLength > rawLength)) fail(`lz4 data of ${dataLength} bytes for rawLength ${rawLength}`);
+  if (codec !== CODEC_RAW && (dataLength === 0 || dataLength > rawLength)) fail(`codec ${codec} data of ${dataLength} bytes for rawLength ${rawLength}`);
 }
 
 const utf8Decoder = new TextDecoder('utf-8', { fatal: true });
