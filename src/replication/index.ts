@@ -6,6 +6,15 @@
 export { Site, type SiteOptions, type RemoteSite, type SiteTransferOptions } from './site.js';
 export { replicateSnapshots, sessionIdOf, BATCH_BLOCKS, PIPELINE_BATCHES, type ReplicateOptions, type ReplicationProgress, type ReplicationResult, type SenderContext } from './sender.js';
 export { ReceiverState, STAGING_PREFIX } from './receiver-state.js';
+export {
+  fileRestoreCheckpoints,
+  memoryRestoreCheckpoints,
+  type DeviceRestoreOptions,
+  type DeviceRestoreResult,
+  type RestoreProgress,
+  type RestoreCheckpoint,
+  type RestoreCheckpointStore,
+} from './device-restore.js';
 export type { ReplicationPort, BeginRequest, BeginResponse, HeldSnapshot, WireBlock, WireExtent } from './replication-port.js';
 export { originOf, originKey, volumeKeyOf, generationOf, ORIGIN_SITE_KEY, ORIGIN_SNAPSHOT_KEY, ORIGIN_VOLUME_KEY, LINEAGE_KEY, GENERATION_KEY, type SnapshotOrigin } from './origin.js';
 export { Throttle } from './throttle.js';

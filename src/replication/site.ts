@@ -32,7 +32,9 @@ import { ExtentCodec } from '../dedup/codec.js';
 import { CodecPool } from '../dedup/codec-pool.js';
 import type { SnapshotInfo, SnapshotTree } from '../snapshot/index.js';
 import { clientHandshake, serverHandshake } from './internal/handshake.js';
-import { Peer, type ControlHandler } from './internal/peer.js';
+import { Peer, type ControlHandler, type PeerReceiver } from './internal/peer.js';
+import { restoreToDevice, type DeviceRestoreContext, type DeviceRestoreOptions, type DeviceRestoreResult } from './device-restore.js';
+import type { BlockDevice } from '../adapters/block-device.js';
 import { checkTransferGenerations } from './generation-guard.js';
 import { readLineageStatus } from './lineage-record.js';
 import { generationOf, originOf, volumeKeyOf } from './origin.js';
@@ -240,6 +242,22 @@ export class Site {
   }
 
   /**
+   * Restores snapshot `remoteSnapshotId` of `remote` straight into `device` (a raw file or
+   * a block special file): blocks stream in order, verified, with no local extent store in
+   * between; resumable through `options.checkpoints`; `onProgress` and `signal` honoured
+   * throughout (see device-restore.ts). The device is flushed when it resolves.
+   * @throws NOT_FOUND, INVALID_ARGUMENT (device too small and not resizable), CORRUPTION, ABORTED, AUTH_FAILED, and transient codes once retries are spent
+   */
+  async restoreToDevice(remote: RemoteSite, remoteSnapshotId: string, device: BlockDevice, options: DeviceRestoreOptions = {}): Promise<DeviceRestoreResult> {
+    const ctx: DeviceRestoreContext = {
+      codec: this.#sender.codec,
+      connect: (receiver, signal) => this.#connect(remote, signal, receiver),
+      withRetries: (attempt) => this.#withRetries({ ...(options.signal === undefined ? {} : { signal: options.signal }), ...(options.retries === undefined ? {} : { retries: options.retries }), ...(options.retryDelayMs === undefined ? {} : { retryDelayMs: options.retryDelayMs }) }, attempt),
+    };
+    return restoreToDevice(ctx, remoteSnapshotId, device, options);
+  }
+
+  /**
    * What `remote` holds of a volume lineage (`volumeKeyOf(originOf(snapshot))`), by origin:
    * the facts remote retention and RPO tracking plan with.
    */
@@ -330,7 +348,7 @@ export class Site {
     await replicateSnapshots(this.#sender, peer.port(), peer.peerSiteId, [snapshotId]);
   }
 
-  async #connect(remote: RemoteSite, signal: AbortSignal | undefined): Promise<Peer> {
+  async #connect(remote: RemoteSite, signal: AbortSignal | undefined, receiver: PeerReceiver = this.#receiver): Promise<Peer> {
     // Through a relay, only the first hop changes: the handshake below still names and proves remote.siteId.
     const connection = await remote.transport.connect(remote.proxyAddress ?? remote.address, { timeoutMs: remote.connectTimeoutMs ?? 10_000, ...(signal === undefined ? {} : { signal }) });
     const handshake = await clientHandshake(connection, {
@@ -342,7 +360,7 @@ export class Site {
       ...(remote.authenticate === undefined ? {} : { authenticate: remote.authenticate }),
       ...(signal === undefined ? {} : { signal }),
     });
-    return new Peer(connection, handshake, { receiver: this.#receiver, clock: this.#clock, control: this.#control });
+    return new Peer(connection, handshake, { receiver, clock: this.#clock, control: this.#control });
   }
 
   /** Runs `use` on a fresh connection to `remote`, closed afterwards, retrying transient failures on a new one. */

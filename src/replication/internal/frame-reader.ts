@@ -63,12 +63,18 @@ export class FrameReader implements AsyncIterable<Frame> {
   #ended = false;
   #reading = false;
   #mac: FrameMac | undefined;
+  #bytesRead = 0;
 
   /** Starts consuming `connection.read()` (which may be iterated only once). */
   constructor(connection: Connection, options: FrameReaderOptions) {
     this.#options = options;
     this.#expectedSeq = options.firstSeq ?? 0;
     this.#source = connection.read()[Symbol.asyncIterator]();
+  }
+
+  /** Bytes received from the connection so far (frames, headers and tags included): progress's wire bytes. */
+  get bytesRead(): number {
+    return this.#bytesRead;
   }
 
   /** Sequence number the next frame must carry. */
@@ -128,6 +134,7 @@ export class FrameReader implements AsyncIterable<Frame> {
       }
       this.#chunk = next;
       this.#chunkOffset = 0;
+      this.#bytesRead += next.byteLength;
     }
   }
 

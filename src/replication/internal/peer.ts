@@ -21,6 +21,9 @@ import type { Clock } from '../../adapters/clock.js';
 import { MAX_LIST_SNAPSHOTS } from './control-messages.js';
 import type { RemoteDemotion, RemoteDemotionResult, RemoteLineageStatus, RemotePromotion, RemotePromotionResult } from '../remote-control.js';
 
+/** What serves the peer's replication requests: a site's ReceiverState, or a device restore (device-receiver.ts). */
+export type PeerReceiver = Pick<ReceiverState, 'list' | 'begin' | 'have' | 'extents' | 'blocks' | 'commit' | 'abort' | 'prune' | 'release'>;
+
 /** Starts a sender for a PULL_REQ (supplied by the Site). */
 export type PullHandler = (peer: Peer, snapshotId: string, baseSnapshotId: string | undefined) => Promise<void>;
 
@@ -41,7 +44,7 @@ export class Peer {
   readonly peerSiteId: string;
   readonly #connection: Connection;
   readonly #handshake: HandshakeResult;
-  readonly #receiver: ReceiverState | undefined;
+  readonly #receiver: PeerReceiver | undefined;
   readonly #onPull: PullHandler | undefined;
   readonly #control: ControlHandler | undefined;
   readonly #clock: Clock;
@@ -52,7 +55,7 @@ export class Peer {
   readonly #done: Promise<void>;
   #commitListeners: ((ids: string[]) => void)[] = [];
 
-  constructor(connection: Connection, handshake: HandshakeResult, options: { receiver?: ReceiverState; onPull?: PullHandler; control?: ControlHandler; clock: Clock }) {
+  constructor(connection: Connection, handshake: HandshakeResult, options: { receiver?: PeerReceiver; onPull?: PullHandler; control?: ControlHandler; clock: Clock }) {
     this.#connection = connection;
     this.#handshake = handshake;
     this.peerSiteId = handshake.peerSiteId;
@@ -68,6 +71,11 @@ export class Peer {
   /** Resolves when the connection ends (cleanly or not). */
   get done(): Promise<void> {
     return this.#done;
+  }
+
+  /** Bytes received on this connection so far, frames included (progress's wire bytes). */
+  get wireBytesRead(): number {
+    return this.#handshake.reader.bytesRead;
   }
 
   /** Calls `listener` with the snapshot ids of every commit this side serves. */

@@ -1,0 +1,325 @@
+/**
+ * The receiving side of a restore straight into a BlockDevice: a pulled snapshot's blocks
+ * are written at their offsets as they arrive, in order, with no extent store, staging
+ * volume or snapshot tree in between (what `Site.restoreToDevice` serves a Peer with).
+ *
+ * Promises:
+ * - Nothing unverified is written: every extent that arrives is decoded and must have its
+ *   fingerprint (SHA-256, the one hash per extent on this side), else CORRUPTION and
+ *   nothing of the batch is kept. A block whose extent the sender did not resend (it was
+ *   answered "have": it was written earlier in this restore) is read back from where it
+ *   was written and must have its fingerprint too.
+ * - Blocks land in order: the sender maps batches in order, and gaps between them (blocks
+ *   the snapshot does not map: zeros) are written as zeros unless the device is known to
+ *   read as zeros (`deviceZeroed`, a new sparse file).
+ * - Resumable: every `checkpointBytes` of blocks the device is flushed, then the cursor
+ *   is saved through the {@link RestoreCheckpointStore}; a later restore of the same
+ *   snapshot onto the same device resumes there (BEGIN answers that block), so what was
+ *   written and verified is not fetched again. `commit` flushes the device and clears the
+ *   checkpoint.
+ * - Bounded memory: extents received wait for their block map (at most the sender's
+ *   pipeline: 4 batches of 256 extents); the "have" map of extents written is bounded by
+ *   {@link MAX_WRITTEN_EXTENTS} entries (LRU, never evicting one promised to the sender).
+ */
+import { DrkitError, throwIfAborted } from '../../core/errors.js';
+import { bytesToKey, equalBytes, toHex } from '../../core/bytes.js';
+import type { BlockDevice, BlockWrite } from '../../adapters/block-device.js';
+import type { ExtentCodec } from '../../dedup/codec.js';
+import type { Fingerprinter } from '../../dedup/fingerprint.js';
+import type { BeginRequest, BeginResponse, HeldSnapshot, WireBlock, WireExtent } from '../replication-port.js';
+import type { PeerReceiver } from './peer.js';
+
+/**
+ * Extents written in this restore that the receiver remembers (fingerprint -> block) so
+ * the sender need not resend a duplicate: 65,536 x ~150 B ~= 10 MiB, every block of a
+ * 1 GiB volume of 16 KiB blocks; beyond it, the oldest unpromised are forgotten.
+ */
+export const MAX_WRITTEN_EXTENTS = 65_536;
+/** Zeros written per device call when filling gaps: 1 MiB, one buffer reused. */
+const ZERO_CHUNK_BYTES = 1024 * 1024;
+
+/** Where a device restore keeps its cursor between attempts. */
+export interface RestoreCheckpointStore {
+  load(): Promise<RestoreCheckpoint | undefined>;
+  /** Durable once it resolves. */
+  save(checkpoint: RestoreCheckpoint): Promise<void>;
+  clear(): Promise<void>;
+}
+
+/** What a device restore has written and verified: blocks before `cursorBlock`. */
+export interface RestoreCheckpoint {
+  readonly formatVersion: 1;
+  readonly originSiteId: string;
+  readonly originSnapshotId: string;
+  readonly byteLength: number;
+  readonly blockBytes: number;
+  readonly cursorBlock: number;
+}
+
+/** Counters of a device restore, read by progress reports. */
+export interface DeviceReceiverCounters {
+  totalBytes: number;
+  /** Logical bytes at or below the cursor: written (or skipped as zeros) and verified. */
+  logicalBytes: number;
+  /** Where this attempt started (bytes already restored by an earlier one). */
+  resumedFromBytes: number;
+  /** Decoded bytes of the extents received. */
+  extentBytes: number;
+}
+
+interface Written {
+  readonly blockIndex: number;
+  /** have() answers not yet consumed by a block map: never evicted while > 0. */
+  promised: number;
+}
+
+/** A PeerReceiver that writes one pulled snapshot into a BlockDevice. */
+export class DeviceReceiver implements PeerReceiver {
+  readonly counters: DeviceReceiverCounters = { totalBytes: 0, logicalBytes: 0, resumedFromBytes: 0, extentBytes: 0 };
+  readonly #device: BlockDevice;
+  readonly #codec: ExtentCodec;
+  readonly #fingerprinter: Fingerprinter;
+  readonly #checkpoints: RestoreCheckpointStore;
+  readonly #checkpointBytes: number;
+  readonly #deviceZeroed: boolean;
+  readonly #signal: AbortSignal | undefined;
+  readonly #onBlocks: () => void;
+  /** Extents received, waiting for their block map; `uses` counts the maps still to come. */
+  readonly #pending = new Map<string, { data: Uint8Array; uses: number }>();
+  readonly #written = new Map<string, Written>();
+  #request: BeginRequest | undefined;
+  #cursorBlock = 0;
+  #unsavedBytes = 0;
+  #committed: string | undefined;
+
+  constructor(options: {
+    device: BlockDevice;
+    codec: ExtentCodec;
+    fingerprinter: Fingerprinter;
+    checkpoints: RestoreCheckpointStore;
+    checkpointBytes: number;
+    deviceZeroed: boolean;
+    signal?: AbortSignal;
+    onBlocks: () => void;
+  }) {
+    this.#device = options.device;
+    this.#codec = options.codec;
+    this.#fingerprinter = options.fingerprinter;
+    this.#checkpoints = options.checkpoints;
+    this.#checkpointBytes = options.checkpointBytes;
+    this.#deviceZeroed = options.deviceZeroed;
+    this.#signal = options.signal;
+    this.#onBlocks = options.onBlocks;
+  }
+
+  /** The restored snapshot's origin id once committed. */
+  get committedSnapshotId(): string | undefined {
+    return this.#committed;
+  }
+
+  /** No base: a device restore is always full (resumed from its checkpoint). */
+  async list(): Promise<HeldSnapshot[]> {
+    return [];
+  }
+
+  /** @throws INVALID_ARGUMENT (a second snapshot on one connection, or a device too small and not resizable) */
+  async begin(request: BeginRequest): Promise<BeginResponse> {
+    throwIfAborted(this.#signal);
+    if (this.#request !== undefined && this.#request.sessionId !== request.sessionId) {
+      throw new DrkitError('INVALID_ARGUMENT', 'a device restore receives one snapshot');
+    }
+    if (!Number.isSafeInteger(request.byteLength) || !Number.isSafeInteger(request.blockBytes) || request.blockBytes <= 0 || request.byteLength % request.blockBytes !== 0) {
+      throw new DrkitError('INVALID_ARGUMENT', 'restore: bad volume geometry', { data: { byteLength: request.byteLength, blockBytes: request.blockBytes } });
+    }
+    if (this.#device.byteLength < request.byteLength) {
+      if (!this.#device.capabilities.resizable) {
+        throw new DrkitError('INVALID_ARGUMENT', `device of ${this.#device.byteLength} bytes is smaller than the snapshot (${request.byteLength})`, {
+          data: { deviceByteLength: this.#device.byteLength, byteLength: request.byteLength },
+        });
+      }
+      await this.#device.resize(request.byteLength);
+    }
+    this.#request = request;
+    const saved = await this.#checkpoints.load();
+    const same = saved !== undefined && saved.originSiteId === request.originSiteId && saved.originSnapshotId === request.originSnapshotId && saved.byteLength === request.byteLength && saved.blockBytes === request.blockBytes;
+    this.#cursorBlock = same ? Math.min(saved.cursorBlock, request.byteLength / request.blockBytes) : 0;
+    this.counters.totalBytes = request.byteLength;
+    this.counters.logicalBytes = this.#cursorBlock * request.blockBytes;
+    this.counters.resumedFromBytes = this.counters.logicalBytes;
+    if (!same) await this.#checkpoints.save(this.#checkpoint());
+    return { resumeBlock: this.#cursorBlock, baseFound: true };
+  }
+
+  /** "Have" for extents received and not yet mapped, or written earlier (promised until mapped). */
+  async have(fingerprints: readonly Uint8Array[]): Promise<boolean[]> {
+    return fingerprints.map((fp) => {
+      const key = bytesToKey(fp);
+      const pending = this.#pending.get(key);
+      if (pending !== undefined) {
+        pending.uses++;
+        return true;
+      }
+      const written = this.#written.get(key);
+      if (written === undefined) return false;
+      written.promised++;
+      return true;
+    });
+  }
+
+  /** Decodes and verifies a batch, then holds it for its block map. @throws CORRUPTION */
+  async extents(extents: readonly WireExtent[]): Promise<void> {
+    throwIfAborted(this.#signal);
+    const verified = extents.map((e) => {
+      const data = this.#codec.decompress(e.codec, e.data, e.rawLength);
+      if (!equalBytes(this.#fingerprinter.fingerprint(data), e.fingerprint)) {
+        throw new DrkitError('CORRUPTION', 'extent content does not match its fingerprint', { data: { fingerprint: toHex(e.fingerprint) } });
+      }
+      // A view into the frame would pin the whole frame until mapped; raw extents are copied.
+      return { key: bytesToKey(e.fingerprint), data: data === e.data ? data.slice() : data };
+    });
+    for (const v of verified) {
+      const pending = this.#pending.get(v.key);
+      if (pending !== undefined) pending.uses++;
+      else this.#pending.set(v.key, { data: v.data, uses: 1 });
+      this.counters.extentBytes += v.data.byteLength;
+    }
+  }
+
+  /** Writes a batch of blocks (and the zeros before it) at their offsets. @throws CORRUPTION, EXTENT_NOT_FOUND, NOT_FOUND */
+  async blocks(sessionId: string, cursorAfter: number, blocks: readonly WireBlock[]): Promise<number> {
+    throwIfAborted(this.#signal);
+    const request = this.#session(sessionId);
+    const blockBytes = request.blockBytes;
+    const writes: BlockWrite[] = [];
+    const uniqueKeys = new Set<string>();
+    let next = this.#cursorBlock;
+    for (const b of blocks) {
+      if (b.blockIndex < next) continue; // resent below the cursor: already written
+      await this.#zeros(next, b.blockIndex, writes);
+      next = b.blockIndex + 1;
+      if (b.fingerprint === undefined) {
+        await this.#zeros(b.blockIndex, b.blockIndex + 1, writes);
+        continue;
+      }
+      const key = bytesToKey(b.fingerprint);
+      uniqueKeys.add(key);
+      writes.push({ byteOffset: b.blockIndex * blockBytes, data: await this.#dataOf(key, b.fingerprint, blockBytes) });
+    }
+    const end = Math.min(Math.max(cursorAfter, next), request.byteLength / blockBytes);
+    await this.#zeros(next, end, writes);
+    if (writes.length > 0) await this.#device.writev(writes, this.#signal === undefined ? {} : { signal: this.#signal });
+    for (const key of uniqueKeys) this.#consumed(key, writes);
+    this.counters.logicalBytes += Math.max(0, end - this.#cursorBlock) * blockBytes;
+    this.#unsavedBytes += Math.max(0, end - this.#cursorBlock) * blockBytes;
+    this.#cursorBlock = Math.max(this.#cursorBlock, end);
+    if (this.#unsavedBytes >= this.#checkpointBytes) {
+      await this.#device.flush();
+      await this.#checkpoints.save(this.#checkpoint());
+      this.#unsavedBytes = 0;
+    }
+    this.#onBlocks();
+    return this.#cursorBlock;
+  }
+
+  /** Zero-fills the rest, flushes the device and clears the checkpoint. */
+  async commit(sessionIds: readonly string[]): Promise<string[]> {
+    const request = this.#session(sessionIds[0] ?? '');
+    const blocks = request.byteLength / request.blockBytes;
+    if (this.#cursorBlock < blocks) {
+      const writes: BlockWrite[] = [];
+      await this.#zeros(this.#cursorBlock, blocks, writes);
+      if (writes.length > 0) await this.#device.writev(writes);
+      this.counters.logicalBytes += (blocks - this.#cursorBlock) * request.blockBytes;
+      this.#cursorBlock = blocks;
+    }
+    await this.#device.flush();
+    await this.#checkpoints.clear();
+    this.#committed = request.originSnapshotId;
+    return [request.originSnapshotId];
+  }
+
+  async abort(): Promise<void> {
+    this.#pending.clear();
+  }
+
+  async prune(): Promise<string[]> {
+    return [];
+  }
+
+  release(): void {
+    this.#pending.clear();
+  }
+
+  #session(sessionId: string): BeginRequest {
+    if (this.#request === undefined || this.#request.sessionId !== sessionId) {
+      throw new DrkitError('NOT_FOUND', `no restore session ${sessionId}`, { data: { sessionId } });
+    }
+    return this.#request;
+  }
+
+  #checkpoint(): RestoreCheckpoint {
+    const r = this.#request!;
+    return { formatVersion: 1, originSiteId: r.originSiteId, originSnapshotId: r.originSnapshotId, byteLength: r.byteLength, blockBytes: r.blockBytes, cursorBlock: this.#cursorBlock };
+  }
+
+  /** The verified bytes of a block: received, or read back from where this restore wrote them. */
+  async #dataOf(key: string, fingerprint: Uint8Array, blockBytes: number): Promise<Uint8Array> {
+    const pending = this.#pending.get(key);
+    if (pending !== undefined) return pending.data;
+    const written = this.#written.get(key);
+    if (written === undefined) throw new DrkitError('EXTENT_NOT_FOUND', `restore: block maps extent ${toHex(fingerprint)}, which did not arrive`, { data: { fingerprint: toHex(fingerprint) } });
+    const data = await this.#device.read(written.blockIndex * blockBytes, blockBytes);
+    if (!equalBytes(this.#fingerprinter.fingerprint(data), fingerprint)) {
+      throw new DrkitError('CORRUPTION', `restore: block ${written.blockIndex} read back does not match its fingerprint`, { data: { fingerprint: toHex(fingerprint), blockIndex: written.blockIndex } });
+    }
+    return data;
+  }
+
+  /** One use of `key` by a block map is done: release it, remembering where it was written. */
+  #consumed(key: string, writes: readonly BlockWrite[]): void {
+    const pending = this.#pending.get(key);
+    if (pending !== undefined) {
+      pending.uses--;
+      if (pending.uses <= 0) {
+        this.#pending.delete(key);
+        const at = writes.find((w) => w.data === pending.data);
+        if (at !== undefined) this.#remember(key, at.byteOffset / this.#request!.blockBytes);
+      }
+      return;
+    }
+    const written = this.#written.get(key);
+    if (written !== undefined && written.promised > 0) written.promised--;
+  }
+
+  #remember(key: string, blockIndex: number): void {
+    if (this.#written.has(key)) return;
+    if (this.#written.size >= MAX_WRITTEN_EXTENTS) {
+      for (const [k, w] of this.#written) {
+        if (w.promised === 0) {
+          this.#written.delete(k);
+          break;
+        }
+      }
+      if (this.#written.size >= MAX_WRITTEN_EXTENTS) return;
+    }
+    this.#written.set(key, { blockIndex, promised: 0 });
+  }
+
+  /** Zero writes for blocks [from, to), unless the device already reads as zeros. */
+  async #zeros(from: number, to: number, writes: BlockWrite[]): Promise<void> {
+    if (this.#deviceZeroed || to <= from) return;
+    const blockBytes = this.#request!.blockBytes;
+    const perChunk = Math.max(1, Math.floor(ZERO_CHUNK_BYTES / blockBytes));
+    for (let b = from; b < to; b += perChunk) {
+      const n = Math.min(perChunk, to - b);
+      writes.push({ byteOffset: b * blockBytes, data: zeroBuffer(n * blockBytes) });
+    }
+  }
+}
+
+let zeroes = new Uint8Array(0);
+/** A shared all-zero buffer view of `byteLength` bytes (never written to). */
+function zeroBuffer(byteLength: number): Uint8Array {
+  if (zeroes.byteLength < byteLength) zeroes = new Uint8Array(Math.max(byteLength, ZERO_CHUNK_BYTES));
+  return zeroes.subarray(0, byteLength);
+}
