@@ -14,13 +14,16 @@ const filters = process.argv.slice(2);
 const suiteFiles = readdirSync(join(here, 'suites')).filter((f) => f.endsWith('.mjs')).sort();
 
 const matches = (name, f) => name === f || name.startsWith(f);
-const selected = (name) => filters.length === 0 || filters.some((f) => matches(name, f));
+// A suite answers to its name and to the bench names it produces (`produces`): the
+// replicate suite measures restore.device and store.bytesAtRest on the same image.
+const namesOf = (b) => [b.name, ...(b.produces ?? [])];
+const selected = (b) => filters.length === 0 || filters.some((f) => namesOf(b).some((name) => matches(name, f)));
 
 // Every suite is loaded before anything runs, so a filter that names no bench (a typo)
 // fails at once instead of letting a long run finish having measured nothing.
 const suites = [];
 for (const file of suiteFiles) suites.push((await import(pathToFileURL(join(here, 'suites', file)).href)).default);
-const names = suites.flat().map((b) => b.name);
+const names = suites.flat().flatMap(namesOf);
 const unmatched = filters.filter((f) => !names.some((name) => matches(name, f)));
 if (unmatched.length > 0) {
   for (const f of unmatched) process.stderr.write(`bench: no bench name equals or starts with "${f}"\n`);
@@ -29,7 +32,7 @@ if (unmatched.length > 0) {
 
 for (const benches of suites) {
   for (const bench of benches) {
-    if (!selected(bench.name)) continue;
+    if (!selected(bench)) continue;
     const dir = mkdtempSync(join(process.env.DRKIT_BENCH_DIR ?? tmpdir(), 'drkit-bench-'));
     try {
       const results = await bench.run({ dir, log: (msg) => process.stderr.write(`${msg}\n`) });

@@ -1,4 +1,5 @@
 // Shared helpers for bench suites: timing and statistics. Kept tiny on purpose.
+import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 
 /** Milliseconds taken by `fn` (awaited). */
@@ -66,4 +67,13 @@ export function countingTransport(transport, { countReads = false } = {}) {
       },
     },
   };
+}
+
+/** Peak RSS of this process: VmHWM (ru_maxrss would include the parent's RSS at fork, inherited across exec on Linux). */
+export function peakRssBytes() {
+  try {
+    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'));
+    if (m) return Number(m[1]) * 1024;
+  } catch {}
+  return process.resourceUsage().maxRSS * 1024;
 }

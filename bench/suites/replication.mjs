@@ -17,11 +17,14 @@ import { SnapshotTree } from '../../dist/snapshot/index.js';
 import { Site } from '../../dist/replication/index.js';
 import { ExtentCodec } from '../../dist/dedup/index.js';
 import { applyVersion2, standardImageChunks } from '../workload.mjs';
-import { mbPerSec, countingTransport } from '../util.mjs';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mbPerSec, countingTransport, peakRssBytes } from '../util.mjs';
+
+const rssNow = peakRssBytes;
+import { createReadStream, mkdirSync, readFileSync } from 'node:fs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const siteProcess = join(here, '../../test/replication/fixtures/site-process.mjs');
+const restoreProcess = join(here, '../restore-device-process.mjs');
 const tlsDir = join(here, '../../test/fixtures/tls');
 const MiB = 1024 * 1024;
 const IMAGE_BYTES = Number(process.env.DRKIT_BENCH_IMAGE_MIB ?? 1024) * MiB;
@@ -29,20 +32,47 @@ const psk = new Uint8Array(32).fill(42);
 
 async function startChild(siteId, kind, dataDir) {
   const child = spawn(process.execPath, [siteProcess, siteId, kind, dataDir, tlsDir], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const exited = new Promise((resolve) => child.on('exit', resolve));
   const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
   const next = async () => JSON.parse((await lines.next()).value);
   const ready = await next();
   return {
     address: ready.address,
-    async maxRss() {
+    /** {maxRssBytes, cpuMs, extentBytes, storedBytes} of the child so far. */
+    async stats() {
       child.stdin.write('stats\n');
-      return (await next()).maxRssBytes;
+      return next();
+    },
+    async maxRss() {
+      return (await this.stats()).maxRssBytes;
     },
     stop() {
       child.stdin.end();
+      return exited;
     },
   };
 }
+
+/** Runs bench/restore-device-process.mjs (a fresh process) and returns its JSON line. */
+async function restoreInFreshProcess(address, snapshotId, outPath) {
+  const child = spawn(process.execPath, [restoreProcess, address, 'siteB', snapshotId, outPath, String(IMAGE_BYTES)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout.on('data', (d) => (out += d));
+  const code = await new Promise((resolve) => child.on('exit', resolve));
+  if (code !== 0) throw new Error(`restore process exited with ${code}`);
+  return JSON.parse(out);
+}
+
+async function fileDigest(path) {
+  const h = createHash('sha256');
+  for await (const chunk of createReadStream(path, { highWaterMark: 4 * MiB })) h.update(chunk);
+  return h.digest('hex');
+}
+
+const cpuSecondsNow = () => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1e6;
+};
 
 async function fileSite(dir, siteId) {
   const device = await RawFileBlockDevice.open({ path: join(dir, `${siteId}.extents`), create: { byteLength: 64 * MiB } });
@@ -76,41 +106,61 @@ async function snapshotDigest(tree, snapshotId) {
   return h.digest('hex');
 }
 
-const rssNow = () => process.resourceUsage().maxRSS * 1024;
+
 
 export default [
   {
     name: 'replicate',
+    produces: ['replicate.initial', 'replicate.incremental', 'restore.device', 'store.bytesAtRest', 'replicate.dedup', 'replicate.tls', 'restore.remote'],
     async run({ dir, log }) {
       const results = [];
+      // The target runs already (a backup repository does): started before the clock.
+      const b = await startChild('siteB', 'tcp', dir);
+      const receiverCpuBefore = (await b.stats()).cpuMs / 1000;
+      // Full backup, as a backup tool's: import the image into a volume, snapshot, replicate.
+      const cpu0 = cpuSecondsNow();
+      let t0 = performance.now();
       const a = await fileSite(dir, 'siteA');
       const vol = await a.tree.createVolume({ name: 'image', byteLength: IMAGE_BYTES });
-      let t0 = performance.now();
       await importImage(vol);
       const importMs = performance.now() - t0;
       log(`  imported ${IMAGE_BYTES / MiB} MiB in ${importMs.toFixed(0)} ms`);
       const s1 = await a.tree.snapshot(vol.id, { name: 'v1' });
-
-      const b = await startChild('siteB', 'tcp', dir);
       const tcp = countingTransport(TcpTransport.create());
       const remote = { siteId: 'siteB', address: b.address, transport: tcp.transport, psk };
-      t0 = performance.now();
+      const t1 = performance.now();
       const r1 = await a.site.replicate(s1.id, remote);
       const initialMs = performance.now() - t0;
+      const replicateMs = performance.now() - t1;
+      const senderCpu = cpuSecondsNow() - cpu0;
+      const bAfter = await b.stats();
+      const receiverCpu = bAfter.cpuMs / 1000 - receiverCpuBefore;
       results.push({
         bench: 'replicate.initial',
         value: mbPerSec(IMAGE_BYTES, initialMs),
         unit: 'MB/s',
-        logicalBytes: IMAGE_BYTES,
+        wallSeconds: +(initialMs / 1000).toFixed(2),
+        cpuSeconds: +(senderCpu + receiverCpu).toFixed(2),
+        senderCpuSeconds: +senderCpu.toFixed(2),
+        receiverCpuSeconds: +receiverCpu.toFixed(2),
+        peakRssBytes: rssNow(),
+        receiverPeakRssBytes: bAfter.maxRssBytes,
         wireBytes: tcp.counter.bytes,
+        logicalBytes: IMAGE_BYTES,
         extentBytes: r1.progress.sentExtentBytes,
         compressedExtentBytes: r1.progress.compressedExtentBytes,
         zeroBytes: r1.progress.zeroBytes,
         dedupedBytes: r1.progress.dedupedBytes,
-        peakRssBytesSender: rssNow(),
-        peakRssBytesReceiver: await b.maxRss(),
         importMs: Math.round(importMs),
+        replicateMs: Math.round(replicateMs),
         transport: 'tcp loopback, separate processes',
+      });
+      results.push({
+        bench: 'store.bytesAtRest',
+        value: bAfter.storedBytes,
+        unit: 'bytes',
+        extentBytes: bAfter.extentBytes,
+        note: 'device space of the target\'s DeviceExtentStore after v1 (allocation units and superblock included); extentBytes = content',
       });
 
       // Version 2: 5% of the 4 KiB blocks rewritten at random.
@@ -132,6 +182,31 @@ export default [
         rewrittenBytes: Math.round(IMAGE_BYTES * 0.05),
         blockBytes: vol.blockBytes,
       });
+
+      // Restore v2 from the remote site into a raw file, in a fresh process, fsync included.
+      // The target restarts first, so its peak RSS is the restore's, not the backups'.
+      await b.stop();
+      const bRestore = await startChild('siteB', 'tcp', dir);
+      const restoredPath = join(dir, 'restored-device.img');
+      const restored = await restoreInFreshProcess(bRestore.address, r2.remoteSnapshotIds[0], restoredPath);
+      const restoreReceiverRss = await bRestore.maxRss();
+      await bRestore.stop();
+      const verifiedDevice = (await fileDigest(restoredPath)) === (await snapshotDigest(a.tree, s2.id));
+      results.push({
+        bench: 'restore.device',
+        value: mbPerSec(IMAGE_BYTES, restored.wallMs),
+        unit: 'MB/s',
+        wallSeconds: +(restored.wallMs / 1000).toFixed(2),
+        cpuSeconds: +(restored.cpuMs / 1000).toFixed(2),
+        peakRssBytes: restored.maxRssBytes,
+        receiverPeakRssBytes: restoreReceiverRss,
+        wireBytes: restored.progress.wireBytes,
+        extentBytes: restored.progress.extentBytes,
+        verified: verifiedDevice,
+        note: 'peakRssBytes = the restoring process; receiverPeakRssBytes = the serving site (restarted before the restore); wall includes process start and fsync',
+      });
+      const b2 = await startChild('siteB', 'tcp', dir);
+      remote.address = b2.address;
 
       // A clone of the replicated snapshot, 1% of its 4 KiB blocks modified.
       const clone = await a.tree.clone(s1.id, { name: 'clone' });
@@ -157,7 +232,7 @@ export default [
         dedupedBytes: r3.progress.dedupedBytes,
         note: 'new volume (clone) with no base at the target: every block is have-queried',
       });
-      b.stop();
+      await b2.stop();
 
       // TLS: a fresh target in another process, full replication of v1.
       const tlsDirB = join(dir, 'tls-target');

@@ -218,13 +218,19 @@ async function sendMember(
   let batch: WireBlock[] = [];
 
   const launch = (blocks: WireBlock[]) => {
-    const p = (async () => {
-      const cursorAfter = blocks[blocks.length - 1]!.blockIndex + 1;
+    // Block maps go in launch order (the chain is taken here, not when the extents are
+    // done), so the receiver's cursor only moves forward and never passes a batch whose
+    // map has not landed: a resume from the cursor then loses nothing.
+    // A failed batch fails every later one's map too (the chain rejects).
+    const prev = blocksChain;
+    const cursorAfter = blocks[blocks.length - 1]!.blockIndex + 1;
+    const mine = (async () => {
       await shipExtents(ctx, port, blocks, info.blockBytes, counters, throttle, options.signal);
-      // Block maps go in order so the receiver's cursor only moves forward.
-      const prev = blocksChain;
-      const mine = prev.then(() => port.blocks(sessionId, cursorAfter, blocks));
-      blocksChain = mine.catch(() => undefined);
+      await prev;
+      return port.blocks(sessionId, cursorAfter, blocks);
+    })();
+    blocksChain = mine;
+    const p = (async () => {
       await mine;
       counters.completedBytes += blocks.length * info.blockBytes;
       report('transfer');

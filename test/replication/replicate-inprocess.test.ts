@@ -191,3 +191,35 @@ describe('checksum on the wire', () => {
     expect(b.tree.listSnapshots()).toEqual([]);
   });
 });
+
+describe('block maps in launch order (issue #13)', () => {
+  it('a batch whose extents land last still has its map sent before the later batches', async () => {
+    const a = await site('A');
+    const b = await site('B');
+    const blockBytes = 4 * KiB;
+    const vol = await a.tree.createVolume({ name: 'v', byteLength: 1024 * blockBytes, blockBytes });
+    for (let i = 0; i < 1024; i++) await vol.write(i * blockBytes, new Uint8Array(blockBytes).fill((i % 250) + 1).map((v, j) => (j < 4 ? (i >> (8 * j)) & 0xff : v)));
+    const snap = await a.tree.snapshot(vol.id, { name: 's' });
+    let extentCalls = 0;
+    const cursors: number[] = [];
+    const port: ReplicationPort = {
+      list: (k) => b.receiver.list(k),
+      begin: (r) => b.receiver.begin(r),
+      have: (f) => b.receiver.have(f),
+      // The first batch's extents are the slowest to land.
+      extents: async (e) => {
+        if (extentCalls++ === 0) await new Promise((r) => setTimeout(r, 100));
+        return b.receiver.extents(e);
+      },
+      blocks: (id, cursorAfter, blocks) => {
+        cursors.push(cursorAfter);
+        return b.receiver.blocks(id, cursorAfter, blocks);
+      },
+      commit: (ids) => b.receiver.commit(ids),
+    };
+    await replicateSnapshots(a.ctx, port, 'B', [snap.id]);
+    expect(cursors.length).toBeGreaterThan(1);
+    expect(cursors).toEqual([...cursors].sort((x, y) => x - y));
+    await vol.close();
+  });
+});

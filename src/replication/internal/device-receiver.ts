@@ -185,7 +185,7 @@ export class DeviceReceiver implements PeerReceiver {
     }
   }
 
-  /** Writes a batch of blocks (and the zeros before it) at their offsets. @throws CORRUPTION, EXTENT_NOT_FOUND, NOT_FOUND */
+  /** Writes a batch of blocks (and the zeros before it) at their offsets. @throws CORRUPTION, EXTENT_NOT_FOUND, NOT_FOUND, PROTOCOL_ERROR (out of order) */
   async blocks(sessionId: string, cursorAfter: number, blocks: readonly WireBlock[]): Promise<number> {
     throwIfAborted(this.#signal);
     const request = this.#session(sessionId);
@@ -194,7 +194,11 @@ export class DeviceReceiver implements PeerReceiver {
     const uniqueKeys = new Set<string>();
     let next = this.#cursorBlock;
     for (const b of blocks) {
-      if (b.blockIndex < next) continue; // resent below the cursor: already written
+      if (b.blockIndex < next) {
+        // Block maps must come in order (a sender of this build sends them so): one below
+        // the cursor would have to be written over blocks already checkpointed after it.
+        throw new DrkitError('PROTOCOL_ERROR', `restore: block ${b.blockIndex} arrived after block ${next - 1}: block maps out of order`, { data: { blockIndex: b.blockIndex, cursorBlock: next } });
+      }
       await this.#zeros(next, b.blockIndex, writes);
       next = b.blockIndex + 1;
       if (b.fingerprint === undefined) {

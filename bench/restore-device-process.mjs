@@ -1,0 +1,28 @@
+// A fresh process that restores one snapshot of a remote site straight into a raw file
+// (bench restore.device, issue #13), as a backup tool's restore runs: connect, stream the
+// blocks into the file, fsync. Prints one JSON line with its own wall, CPU and peak RSS.
+// Usage: node bench/restore-device-process.mjs <address> <remoteSiteId> <snapshotId> <outPath> <byteLength>
+import { peakRssBytes } from './util.mjs';
+import { performance } from 'node:perf_hooks';
+import { MemoryExtentStore, MemoryMetaStore } from '../dist/adapters/index.js';
+import { RawFileBlockDevice, TcpTransport } from '../dist/adapters/node.js';
+import { SnapshotTree } from '../dist/snapshot/index.js';
+import { Site, fileRestoreCheckpoints } from '../dist/replication/index.js';
+
+
+const [address, remoteSiteId, snapshotId, outPath, byteLengthText] = process.argv.slice(2);
+const t0 = performance.now();
+const psk = new Uint8Array(32).fill(42);
+const meta = await MemoryMetaStore.open();
+const tree = await SnapshotTree.open({ meta, extents: await MemoryExtentStore.open() });
+const site = await Site.open({ siteId: 'restorer', tree, meta, peerKeys: () => psk });
+const device = await RawFileBlockDevice.open({ path: outPath, create: { byteLength: Number(byteLengthText) } });
+const result = await site.restoreToDevice({ siteId: remoteSiteId, address, transport: TcpTransport.create(), psk }, snapshotId, device, {
+  deviceZeroed: true,
+  checkpoints: fileRestoreCheckpoints(`${outPath}.drkit-restore`),
+});
+await device.close();
+await site.close();
+const wallMs = performance.now() - t0;
+const u = process.resourceUsage();
+process.stdout.write(`${JSON.stringify({ wallMs, cpuMs: (u.userCPUTime + u.systemCPUTime) / 1000, maxRssBytes: peakRssBytes(), progress: result.progress })}\n`);
