@@ -6,7 +6,8 @@
 //      volume, snapshot, modify, diff, clone, restore;
 //   3. export the restored volume back to a raw file and compare checksums;
 //   4. close everything, reopen from the files, verify every reference and checksum;
-//   5. replicate to a second site over TCP (full, then incremental), and restore from it;
+//   5. replicate to a second site over TCP (full, then incremental), and restore from it:
+//      pulled into a site, and streamed straight into a raw file;
 //   6. the DR cycle: site A is lost, site B fails over and takes writes, A returns and fails
 //      back (its own late writes kept as a clone, only the delta shipped), A is primary again;
 //   7. the `drkit` command lists site A from a process of its own.
@@ -141,7 +142,7 @@ try {
   const remoteB = { siteId: 'siteB', address: listener.address, transport: TcpTransport.create(), psk };
   const full = await siteA.replicate(golden.id, remoteB);
   const p1 = full.progress;
-  say(`[replicate]  golden -> siteB (${listener.address}, every frame authenticated under the PSK): ${(p1.totalBytes / MiB).toFixed(1)} MiB changed vs empty, ${(p1.sentExtentBytes / MiB).toFixed(1)} MiB of extents sent as ${(p1.compressedExtentBytes / MiB).toFixed(1)} MiB lz4, ${(p1.dedupedBytes / MiB).toFixed(1)} MiB deduped`);
+  say(`[replicate]  golden -> siteB (${listener.address}, every frame authenticated under the PSK): ${(p1.totalBytes / MiB).toFixed(1)} MiB changed vs empty, ${(p1.sentExtentBytes / MiB).toFixed(1)} MiB of extents sent as ${(p1.compressedExtentBytes / MiB).toFixed(1)} MiB zstd, ${(p1.dedupedBytes / MiB).toFixed(1)} MiB deduped`);
   const inc = await siteA.replicate(changed.id, remoteB);
   say(`[replicate]  after-patch -> siteB, incremental against ${inc.baseSnapshotIds[0]}: ${(inc.progress.sentExtentBytes / 1024).toFixed(0)} KiB of extents sent`);
   const c = await openSite('siteA2', 'siteA');
@@ -151,6 +152,18 @@ try {
   const restoredSum = await checksumOf(rr);
   await rr.close();
   say(`[restore]    a fresh siteA pulled golden back from siteB: ${restoredSum === written ? 'bit-identical to disk.img' : 'DIFFERS'}`);
+  // Restore straight into a raw file (no local extent store in between), then what siteB keeps at rest.
+  const direct = await RawFileBlockDevice.open({ path: join(dir, 'restored-from-B.img'), create: { byteLength: golden.byteLength } });
+  const phases = new Set();
+  const streamed = await siteA2.restoreToDevice(remoteB, full.remoteSnapshotIds[0], direct, { deviceZeroed: true, onProgress: (p) => phases.add(p.phase) });
+  const directSum = await checksumOf(direct);
+  await direct.close();
+  const atRest = await b.extents.stats();
+  say(
+    `[restore]    golden streamed from siteB straight into restored-from-B.img (${[...phases].join(' > ')}): ${(streamed.progress.wireBytes / MiB).toFixed(1)} MiB on the wire, ` +
+      `${directSum === written ? 'bit-identical to disk.img' : 'DIFFERS'}; siteB holds ${(atRest.extentBytes / MiB).toFixed(1)} MiB of extents in ${(atRest.storedBytes / MiB).toFixed(1)} MiB (kept zstd-compressed as they arrived)`,
+  );
+  if (directSum !== written) throw new Error('device restore differs');
 
   // 6. The DR cycle. Site A writes after its last replicated snapshot, then is lost.
   const lineage = volumeKeyOf(originOf(changed, 'siteA'));

@@ -209,7 +209,11 @@ describe('drkit CLI', () => {
     const out = join(root, 'from-remote.img');
     const pulled = await drkit(['--site', rebuilt, 'restore', result.remoteSnapshotId, '--from', server.remote, '--psk-file', psk, '--to', out]);
     expect(pulled.code).toBe(0);
+    expect(pulled.stdout).toContain('straight into');
     expect(Buffer.compare(fs.readFileSync(out), bytes)).toBe(0);
+    // Streamed into the file: nothing landed in the site, and no checkpoint is left.
+    expect(lines(await drkit(['--json', '--site', rebuilt, 'list'])).filter((e) => e.type === 'snapshot')).toEqual([]);
+    expect(fs.existsSync(`${out}.drkit-restore`)).toBe(false);
 
     server.child.kill('SIGTERM');
     const stopped = await server.exited;

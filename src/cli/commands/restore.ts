@@ -1,7 +1,10 @@
 /**
  * `drkit restore SNAP`: a volume reverted in place to a snapshot; `--to FILE` the snapshot
  * into a raw file or device; `--from ADDR` the snapshot pulled from a remote site first
- * (only what this site lacks crosses the wire).
+ * (only what this site lacks crosses the wire). `--from ADDR --to FILE` streams the
+ * remote snapshot straight into the file or device (Site.restoreToDevice: no local copy
+ * first), resumable through FILE.drkit-restore; Ctrl-C stops it, and the same command
+ * run again resumes where the last checkpoint was.
  */
 import type { Command } from 'commander';
 import type { SnapshotInfo } from '../../snapshot/index.js';
@@ -10,6 +13,7 @@ import { loadCredentials, parseRemote, withCredentialOptions, type CredentialFla
 import { resolveSnapshot, resolveVolume } from '../internal/resolve.js';
 import { rate } from '../internal/transfer.js';
 import { exportDevice } from './export.js';
+import { restoreFromRemoteToFile } from '../internal/remote-restore.js';
 
 interface RestoreFlags extends CredentialFlags {
   to?: string;
@@ -31,6 +35,16 @@ export function registerRestore(program: Command): void {
     await ctx.withSite(async (local) => {
       const { tree, site } = local;
       let snapshot: SnapshotInfo;
+      if (opts.from !== undefined && opts.to !== undefined) {
+        const remote = parseRemote(opts.from, await loadCredentials(opts));
+        const r = await restoreFromRemoteToFile(ctx.out, site, remote, ref, opts.to);
+        ctx.out.emit(
+          'result',
+          { command: 'restore', remoteSiteId: remote.siteId, remoteSnapshotId: ref, file: opts.to, byteLength: r.progress.totalBytes, resumedFromBytes: r.progress.resumedFromBytes, extentBytes: r.progress.extentBytes, wireBytes: r.progress.wireBytes, seconds: r.seconds },
+          `restored ${ref} from ${remote.siteId} straight into ${opts.to}: ${rate(r.progress.totalBytes, r.seconds)}, ${(r.progress.wireBytes / 1e6).toFixed(1)} MB on the wire`,
+        );
+        return;
+      }
       if (opts.from !== undefined) {
         const remote = parseRemote(opts.from, await loadCredentials(opts));
         const progress = ctx.out.progress('pull', 0);
