@@ -25,13 +25,15 @@ import { createReadStream, mkdirSync, readFileSync } from 'node:fs';
 const here = dirname(fileURLToPath(import.meta.url));
 const siteProcess = join(here, '../../test/replication/fixtures/site-process.mjs');
 const restoreProcess = join(here, '../restore-device-process.mjs');
+/** Extra node flags for the child processes, e.g. DRKIT_BENCH_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof' (NODE_OPTIONS refuses --cpu-prof). */
+const childNodeArgs = (process.env.DRKIT_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
 const tlsDir = join(here, '../../test/fixtures/tls');
 const MiB = 1024 * 1024;
 const IMAGE_BYTES = Number(process.env.DRKIT_BENCH_IMAGE_MIB ?? 1024) * MiB;
 const psk = new Uint8Array(32).fill(42);
 
 async function startChild(siteId, kind, dataDir) {
-  const child = spawn(process.execPath, [siteProcess, siteId, kind, dataDir, tlsDir], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [...childNodeArgs, siteProcess, siteId, kind, dataDir, tlsDir], { stdio: ['pipe', 'pipe', 'inherit'] });
   const exited = new Promise((resolve) => child.on('exit', resolve));
   const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
   const next = async () => JSON.parse((await lines.next()).value);
@@ -55,7 +57,7 @@ async function startChild(siteId, kind, dataDir) {
 
 /** Runs bench/restore-device-process.mjs (a fresh process) and returns its JSON line. */
 async function restoreInFreshProcess(address, snapshotId, outPath) {
-  const child = spawn(process.execPath, [restoreProcess, address, 'siteB', snapshotId, outPath, String(IMAGE_BYTES)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [...childNodeArgs, restoreProcess, address, 'siteB', snapshotId, outPath, String(IMAGE_BYTES)], { stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
   child.stdout.on('data', (d) => (out += d));
   const code = await new Promise((resolve) => child.on('exit', resolve));

@@ -52,6 +52,8 @@ export interface ReplicationProgress {
   readonly sentExtentBytes: number;
   /** Bytes those extents took on the wire after compression. */
   readonly compressedExtentBytes: number;
+  /** Bytes on the connection both ways, frames, headers and tags included (set by `Site` over a connection). */
+  readonly wireBytes?: number;
 }
 
 /** Options of a replication. */

@@ -22,7 +22,7 @@
  * connections, timeouts) with exponential backoff on the site's clock; each retry resumes
  * the same session, so nothing the receiver acknowledged is sent again.
  */
-import { DrkitError, isDrkitError, throwIfAborted } from '../core/errors.js';
+import { AbortError, DrkitError, isDrkitError, throwIfAborted } from '../core/errors.js';
 import { loadXxh64, type Xxh64 } from '../core/checksum.js';
 import type { Clock } from '../adapters/clock.js';
 import type { MetaStore } from '../adapters/meta-store.js';
@@ -33,6 +33,7 @@ import { CodecPool } from '../dedup/codec-pool.js';
 import type { SnapshotInfo, SnapshotTree } from '../snapshot/index.js';
 import { clientHandshake, serverHandshake } from './internal/handshake.js';
 import { Peer, type ControlHandler, type PeerReceiver } from './internal/peer.js';
+import { progressReceiver } from './internal/progress-receiver.js';
 import { restoreToDevice, type DeviceRestoreContext, type DeviceRestoreOptions, type DeviceRestoreResult } from './device-restore.js';
 import type { BlockDevice } from '../adapters/block-device.js';
 import { checkTransferGenerations } from './generation-guard.js';
@@ -224,7 +225,21 @@ export class Site {
         const lineage = volumeKeyOf(originOf(snapshot, this.siteId));
         checkTransferGenerations(await peer.status({ lineage }), await readLineageStatus(this, lineage), generationOf(snapshot));
       }
-      return await replicateSnapshots(this.#sender, peer.port(), remote.siteId, ids, this.#throttled(remote, options));
+      const wire = () => peer.wireBytesWritten + peer.wireBytesRead;
+      const throttled = this.#throttled(remote, options);
+      const onProgress = options.onProgress;
+      // Cancellation at any point, not only between batches: the connection fails and every call in flight rejects.
+      const onAbort = () => void peer.fail(new AbortError('replication aborted', { cause: options.signal?.reason }));
+      options.signal?.addEventListener('abort', onAbort, { once: true });
+      try {
+        const result = await replicateSnapshots(this.#sender, peer.port(), remote.siteId, ids, onProgress === undefined ? throttled : { ...throttled, onProgress: (p) => onProgress({ ...p, wireBytes: wire() }) });
+        return { ...result, progress: { ...result.progress, wireBytes: wire() } };
+      } catch (err) {
+        throwIfAborted(options.signal);
+        throw err;
+      } finally {
+        options.signal?.removeEventListener('abort', onAbort);
+      }
     });
   }
 
@@ -233,11 +248,27 @@ export class Site {
    * what this site lacks crosses the wire. Resolves with the local snapshot.
    */
   async pull(remote: RemoteSite, remoteSnapshotId: string, options: SiteTransferOptions = {}): Promise<SnapshotInfo> {
-    return this.#withPeer(remote, options, async (peer) => {
-      const theirs = await peer.status({ snapshotId: remoteSnapshotId });
-      checkTransferGenerations(await readLineageStatus(this, theirs.lineage), theirs, theirs.snapshotGeneration ?? 0);
-      const [id] = await peer.pull(remoteSnapshotId);
-      return this.tree.getSnapshot(id!);
+    return this.#withRetries(options, async () => {
+      let connected: Peer | undefined;
+      const counting = progressReceiver(this.#receiver, options.onProgress, () => (connected === undefined ? 0 : connected.wireBytesRead + connected.wireBytesWritten));
+      const peer = await this.#connect(remote, options.signal, counting.receiver);
+      connected = peer;
+      // Cancellation at any point: the connection fails, every call in flight rejects, the session stays checkpointed.
+      const onAbort = () => void peer.fail(new AbortError('pull aborted', { cause: options.signal?.reason }));
+      options.signal?.addEventListener('abort', onAbort, { once: true });
+      try {
+        const theirs = await peer.status({ snapshotId: remoteSnapshotId });
+        checkTransferGenerations(await readLineageStatus(this, theirs.lineage), theirs, theirs.snapshotGeneration ?? 0);
+        const [id] = await peer.pull(remoteSnapshotId);
+        options.onProgress?.(counting.progress());
+        return this.tree.getSnapshot(id!);
+      } catch (err) {
+        throwIfAborted(options.signal);
+        throw err;
+      } finally {
+        options.signal?.removeEventListener('abort', onAbort);
+        await peer.close();
+      }
     });
   }
 

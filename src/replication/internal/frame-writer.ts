@@ -37,11 +37,17 @@ export class FrameWriter {
   #tail: Promise<void> = Promise.resolve();
   #failure: DrkitError | undefined;
   #mac: FrameMac | undefined;
+  #bytesWritten = 0;
 
   constructor(connection: Connection, options: FrameWriterOptions) {
     this.#connection = connection;
     this.#xxh64 = options.xxh64;
     this.#seq = options.firstSeq ?? 0;
+  }
+
+  /** Bytes of frames handed to the connection so far (headers and tags included): progress's wire bytes. */
+  get bytesWritten(): number {
+    return this.#bytesWritten;
   }
 
   /** Sequence number the next frame will carry. */
@@ -75,6 +81,7 @@ export class FrameWriter {
       if (this.#failure !== undefined) throw this.#failure;
       try {
         await this.#connection.write(frame, options.signal === undefined ? undefined : { signal: options.signal });
+        this.#bytesWritten += frame.byteLength;
       } catch (err) {
         this.#failure ??= toDrkitError(err, 'CONNECTION_LOST', 'writing a frame failed', { type });
         throw this.#failure;

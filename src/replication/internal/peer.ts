@@ -78,6 +78,11 @@ export class Peer {
     return this.#handshake.reader.bytesRead;
   }
 
+  /** Bytes of frames sent on this connection so far. */
+  get wireBytesWritten(): number {
+    return this.#handshake.writer.bytesWritten;
+  }
+
   /** Calls `listener` with the snapshot ids of every commit this side serves. */
   onCommit(listener: (ids: string[]) => void): void {
     this.#commitListeners.push(listener);
