@@ -450,7 +450,9 @@ export class DeviceExtentStore implements ExtentStore {
       this.#index.put(
         p.key,
         s === undefined
-          ? { byteOffset: offsets[i]!, byteLength: p.data.byteLength, checksum: p.checksum }
+          ? p.incompressible === true
+            ? { byteOffset: offsets[i]!, byteLength: p.data.byteLength, checksum: p.checksum, encoded: { codec: 0, rawLength: p.data.byteLength, contentChecksum: p.checksum } }
+            : { byteOffset: offsets[i]!, byteLength: p.data.byteLength, checksum: p.checksum }
           : { byteOffset: offsets[i]!, byteLength: s.bytes.byteLength, checksum: s.checksum, encoded: { codec: s.codec, rawLength: p.data.byteLength, contentChecksum: p.checksum } },
       );
       this.#extentCount++;
@@ -559,7 +561,9 @@ export class DeviceExtentStore implements ExtentStore {
   async #read(keys: string[], options: IoOptions | undefined, asStored = false): Promise<Uint8Array[] | StoredExtent[]> {
     const out: (Uint8Array | StoredExtent)[] = new Array(keys.length);
     const finish = (i: number, e: IndexEntry, bytes: Uint8Array): Uint8Array | StoredExtent =>
-      asStored ? { codec: e.encoded?.codec ?? 0, bytes, rawLength: contentLength(e), checksum: contentChecksum(e) } : this.#content(keys[i]!, e, bytes);
+      asStored
+        ? { codec: e.encoded?.codec ?? 0, bytes, rawLength: contentLength(e), checksum: contentChecksum(e), ...(e.encoded?.codec === 0 ? { incompressible: true } : {}) }
+        : this.#content(keys[i]!, e, bytes);
     const found = await wrapIo(() => this.#index.lookupMany(keys), 'read extent index');
     const entries = keys.map((key, i) => {
       const e = found[i];
@@ -600,7 +604,7 @@ export class DeviceExtentStore implements ExtentStore {
    * @throws CORRUPTION, NOT_SUPPORTED (an encoded extent and no decoder)
    */
   #content(key: string, e: IndexEntry, bytes: Uint8Array): Uint8Array {
-    if (e.encoded === undefined) return bytes;
+    if (e.encoded === undefined || e.encoded.codec === 0) return bytes; // stored as is: verified above
     if (this.#decoder === undefined) {
       throw new DrkitError('NOT_SUPPORTED', `extent ${keyToHex(key)} is stored encoded (codec ${e.encoded.codec}); open the store with a decoder`, {
         data: { codec: e.encoded.codec },

@@ -33,6 +33,12 @@ export interface ExtentPut {
    * content only, and when it is not smaller than `data`.
    */
   readonly stored?: StoredForm;
+  /**
+   * The caller tried to compress `data` and it did not pay (a replication receiver that
+   * got it raw): a store that compresses at rest may remember it, so that `getStored`
+   * says so and a sender ships it raw without trying again.
+   */
+  readonly incompressible?: boolean;
 }
 
 /** An extent's encoded form: the codec id (not 0) and the encoded bytes. */
@@ -52,6 +58,8 @@ export interface StoredExtent {
   readonly rawLength: number;
   /** xxh64 of the content (not re-computed: checked when the extent was put). */
   readonly checksum: bigint;
+  /** Codec 0 only: compressing it was tried and did not pay (see {@link ExtentPut.incompressible}). */
+  readonly incompressible?: boolean;
 }
 
 /**

@@ -150,7 +150,7 @@ export class ReceiverState implements ReplicationPort {
       // The sender's checksum goes to the ExtentStore, whose contract verifies it before
       // writing anything of the batch (CORRUPTION otherwise): one hash, not two. The form
       // that arrived goes with it: a store that compresses at rest keeps it as is.
-      return { fingerprint: e.fingerprint, data, checksum: e.checksum, ...(e.codec === CODEC_RAW ? {} : { stored: { codec: e.codec, bytes: e.data } }) };
+      return { fingerprint: e.fingerprint, data, checksum: e.checksum, ...(e.codec === CODEC_RAW ? { incompressible: true } : { stored: { codec: e.codec, bytes: e.data } }) };
     });
     await this.#tree.putExtents(puts);
   }

@@ -315,12 +315,14 @@ async function shipExtents(
     // Stored forms, verified by the store: an extent kept compressed at rest ships as is
     // (no decode, no re-encode, no second hash: its content checksum is in the index).
     const stored = await ctx.tree.readStoredExtents(slice, { signal });
-    const raws = stored.filter((s) => s.codec === CODEC_RAW).map((s) => s.bytes);
+    // Raw extents are compressed, unless the store knows that did not pay when they arrived.
+    const toCompress = (s: (typeof stored)[number]) => s.codec === CODEC_RAW && s.incompressible !== true;
+    const raws = stored.filter(toCompress).map((s) => s.bytes);
     const compressed = ctx.codecPool === undefined || raws.length === 0 ? raws.map((d) => ctx.codec.compress(d)) : await ctx.codecPool.compressBatch(raws, { signal });
     let r = 0;
     for (let j = 0; j < slice.length; j++) {
       const s = stored[j]!;
-      const encoded = s.codec === CODEC_RAW ? compressed[r++]! : { codec: s.codec, bytes: s.bytes };
+      const encoded = toCompress(s) ? compressed[r++]! : { codec: s.codec, bytes: s.bytes };
       // One call stays within one wire frame: flush before an extent would overflow it.
       if (call.length > 0 && callWireBytes + encoded.bytes.length > callBytes) await flush();
       call.push({ fingerprint: slice[j]!, checksum: s.checksum ?? ctx.xxh.hash(s.bytes), codec: encoded.codec, rawLength: s.rawLength, data: encoded.bytes });

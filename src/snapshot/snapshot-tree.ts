@@ -631,7 +631,7 @@ export class SnapshotTree {
    * `checksum` undefined: the caller hashes it if it needs one).
    * @throws EXTENT_NOT_FOUND, CORRUPTION
    */
-  async readStoredExtents(fingerprints: readonly Uint8Array[], options: { signal?: AbortSignal } = {}): Promise<{ codec: number; bytes: Uint8Array; rawLength: number; checksum?: bigint }[]> {
+  async readStoredExtents(fingerprints: readonly Uint8Array[], options: { signal?: AbortSignal } = {}): Promise<{ codec: number; bytes: Uint8Array; rawLength: number; checksum?: bigint; incompressible?: boolean }[]> {
     this.#ensureUsable();
     this.#activeReads++;
     try {

@@ -109,6 +109,26 @@ describe('DeviceExtentStore: compression at rest', () => {
     await store.close();
   });
 
+  it('remembers an extent put as incompressible: stored as is, served raw with the flag, verified on read', async () => {
+    const { device, meta, store } = await fresh();
+    const data = new Uint8Array(8192).map((_, i) => (i * 2654435761) >>> 24);
+    await store.put([{ fingerprint: fixtureFingerprint(12), data, incompressible: true }]);
+    await store.flush();
+    const e = await entryOf(meta, 12);
+    expect(e.encoded).toEqual({ codec: CODEC_RAW, rawLength: 8192, contentChecksum: xxh.hash(data) });
+    expect(await store.getStored([fixtureFingerprint(12)])).toEqual([{ codec: CODEC_RAW, bytes: data, rawLength: 8192, checksum: xxh.hash(data), incompressible: true }]);
+    expect(await store.get(fixtureFingerprint(12))).toEqual(data);
+    await flipBit(device, e.byteOffset + 100);
+    await expectCode(store.get(fixtureFingerprint(12)), 'CORRUPTION');
+    await store.close();
+    // Without a decoder the hint is not kept (a plain entry).
+    const plain = await fresh(null);
+    await plain.store.put([{ fingerprint: fixtureFingerprint(12), data, incompressible: true }]);
+    await plain.store.flush();
+    expect((await entryOf(plain.meta, 12)).encoded).toBeUndefined();
+    await plain.store.close();
+  });
+
   it('a bit flip in the stored form is CORRUPTION from getStored (the stored-form checksum) and from get', async () => {
     const { device, meta, store } = await fresh();
     const p = compressedPut(5);

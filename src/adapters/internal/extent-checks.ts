@@ -27,6 +27,8 @@ export interface CheckedPut {
   readonly checksum: bigint;
   /** The encoded form to keep instead of `data`, with its own xxh64 (only when the store accepts stored forms). */
   readonly stored?: { readonly codec: number; readonly bytes: Uint8Array; readonly checksum: bigint };
+  /** Kept raw because compressing it did not pay (only when the store accepts stored forms). */
+  readonly incompressible?: boolean;
 }
 
 /**
@@ -79,7 +81,7 @@ export function checkPuts(extents: unknown, maxExtentBytes: number, xxh: Xxh64, 
     if (e === null || typeof e !== 'object') {
       throw new DrkitError('INVALID_ARGUMENT', `${what}: each extent must be an object`);
     }
-    const { fingerprint, data, checksum, stored } = e as Partial<ExtentPut>;
+    const { fingerprint, data, checksum, stored, incompressible } = e as Partial<ExtentPut>;
     const key = fingerprintKey(fingerprint, what);
     if (!(data instanceof Uint8Array)) {
       throw new DrkitError('INVALID_ARGUMENT', `${what}: extent data must be a Uint8Array`, {
@@ -101,7 +103,8 @@ export function checkPuts(extents: unknown, maxExtentBytes: number, xxh: Xxh64, 
       });
     }
     const form = acceptStored ? checkStoredForm(stored, data, what) : undefined;
-    out.push({ key, fingerprint: fingerprint!, data, checksum: actual, ...(form === undefined ? {} : { stored: { ...form, checksum: xxh.hash(form.bytes) } }) });
+    const raw = acceptStored && form === undefined && incompressible === true && data.byteLength > 0;
+    out.push({ key, fingerprint: fingerprint!, data, checksum: actual, ...(form === undefined ? {} : { stored: { ...form, checksum: xxh.hash(form.bytes) } }), ...(raw ? { incompressible: true } : {}) });
   }
   return out;
 }

@@ -10,6 +10,8 @@
  *   P 01 <fp>      index entry of an extent stored encoded (compressed at rest), 34 bytes:
  *                    u8 entry version (3) | u64 byteOffset | u32 storedLength | u64 xxh64 of the stored form
  *                    | u8 codec id | u32 rawLength | u64 xxh64 of the content
+ *                  Codec id 0 in a version-3 entry: stored as is, and compressing it was tried
+ *                  and did not pay (a sender ships it raw without trying again).
  *                  Entry version 3 was added without changing the header, counters or space
  *                  map, so a store written before it opens unchanged (its entries are all
  *                  version 2); a build that predates it refuses a version-3 entry with FORMAT_VERSION.
