@@ -171,9 +171,13 @@ export default [
       let changedBytes = 0;
       for await (const r of a.tree.diff(s1.id, s2.id)) changedBytes += r.byteLength;
       const before = tcp.counter.bytes;
+      const receiverCpuBeforeInc = (await b.stats()).cpuMs / 1000;
+      const senderCpuBeforeInc = cpuSecondsNow();
       t0 = performance.now();
       const r2 = await a.site.replicate(s2.id, remote);
       const incMs = performance.now() - t0;
+      const incSenderCpu = cpuSecondsNow() - senderCpuBeforeInc;
+      const incReceiverCpu = (await b.stats()).cpuMs / 1000 - receiverCpuBeforeInc;
       results.push({
         bench: 'replicate.incremental',
         value: incMs / 1000,
@@ -183,6 +187,11 @@ export default [
         extentBytes: r2.progress.sentExtentBytes,
         rewrittenBytes: Math.round(IMAGE_BYTES * 0.05),
         blockBytes: vol.blockBytes,
+        senderCpuSeconds: +incSenderCpu.toFixed(2),
+        receiverCpuSeconds: +incReceiverCpu.toFixed(2),
+        // The receiver's CPU per MB of extents received, here and in the initial transfer.
+        receiverCpuMsPerMB: +((incReceiverCpu * 1000) / (r2.progress.sentExtentBytes / 1e6)).toFixed(2),
+        initialReceiverCpuMsPerMB: +((receiverCpu * 1000) / (r1.progress.sentExtentBytes / 1e6)).toFixed(2),
       });
 
       // Restore v2 from the remote site into a raw file, in a fresh process, fsync included.
