@@ -60,6 +60,22 @@ CHECKS = [
     ('meta-log-payload-checksum', 'src/adapters/internal/log-recovery.ts',
      "        if (xxh.hash(payload) !== header.payloadChecksum) problem = 'payload-checksum';", '',
      ['test/adapters/meta-store-crash.test.ts', 'test/adapters/meta-store.test.ts']),
+    # issue #13: compression at rest and restore into a device
+    ('store-stored-form-checksum', 'src/adapters/device-extent-store.ts',
+     'const ok = this.#xxh.hash(bytes) === e.checksum ? bytes : await this.#verify(keys[i]!, e, bytes);', 'const ok = bytes;',
+     ['test/adapters/extent-store-at-rest.test.ts']),
+    ('store-content-checksum', 'src/adapters/device-extent-store.ts',
+     '    if (actual !== e.encoded.contentChecksum) throw extentCorruption', '    if (false) throw extentCorruption',
+     ['test/adapters/extent-store-at-rest.test.ts']),
+    ('device-restore-fingerprint', 'src/replication/internal/device-receiver.ts',
+     '      if (!equalBytes(this.#fingerprinter.fingerprint(data), e.fingerprint)) {', '      if (false) {',
+     ['test/replication/device-restore.test.ts']),
+    ('device-restore-read-back', 'src/replication/internal/device-receiver.ts',
+     '    if (!equalBytes(this.#fingerprinter.fingerprint(data), fingerprint)) {', '    if (false) {',
+     ['test/replication/device-restore.test.ts']),
+    ('block-map-order', 'src/replication/sender.ts',
+     '      await prev;\n      return port.blocks(sessionId, cursorAfter, blocks);', '      return port.blocks(sessionId, cursorAfter, blocks);',
+     ['test/replication/replicate-inprocess.test.ts', '-t', 'launch order']),
 ]
 
 
