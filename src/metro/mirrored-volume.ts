@@ -204,6 +204,7 @@ export class MirroredVolume implements AsyncDisposable {
     this.#checkOpen();
     for (;;) {
       while (this.#gate !== undefined) await this.#gate;
+      if (this.#degrading !== undefined) await this.#degrading;
       this.#assertWritable();
       const link = this.#link;
       const local = this.#localFlush();
@@ -295,6 +296,7 @@ export class MirroredVolume implements AsyncDisposable {
   async #writeOne(byteOffset: number, data: Uint8Array): Promise<void> {
     for (;;) {
       while (this.#gate !== undefined) await this.#gate;
+      if (this.#degrading !== undefined) await this.#degrading;
       this.#assertWritable();
       while (this.#inflightBytes + data.length > MAX_INFLIGHT_BYTES && this.#inflightBytes > 0) await new Promise<void>((r) => this.#spaceWaiters.push(r));
       if (this.#gate !== undefined) continue;
@@ -514,7 +516,11 @@ export class MirroredVolume implements AsyncDisposable {
     if (this.#link !== link) return;
     this.#link = undefined;
     this.#emit('link-lost', err.message);
-    if (this.#status === 'mirrored') void this.#degrade(link);
+    if (this.#status === 'mirrored') {
+      // Not mirrored any more, not yet allowed alone: writes wait for the witness's answer.
+      this.#setStatus('suspended', 'peer lost; asking the witness');
+      void this.#degrade(link);
+    }
   }
 
   // ---- standby side ----
