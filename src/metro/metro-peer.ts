@@ -16,6 +16,7 @@
 import type { BlockDevice } from '../adapters/block-device.js';
 import type { Clock } from '../adapters/clock.js';
 import type { Connection } from '../adapters/transport.js';
+import { equalBytes } from '../core/bytes.js';
 import { DrkitError, toDrkitError } from '../core/errors.js';
 import { closeWithError } from '../replication/internal/close-with-error.js';
 import { serverHandshake, type HandshakeResult } from '../replication/internal/handshake.js';
@@ -99,7 +100,7 @@ async function receiveResync(host: PeerHost, session: HandshakeResult): Promise<
     const expectedBytes = Math.min(dirty.regionBytes, device.byteLength - regionIndex * dirty.regionBytes);
     if (regionIndex >= dirty.regionCount || data.length !== expectedBytes) throw new DrkitError('PROTOCOL_ERROR', `region ${regionIndex} of ${data.length} bytes does not fit the volume`);
     // The fingerprint check: bytes altered on the way (or by a bad sender) never reach the device.
-    if (!sameBytes(regionFingerprint(data), fingerprint)) throw new DrkitError('CORRUPTION', `region ${regionIndex} does not match its fingerprint`, { data: { regionIndex } });
+    if (!equalBytes(regionFingerprint(data), fingerprint)) throw new DrkitError('CORRUPTION', `region ${regionIndex} does not match its fingerprint`, { data: { regionIndex } });
     await device.write(regionIndex * dirty.regionBytes, data);
     const readBack = await device.read(regionIndex * dirty.regionBytes, data.length);
     await writeRegionFrame(session.writer, 'METRO_REGION_ACK', regionIndex, regionFingerprint(readBack));
@@ -173,8 +174,4 @@ async function applyMirror(host: PeerHost, session: HandshakeResult, mode: Mirro
   }
   await reading;
   throw ended!;
-}
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((v, i) => v === b[i]);
 }

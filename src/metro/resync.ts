@@ -11,6 +11,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { BlockDevice } from '../adapters/block-device.js';
+import { equalBytes } from '../core/bytes.js';
 import { DrkitError } from '../core/errors.js';
 import type { HandshakeResult } from '../replication/internal/handshake.js';
 import { decodeRegion, expectMetro, writeJson, writeRegionFrame } from './internal/metro-messages.js';
@@ -70,10 +71,4 @@ export async function resyncRegions(session: HandshakeResult, options: ResyncOpt
   await writeJson(session.writer, 'METRO_RESYNC_END', { regionCount: regions.length });
   await expectMetro(session.reader, 'METRO_IN_SYNC');
   return { regionCount: regions.length, dataBytes: totalBytes };
-}
-
-function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
 }

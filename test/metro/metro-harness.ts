@@ -6,6 +6,7 @@
  */
 import { MemoryBlockDevice, VirtualClock } from '../../src/adapters/index.js';
 import { MirroredVolume, MemoryWitnessStore, Witness, metadataBytesFor, startWitnessServer, type MetroEvent, type MirrorMode } from '../../src/metro/index.js';
+import { isDrkitError } from '../../src/core/errors.js';
 import { SeededPrng, SimulatedNetwork } from '../../src/testing/index.js';
 
 export const PSK = new Uint8Array(32).fill(7);
@@ -111,4 +112,15 @@ export async function startHarness(options: HarnessOptions): Promise<Harness> {
 /** Deterministic bytes for write number `n` (the testing kit's seeded PRNG). */
 export function pattern(n: number, byteLength: number): Uint8Array {
   return new SeededPrng(n + 1).fill(new Uint8Array(byteLength));
+}
+
+/** The DrkitError code `p` rejects with, or 'ok'. */
+export async function codeOf(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+    return 'ok';
+  } catch (err) {
+    if (isDrkitError(err)) return err.code;
+    throw err;
+  }
 }

@@ -2,24 +2,13 @@
 // sites (exactly one side continues), delta resync after healing (bytes asserted),
 // takeover after a site crash, the stale side refused, operator force, planned swap.
 import { afterEach, describe, expect, it } from 'vitest';
-import { isDrkitError } from '../../src/core/errors.js';
-import { KiB, pattern, startHarness, type Harness } from './metro-harness.js';
+import { KiB, pattern, startHarness, type Harness, codeOf } from './metro-harness.js';
 
 let h: Harness | undefined;
 afterEach(async () => {
   await h?.close();
   h = undefined;
 });
-
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-    return 'ok';
-  } catch (err) {
-    if (isDrkitError(err)) return err.code;
-    throw err;
-  }
-}
 
 async function mirroredPair(options: Parameters<typeof startHarness>[0]): Promise<Harness> {
   h = await startHarness(options);
@@ -98,6 +87,8 @@ describe('MirroredVolume', () => {
     await hh.waitFor('b mirrored to the old active', () => b.status === 'mirrored');
     expect(a2.role).toBe('standby');
     expect(Buffer.compare(await hh.a.device.read(0, b.byteLength), await hh.b.device.read(0, b.byteLength))).toBe(0);
+    // The survivor's write after the takeover is kept: the stale side was never the resync source.
+    expect(Buffer.compare(await b.read(0, 4 * KiB), pattern(999, 4 * KiB))).toBe(0);
   });
 
   it('without peer and witness both sides suspend; an operator force is recorded and makes one side writable', async () => {
