@@ -120,7 +120,8 @@ async function mirroredPair(dir, { counting = false } = {}) {
     volume, device, b, witness, counter: counted.counter, events, waitEvent, bAddress, aAddress,
     async close() {
       await volume.close();
-      await b.kill('SIGTERM');
+      // this.b: the peer may have been restarted (metro.resync) since the pair was made.
+      await this.b.kill('SIGTERM');
       await witness.kill('SIGTERM');
       await device.close();
       await metaDevice.close();
