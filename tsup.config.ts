@@ -10,6 +10,7 @@ const entries = {
   'policy/index': 'src/policy/index.ts',
   'local/index': 'src/local/index.ts',
   'nbd/index': 'src/nbd/index.ts',
+  'metro/index': 'src/metro/index.ts',
   // CommonJS door of drkit/testing: everything but the vitest suites.
   'testing/core': 'src/testing/core.ts',
 };

@@ -234,6 +234,10 @@ try {
   const logRun = spawnSync(process.execPath, [join(dirname(fileURLToPath(import.meta.url)), 'write-log.mjs')], { encoding: 'utf8' });
   for (const line of logRun.stdout.trim().split('\n')) say(`[write log]  ${line}`);
   if (logRun.status !== 0) throw new Error(`write-log example failed: ${logRun.stderr}`);
+  // Metro: two site processes and the witness; SIGKILL of the peer, degraded writes, delta resync, planned swap (examples/metro.mjs).
+  const metroRun = spawnSync(process.execPath, [join(dirname(fileURLToPath(import.meta.url)), 'metro.mjs')], { encoding: 'utf8' });
+  for (const line of metroRun.stdout.trim().split('\n')) say(`[metro]      ${line}`);
+  if (metroRun.status !== 0) throw new Error(`metro example failed: ${metroRun.stderr}`);
   say('\ndemo completed: every checksum matched');
 } finally {
   if (keep) say(`(kept ${dir})`);

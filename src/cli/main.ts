@@ -15,6 +15,7 @@ import { registerList } from './commands/list.js';
 import { registerNbd } from './commands/nbd.js';
 import { registerProtect } from './commands/protect.js';
 import { registerRelay } from './commands/relay.js';
+import { registerWitness } from './commands/witness.js';
 import { registerReplicate } from './commands/replicate.js';
 import { registerRestore } from './commands/restore.js';
 import { registerServe } from './commands/serve.js';
@@ -34,7 +35,7 @@ export function buildProgram(): Command {
     .option('--json', 'one JSON object per line on stdout (results, progress, errors) for scripts')
     .showHelpAfterError('(add --help for usage)')
     .exitOverride();
-  for (const register of [registerInit, registerImport, registerSnapshot, registerList, registerDiff, registerClone, registerRestore, registerExport, registerVerify, registerServe, registerRelay, registerNbd, registerReplicate, registerProtect]) {
+  for (const register of [registerInit, registerImport, registerSnapshot, registerList, registerDiff, registerClone, registerRestore, registerExport, registerVerify, registerServe, registerRelay, registerWitness, registerNbd, registerReplicate, registerProtect]) {
     register(program);
   }
   for (const command of program.commands) command.exitOverride();

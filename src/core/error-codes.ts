@@ -29,6 +29,7 @@ export const ERROR_CODES = {
   PROTOCOL_ERROR: { transient: false, description: 'The peer sent a malformed, oversized, unexpected or replayed frame; the connection is closed.' },
   STALE_GENERATION: { transient: false, description: 'Replication of a lineage at an older promotion generation than the target already knows (a stale side); fail it back instead.' },
   DIVERGED: { transient: false, description: 'The lineage was written on this side after the common base (or is still writable here); keep or discard those writes explicitly (force) first.' },
+  SUSPENDED: { transient: true, description: 'A Metro volume refuses writes: this side holds no lease, or lost both its peer and the witness (retry, or force one side).' },
   INTERNAL: { transient: false, description: 'An invariant inside drkit was violated: a bug, please report it.' },
 } as const satisfies Record<string, { transient: boolean; description: string }>;
 

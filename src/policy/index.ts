@@ -20,6 +20,7 @@ export {
   type NearSyncTransition,
 } from './nearsync-lifecycle.js';
 export { ENTITY_KINDS, checkEntityRef, entityKey, type EntityKind, type EntityRef } from './entity-ref.js';
+export { createMetroRelation, metroProtectionOf, MAX_METRO_LEASE_MS, type MetroRelation, type MetroRelationSpec, type MetroProtection } from './metro-relation.js';
 export { createRemoteSite, replicationRemoteOf, type RemoteConnection, type RemoteSite, type RemoteSiteOptions, type RemoteSiteSpec } from './remote-site.js';
 export {
   MAX_RETENTION_COUNT,

@@ -12,6 +12,7 @@
 import { createConsistencyGroup, type ConsistencyGroup, type ConsistencyGroupSpec } from './consistency-group.js';
 import { checkEntityRef, entityKey, type EntityRef } from './entity-ref.js';
 import { deepFreeze, id, invalid, join, kindTag, list, object, oneOf, text, unique } from './internal/fields.js';
+import { createMetroRelation, type MetroRelation, type MetroRelationSpec } from './metro-relation.js';
 import { createRemoteSite, type RemoteSite, type RemoteSiteSpec } from './remote-site.js';
 import { createSchedule, type Schedule, type ScheduleSpec } from './schedule.js';
 
@@ -38,6 +39,8 @@ export interface ProtectionDomain {
   readonly schedules: readonly Schedule[];
   /** @defaultValue [] */
   readonly remoteSites: readonly RemoteSite[];
+  /** The synchronous (Metro) relation to one of `remoteSites`, if any. */
+  readonly metro?: MetroRelation;
 }
 
 /** Input of {@link createProtectionDomain}. */
@@ -50,6 +53,7 @@ export interface ProtectionDomainSpec {
   consistencyGroups?: readonly ConsistencyGroupSpec[];
   schedules?: readonly ScheduleSpec[];
   remoteSites?: readonly RemoteSiteSpec[];
+  metro?: MetroRelationSpec;
 }
 
 function checkScope(value: unknown, field: string): ProtectedScope {
@@ -74,7 +78,7 @@ function checkScope(value: unknown, field: string): ProtectedScope {
  * @throws INVALID_ARGUMENT with `data.field` naming the bad field
  */
 export function createProtectionDomain(spec: ProtectionDomainSpec, field = ''): ProtectionDomain {
-  const f = object(spec, field, ['kind', 'id', 'name', 'protects', 'consistencyGroups', 'schedules', 'remoteSites']);
+  const f = object(spec, field, ['kind', 'id', 'name', 'protects', 'consistencyGroups', 'schedules', 'remoteSites', 'metro']);
   kindTag(f, field, 'protection-domain');
   const domainId = id(f.id, join(field, 'id'));
   const protects = checkScope(f.protects, join(field, 'protects'));
@@ -118,6 +122,17 @@ export function createProtectionDomain(spec: ProtectionDomainSpec, field = ''): 
     });
   });
 
+  const metro = f.metro === undefined ? undefined : createMetroRelation(f.metro as MetroRelationSpec, join(field, 'metro'));
+  if (metro !== undefined) {
+    const site = remoteSites.find((s) => s.id === metro.siteId);
+    if (site === undefined) invalid(join(field, 'metro.siteId'), `is Metro to '${metro.siteId}', which is not configured on this protection domain`, { siteId: metro.siteId });
+    if (site.options.storageOnly) invalid(join(field, 'metro.siteId'), `'${metro.siteId}' is storage-only and cannot take over as a Metro peer`, { siteId: metro.siteId });
+    schedules.forEach((s, si) => {
+      const i = s.remoteSiteIds.indexOf(metro.siteId);
+      if (i >= 0) invalid(join(field, `schedules[${si}].remoteSiteIds[${i}]`), `replicates asynchronously to '${metro.siteId}', the Metro site of this protection domain (the mirror holds every write there already)`, { siteId: metro.siteId });
+    });
+  }
+
   return deepFreeze({
     kind: 'protection-domain',
     id: domainId,
@@ -126,6 +141,7 @@ export function createProtectionDomain(spec: ProtectionDomainSpec, field = ''): 
     consistencyGroups,
     schedules,
     remoteSites,
+    ...(metro === undefined ? {} : { metro }),
   });
 }
 

@@ -19,6 +19,7 @@
  *   of a unit that a site holds (the next replication's base), here or at the site.
  * - If persisting fails, the engine stops and reports `engine-failed`; reopen it.
  */
+import { metroProtectionOf, type MetroProtection } from './metro-relation.js';
 import { DrkitError, isDrkitError, toDrkitError } from '../core/errors.js';
 import type { TimerHandle } from '../adapters/clock.js';
 import type { RemoteSite as ReplicationRemote, Site, SiteTransferOptions } from '../replication/index.js';
@@ -242,6 +243,16 @@ export class Protector {
     this.#pump();
     this.#arm();
     return out;
+  }
+
+  /**
+   * The domains protected by Metro (synchronous mirroring to one site, executed by
+   * drkit/metro): their relation and what they mirror. Their Metro site is never an
+   * asynchronous replication target of the same domain (createProtectionDomain refuses it),
+   * so it has no entry in {@link rpoReport}: while mirrored its RPO is 0.
+   */
+  metroProtections(): MetroProtection[] {
+    return [...this.#domains.values()].map((rt) => metroProtectionOf(rt.domain)).filter((m): m is MetroProtection => m !== undefined);
   }
 
   /** RPO of every domain at every remote site it replicates to, now. */

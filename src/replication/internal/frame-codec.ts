@@ -90,6 +90,20 @@ export const FRAME_TYPE = Object.freeze({
   EXTENTS_ACK: 35,
   BLOCKS: 36,
   BLOCKS_ACK: 37,
+  // Metro (src/metro, docs/protocol.md section 9): synchronous mirroring, resync, witness leases.
+  METRO_ATTACH: 48,
+  METRO_ATTACHED: 49,
+  METRO_WRITE: 50,
+  METRO_ACK: 51,
+  METRO_FLUSH: 52,
+  METRO_PING: 53,
+  METRO_REGION: 54,
+  METRO_REGION_ACK: 55,
+  METRO_RESYNC_END: 56,
+  METRO_IN_SYNC: 57,
+  METRO_LEASE_REQ: 58,
+  METRO_LEASE_RES: 59,
+  METRO_REFUSED: 60,
 } as const);
 
 /** Name of a frame type (`'HELLO'`, `'EXTENTS'`, ...). */

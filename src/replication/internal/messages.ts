@@ -7,7 +7,7 @@ import { ERROR_CODES, type ErrorCode } from '../../core/error-codes.js';
 import { DrkitError } from '../../core/errors.js';
 import { decodeBinaryMessage, encodeBinaryMessage, type BinaryMessage } from './binary-messages.js';
 import { decodeControlMessage, encodeControlMessage, isControlMessageType, type ControlMessage, type ErrorMessage } from './control-messages.js';
-import { FRAME_TYPE, frameTypeName, type Frame } from './frame-codec.js';
+import { FRAME_TYPE, frameTypeName, type Frame, type FrameTypeName } from './frame-codec.js';
 import type { FrameReader } from './frame-reader.js';
 import type { FrameWriteOptions, FrameWriter } from './frame-writer.js';
 
@@ -36,7 +36,13 @@ export function encodeMessage(message: Message): Uint8Array[] {
 export function decodeMessage(frame: Frame): Message {
   const type = frameTypeName(frame.type);
   if (type === undefined) throw new DrkitError('PROTOCOL_ERROR', `unknown frame type ${frame.type}`, { data: { type: frame.type } });
+  // Metro's frames share the framing but are its own messages (src/metro): never replication's.
+  if (isMetroFrameType(type)) throw new DrkitError('PROTOCOL_ERROR', `frame type ${type} is not a replication message`, { data: { type: frame.type } });
   return isControlMessageType(type) ? decodeControlMessage(type, frame.payload) : decodeBinaryMessage(type, frame.payload);
+}
+
+function isMetroFrameType(type: FrameTypeName): type is Extract<FrameTypeName, `METRO_${string}`> {
+  return type.startsWith('METRO_');
 }
 
 /**
