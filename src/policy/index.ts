@@ -103,3 +103,4 @@ export type { PendingReplication, ProtectorEvent, ProtectorEventKind, RpoStatus 
 export { listRestorePoints, type ListRestorePointsOptions, type RecoveryResolvers, type RestorePoint, type RestorePointConsistency, type RestorePointMember } from './list-restore-points.js';
 export { restoreDomain, type RestoreDomainOptions, type RecoveredEntity, type RecoveredVolume, type RecoveryReport } from './restore-domain.js';
 export { cloneDomain, MAX_CLONE_PREFIX_CHARS, type CloneDomainOptions } from './clone-domain.js';
+export { NearSyncEngine, NEARSYNC_DEFAULT_LWS_INTERVAL_MS, type NearSyncEngineOptions, type NearSyncEngineEvent } from './nearsync-engine.js';

@@ -33,7 +33,9 @@ const LWS_BATCH_RECORDS = 4096;
 export type LwsShipResult =
   | { readonly kind: 'shipped'; readonly durableSeq: number; readonly records: number; readonly wireBytes: number }
   /** The tree dropped the session's hold (log bound): re-seed. */
-  | { readonly kind: 'dropped' };
+  | { readonly kind: 'dropped' }
+  /** The session was stopped or re-seeded while this call ran: nothing to report. */
+  | { readonly kind: 'superseded' };
 
 /** The parts of a site a shipper uses. */
 export interface LwsShipperContext {
@@ -62,6 +64,7 @@ export class LwsShipper {
   #peer: Peer | undefined;
   #base: { markerSeq: number; members: { volumeId: string; seedSnapshotId: string }[] } | undefined;
   readonly #markerTimes = new Map<number, number>();
+  #epoch = 0;
   /** Wire bytes of record payloads sent (data plus headers), for the wire ratio. */
   wireBytes = 0;
 
@@ -78,6 +81,7 @@ export class LwsShipper {
    * snapshots the seed (mark, hold, snapshot; see lws-journal.ts for why replay is correct).
    */
   async markSeed(): Promise<LogPosition> {
+    this.#epoch++;
     const at = await this.#ctx.tree.markWriteLog(this.volumeIds);
     await this.#ctx.tree.holdWriteLog(this.holderId, at);
     return at;
@@ -104,6 +108,7 @@ export class LwsShipper {
     if (base === undefined) throw new DrkitError('NOT_FOUND', `NearSync session ${this.sessionId} has no seed yet`);
     const from = this.#ctx.tree.writeLogHolds().get(this.holderId);
     if (from === undefined) return { kind: 'dropped' };
+    const epoch = this.#epoch;
     const peer = await this.#connected();
     let durableSeq: number;
     let records = 0;
@@ -158,6 +163,7 @@ export class LwsShipper {
       if (isDrkitError(err) && err.code === 'NOT_FOUND' && this.#ctx.tree.writeLogHolds().get(this.holderId) === undefined) return { kind: 'dropped' };
       throw err;
     }
+    if (epoch !== this.#epoch) return { kind: 'superseded' };
     if (this.#ctx.tree.writeLogHolds().get(this.holderId) === undefined) return { kind: 'dropped' };
     await this.#ctx.tree.holdWriteLog(this.holderId, upTo);
     for (const seq of this.#markerTimes.keys()) if (seq <= upTo.seq) this.#markerTimes.delete(seq);
@@ -166,6 +172,7 @@ export class LwsShipper {
 
   /** Stops shipping: releases the hold and the connection. */
   async stop(): Promise<void> {
+    this.#epoch++;
     await this.#drop();
     await this.#ctx.tree.releaseWriteLog(this.holderId);
     this.#base = undefined;
