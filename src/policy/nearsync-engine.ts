@@ -30,6 +30,7 @@ export type NearSyncEngineEvent =
   | { readonly kind: 'seed-started'; readonly atMs: number; readonly snapshotIds: readonly string[]; readonly withLws: boolean }
   | { readonly kind: 'seed-replicated'; readonly atMs: number; readonly snapshotIds: readonly string[] }
   | { readonly kind: 'seed-failed'; readonly atMs: number; readonly reason: string }
+  | { readonly kind: 'lws-taken'; readonly atMs: number; readonly seq: number }
   | { readonly kind: 'lws-shipped'; readonly atMs: number; readonly seq: number; readonly records: number; readonly wireBytes: number }
   | { readonly kind: 'lws-valid'; readonly atMs: number; readonly seq: number }
   | { readonly kind: 'ship-failed'; readonly atMs: number; readonly reason: string };
@@ -162,6 +163,7 @@ export class NearSyncEngine {
     const phase = this.#p.lifecycle.phase;
     if ((phase === 'second-seed' || phase === 'stable') && this.#p.base !== undefined) {
       const at = await this.#shipper.mark();
+      this.#emit({ kind: 'lws-taken', atMs: this.#o.clock.now(), seq: at.seq });
       await this.#feed({ kind: 'lws-taken', nowMs: this.#o.clock.now(), seq: at.seq });
       if (this.#shipJob === undefined) {
         this.#shipJob = this.#ship(at).finally(() => {

@@ -19,3 +19,4 @@ export { planMigration, migrate, resumeMigration, rollbackMigration, readMigrati
 export { migrateGroup, resumeGroupMigration, rollbackGroupMigration, readGroupMigration, MAX_GROUP_MEMBERS, GROUP_MIGRATION_RECORD_PREFIX, type GroupMigrationOptions, type GroupMigrateRunOptions, type GroupMigrationResult, type GroupMigrationRecord, type GroupMigrationMember } from './migrate-group.js';
 export { LwsJournal, type LwsBase, type LwsSessionState, type LwsPoint, type LwsClone } from './lws-journal.js';
 export { LwsShipper, MAX_LWS_BATCHES_IN_FLIGHT, LWS_BATCH_TARGET_BYTES, type LwsShipResult, type LwsSessionOptions, type LwsShipperContext } from './lws-shipper.js';
+export { startLwsComposer, LWS_DEFAULT_COMPOSE_EVERY_MS, LWS_DEFAULT_RETENTION_MS, type LwsComposer, type LwsComposerOptions } from './lws-composer.js';

@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { DeviceExtentStore, MemoryBlockDevice, MemoryExtentStore, MemoryMetaStore, VirtualClock } from '../../src/adapters/index.js';
 import { SnapshotTree } from '../../src/snapshot/index.js';
-import { Site, type RemoteSite } from '../../src/replication/index.js';
+import { Site, startLwsComposer, type RemoteSite } from '../../src/replication/index.js';
 import { SimulatedNetwork } from '../../src/testing/index.js';
 import { NearSyncEngine, type NearSyncEngineEvent } from '../../src/policy/index.js';
 import { expectSameBytes } from '../../src/testing/internal/extent-fixtures.js';
@@ -52,6 +52,9 @@ describe('NearSyncEngine', () => {
       };
       const engine = await NearSyncEngine.open({ site: w.a, remote: w.remote, sessionId: 'pd-1', volumeIds: vols.map((v) => v.id), clock: w.clock, lwsIntervalMs: INTERVAL_MS, thresholdMs: THRESHOLD_MS, onEvent: (e) => events.push(e) });
       engine.start();
+      // The target composes a full snapshot every 2 minutes of its own clock and keeps 2 minutes of LWS.
+      const composed: { seq: number; atMs: number }[] = [];
+      const composer = startLwsComposer({ journal: w.b.lws, clock: w.clock, everyMs: 120_000, lwsRetentionMs: 120_000, onComposed: (c) => composed.push(c) });
       const transitions = () => events.filter((e) => e.kind === 'transition') as Extract<NearSyncEngineEvent, { kind: 'transition' }>[];
       // Run a minute with writes every 5 s.
       for (let i = 0; i < 12; i++) {
@@ -86,7 +89,7 @@ describe('NearSyncEngine', () => {
       // Heal: the engine re-seeds by itself and is stable again.
       const healMs = w.clock.now();
       w.net.heal();
-      for (let i = 0; i < 12; i++) {
+      for (let i = 0; i < 24; i++) {
         await write();
         await w.clock.sleep(5_000);
       }
@@ -103,12 +106,18 @@ describe('NearSyncEngine', () => {
       const markAt = model.map((m) => m.slice());
       await w.clock.sleep(INTERVAL_MS + 1_000); // no writes: the next LWS is this content
       await engine.stop();
+      await composer.stop();
+      // Compositions at 120 s (the newest valid LWS is the one of 50 s: the partition began at
+      // 60 s), none at 240 s or 360 s (nothing newer is valid), then at 480 s from the re-seed's LWS.
+      expect(composed.map((c) => c.atMs - START_MS)).toEqual([120_000, 480_000]);
       const points = (await w.b.lws.points({ sourceSiteId: 'A', sessionId: 'pd-1' })).filter((p) => p.valid);
       const newest = points.at(-1)!;
       expect(newest.timeMs).toBeGreaterThan(after[1]!.atMs);
       const clone = await w.b.lws.clone('A', 'pd-1', newest.seq, 'restore/');
       for (const [i, v] of vols.entries()) expectSameBytes(await clone.volumes.get(v.id)!.read(0, 512 * KiB), markAt[i]!);
       for (const v of clone.volumes.values()) await v.close();
+      // Retention: after the round at 480 s no point older than 2 minutes before it is kept.
+      expect(points.every((p) => p.timeMs >= START_MS + 480_000 - 120_000)).toBe(true);
 
       // A restart resumes: the engine reopens stable from its persisted state.
       const again = await NearSyncEngine.open({ site: w.a, remote: w.remote, sessionId: 'pd-1', volumeIds: vols.map((v) => v.id), clock: w.clock, lwsIntervalMs: INTERVAL_MS, thresholdMs: THRESHOLD_MS });
