@@ -97,10 +97,24 @@ export function isLwsMessageType(type: string): type is LwsMessageType {
 const enc = new TextEncoder();
 const dec = new TextDecoder('utf-8', { fatal: true });
 
+/** Encoded ids, checked once: a batch names the same few volumes thousands of times. 1024 ids bound the cache. */
+const MAX_CACHED_IDS = 1024;
+const idCache = new Map<string, Uint8Array>();
+function cachedId(v: string, what: string): Uint8Array {
+  let b = idCache.get(v);
+  if (b === undefined) {
+    checkId(v, 'LWS_BATCH', what);
+    b = enc.encode(v);
+    if (idCache.size >= MAX_CACHED_IDS) idCache.clear();
+    idCache.set(v, b);
+  }
+  return b;
+}
+
 /** Encoded bytes of one record (for splitting batches under the frame bound). */
 export function lwsRecordByteLength(r: LwsRecord): number {
-  if (r.kind === 'write') return WRITE_FIXED_BYTES + enc.encode(r.volumeId).length + r.data.length;
-  return 1 + 8 + 8 + 2 + r.volumeIds.reduce((n, v) => n + 1 + enc.encode(v).length, 0);
+  if (r.kind === 'write') return WRITE_FIXED_BYTES + cachedId(r.volumeId, 'volumeId').length + r.data.length;
+  return 1 + 8 + 8 + 2 + r.volumeIds.reduce((n, v) => n + 1 + cachedId(v, 'volumeId').length, 0);
 }
 
 /** Bytes of a batch's header besides its session id. */
@@ -152,7 +166,12 @@ export function encodeLwsMessage(m: LwsMessage): Uint8Array[] {
         if (!Number.isSafeInteger(r.seq) || r.seq <= previous) bad('record sequence numbers must increase');
         previous = r.seq;
         if (r.kind === 'write') {
-          const v = id(r.volumeId, 'volumeId');
+          let v: Uint8Array;
+          try {
+            v = cachedId(r.volumeId, 'volumeId');
+          } catch (err) {
+            return bad((err as Error).message);
+          }
           if (!Number.isSafeInteger(r.byteOffset) || r.byteOffset < 0) bad('byteOffset must be a safe integer');
           if (r.codec !== CODEC_RAW && r.codec !== CODEC_LZ4) bad(`unknown codec ${r.codec}`);
           if (!isU32(r.rawLength) || r.rawLength === 0 || r.rawLength > MAX_LWS_WRITE_BYTES) bad('rawLength out of bounds');
