@@ -61,6 +61,15 @@ export interface ProtectorOptions {
   retryDelayMs?: number;
   /** Cap of that delay: after an outage heals, replication resumes within this. @defaultValue 900000 (15 min) */
   maxRetryDelayMs?: number;
+  /**
+   * NearSync for schedules of 15 minutes or less (`nearSyncEligible`): when set and the
+   * site's tree has a write log, each such (domain, remote site) runs a
+   * {@link NearSyncEngine} — seeds, then LWS every `lwsIntervalMs` — instead of
+   * replicating that schedule's snapshots to the site (the target composes full
+   * snapshots itself). `false` or unset: snapshots replicate as for any schedule.
+   * @defaultValue undefined (off)
+   */
+  nearSync?: false | { readonly lwsIntervalMs?: number; readonly thresholdMs?: number };
 }
 
 /** Validated options with defaults filled in. @throws INVALID_ARGUMENT */
@@ -91,5 +100,6 @@ export function checkProtectorOptions(o: ProtectorOptions) {
     volumesOf: o.volumesOf ?? defaultVolumesOf, containerVolumes: o.containerVolumes, quiesce: o.quiesce, quiesceTimeoutMs,
     graceMs: (targetMs: number) => rpoGraceMs ?? Math.floor(targetMs / 10),
     transferRetries, transferRetryDelayMs, retryDelayMs, maxRetryDelayMs,
+    nearSync: o.nearSync === false || o.nearSync === undefined ? undefined : o.nearSync,
   };
 }

@@ -1,0 +1,59 @@
+// The Protector with NearSync on (issue #11): a schedule of 5 minutes to a remote site, on
+// a write-logged tree, runs a NearSync engine for that (domain, site) — seed, second seed,
+// stable, LWS every 10 s — and the schedule's own snapshots are no longer replicated there
+// (the target composes its own); the remote holds valid LWS of the whole domain.
+import { describe, expect, it } from 'vitest';
+import { DeviceExtentStore, MemoryBlockDevice, MemoryExtentStore, MemoryMetaStore, VirtualClock } from '../../src/adapters/index.js';
+import { SnapshotTree } from '../../src/snapshot/index.js';
+import { Site } from '../../src/replication/index.js';
+import { SimulatedNetwork } from '../../src/testing/index.js';
+import { Protector, type ProtectorEvent } from '../../src/policy/index.js';
+
+const PSK = new Uint8Array(32).fill(7);
+const KiB = 1024;
+const START_MS = Date.UTC(2026, 11, 2, 0, 0, 0);
+
+describe('Protector with NearSync', () => {
+  it('a 5-minute schedule to a site runs NearSync there instead of replicating its snapshots', async () => {
+    const clock = new VirtualClock(START_MS);
+    const net = new SimulatedNetwork({ clock, seed: 3, defaults: { latencyMs: 2 }, connectTimeoutMs: 2_000 });
+    const bMeta = await MemoryMetaStore.open();
+    const b = await Site.open({ siteId: 'dr', tree: await SnapshotTree.open({ meta: bMeta, extents: await MemoryExtentStore.open(), clock }), meta: bMeta, clock, peerKeys: () => PSK });
+    await b.listen(net.transport('dr'), 'dr:7000');
+    const meta = await MemoryMetaStore.open();
+    const extents = await DeviceExtentStore.open({ device: await MemoryBlockDevice.create({ byteLength: 32 << 20 }), meta });
+    const tree = await SnapshotTree.open({ meta, extents, writeLog: await MemoryBlockDevice.create({ byteLength: 8 << 20 }), clock });
+    const a = await Site.open({ siteId: 'prod', tree, meta, clock, peerKeys: () => PSK });
+    const vols = [await tree.createVolume({ name: 'db', byteLength: 256 * KiB, blockBytes: 16 * KiB }), await tree.createVolume({ name: 'log', byteLength: 256 * KiB, blockBytes: 16 * KiB })];
+    const events: ProtectorEvent[] = [];
+    const protector = await Protector.open({ site: a, clock, meta, connectionFor: () => ({ transport: net.transport('prod'), psk: PSK, connectTimeoutMs: 2_000 }), onEvent: (e) => events.push(e), nearSync: { lwsIntervalMs: 10_000 } });
+    await protector.addDomain({
+      id: 'shop',
+      protects: { kind: 'entities', entities: vols.map((v) => ({ kind: 'volume' as const, id: v.id })) },
+      consistencyGroups: [{ id: 'app', entities: vols.map((v) => ({ kind: 'volume' as const, id: v.id })) }],
+      remoteSites: [{ id: 'dr', address: 'dr:7000', credentialsRef: 'psk:dr' }],
+      schedules: [{ id: 'five', recurrence: { kind: 'interval', every: 5, unit: 'minutes' }, remoteSiteIds: ['dr'], retention: { local: { keepLast: 3 }, remote: [{ siteId: 'dr', rule: { keepLast: 3 } }] } }],
+    });
+    const auto = net.autoAdvance();
+    try {
+      protector.start();
+      for (let i = 0; i < 72; i++) {
+        await vols[i % 2]!.write((i % 16) * 16 * KiB, new Uint8Array(16 * KiB).fill(i + 1));
+        await clock.sleep(10_000);
+      }
+      await protector.stop();
+    } finally {
+      await auto.stop();
+    }
+    const ns = events.filter((e) => e.kind === 'nearsync') as Extract<ProtectorEvent, { kind: 'nearsync' }>[];
+    expect(ns.filter((e) => e.event.kind === 'transition').map((e) => (e.event as { to: string }).to)).toEqual(['second-seed', 'stable']);
+    expect(ns.every((e) => e.domainId === 'shop' && e.siteId === 'dr')).toBe(true);
+    // The schedule fired (local snapshots every 5 minutes) but none of them replicated to dr.
+    expect(events.filter((e) => e.kind === 'snapshot-taken' && e.scheduleId === 'five').length).toBeGreaterThanOrEqual(2);
+    expect(events.filter((e) => e.kind === 'replicated')).toEqual([]);
+    const points = await b.lws.points({ sourceSiteId: 'prod' });
+    expect(points.filter((p) => p.valid).length).toBeGreaterThan(50);
+    expect(points.at(-1)!.volumeIds).toEqual(vols.map((v) => v.id));
+    for (const v of vols) await v.close();
+  }, 60_000);
+});
