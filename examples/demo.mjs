@@ -221,6 +221,10 @@ try {
   const logRun = spawnSync(process.execPath, [join(dirname(fileURLToPath(import.meta.url)), 'write-log.mjs')], { encoding: 'utf8' });
   for (const line of logRun.stdout.trim().split('\n')) say(`[write log]  ${line}`);
   if (logRun.status !== 0) throw new Error(`write-log example failed: ${logRun.stderr}`);
+  // NearSync: LWS from the write log to a target process over TCP, restored and composed there (examples/nearsync.mjs).
+  const nsRun = spawnSync(process.execPath, [join(dirname(fileURLToPath(import.meta.url)), 'nearsync.mjs')], { encoding: 'utf8' });
+  for (const line of nsRun.stdout.trim().split('\n')) say(`[nearsync]   ${line}`);
+  if (nsRun.status !== 0) throw new Error(`nearsync example failed: ${nsRun.stderr}`);
   say('\ndemo completed: every checksum matched');
 } finally {
   if (keep) say(`(kept ${dir})`);
