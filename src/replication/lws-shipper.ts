@@ -9,6 +9,7 @@
  * moves only after every batch up to a marker is acknowledged. When the tree drops the
  * hold (the retained log would pass its bound, see `onWriteLogHoldDropped`), `ship()`
  * reports `dropped` and the session must re-seed: the log never grows past the bound.
+ * Only flushed records ship: `mark()` makes the marker durable first.
  * Resume promise: a (re)connect opens the session at the target, which tells its last
  * durable sequence number; records at or below it are not sent again.
  */
@@ -92,9 +93,14 @@ export class LwsShipper {
     this.#base = { markerSeq, members: this.volumeIds.map((v) => ({ volumeId: v, seedSnapshotId: seedSnapshotIds.get(v)! })) };
   }
 
-  /** Takes an LWS: a marker across the group (no block-map snapshot). */
+  /**
+   * Takes an LWS: a marker across the group (no block-map snapshot), made durable with
+   * every write before it before anything ships — a target never holds a record a crash
+   * of the source could lose (the log would then reuse its sequence number for another).
+   */
   async mark(): Promise<LogPosition> {
     const at = await this.#ctx.tree.markWriteLog(this.volumeIds);
+    await this.#ctx.tree.flush();
     this.#markerTimes.set(at.seq, this.#ctx.clock.now());
     return at;
   }
