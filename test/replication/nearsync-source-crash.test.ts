@@ -51,7 +51,7 @@ describe('NearSync source crashes', () => {
           await src.site.replicate([seedSnap!.id], dst.remote);
           // What the source held at each marker it took (read back, so the truth of the source).
           const expected = new Map<number, Uint8Array>();
-          src.devices[which].crashAfterWrites(crashAfter);
+          src.devices[which]!.crashAfterWrites(crashAfter);
           try {
             for (let i = 0; i < 10; i++) {
               for (let k = 0; k < 3; k++) await write();
