@@ -81,6 +81,8 @@ export class NearSyncEngine {
   #wake: AbortController | undefined;
   #seedJob: Promise<void> | undefined;
   #shipJob: Promise<void> | undefined;
+  /** The newest LWS not yet handed to a ship. */
+  #pendingMark: { seq: number; offset: number } | undefined;
   #queue: Promise<unknown> = Promise.resolve();
   #seedNo = 0;
   #seedGen = 0;
@@ -165,27 +167,41 @@ export class NearSyncEngine {
       const at = await this.#shipper.mark();
       this.#emit({ kind: 'lws-taken', atMs: this.#o.clock.now(), seq: at.seq });
       await this.#feed({ kind: 'lws-taken', nowMs: this.#o.clock.now(), seq: at.seq });
-      if (this.#shipJob === undefined) {
-        this.#shipJob = this.#ship(at).finally(() => {
-          this.#shipJob = undefined;
-        });
-      }
+      this.#pendingMark = at;
+      this.#kickShip();
     }
     await this.#feed({ kind: 'tick', nowMs: this.#o.clock.now() });
   }
 
-  async #ship(upTo: { seq: number; offset: number }): Promise<void> {
+  /**
+   * Ships up to the newest marker taken, one ship at a time; a ship that succeeds starts
+   * the next at once when markers were taken meanwhile (so a slow ship does not leave the
+   * next LWS waiting for a tick); one that fails waits for the next tick.
+   */
+  #kickShip(): void {
+    const upTo = this.#pendingMark;
+    if (this.#shipJob !== undefined || upTo === undefined || !this.#running) return;
+    this.#pendingMark = undefined;
+    this.#shipJob = this.#ship(upTo).then((ok) => {
+      this.#shipJob = undefined;
+      if (ok) this.#kickShip();
+    });
+  }
+
+  async #ship(upTo: { seq: number; offset: number }): Promise<boolean> {
     try {
       const r = await this.#shipper.ship(upTo);
-      if (r.kind === 'superseded') return;
+      if (r.kind === 'superseded') return false;
       if (r.kind === 'dropped') {
         await this.#feed({ kind: 'lws-lost', nowMs: this.#o.clock.now(), reason: 'the write-log hold was dropped at the log bound' });
-        return;
+        return false;
       }
       this.#emit({ kind: 'lws-shipped', atMs: this.#o.clock.now(), seq: upTo.seq, records: r.records, wireBytes: r.wireBytes });
       if (this.#p.base !== undefined) await this.#feed({ kind: 'lws-acked', nowMs: this.#o.clock.now(), seq: upTo.seq });
+      return true;
     } catch (err) {
       this.#emit({ kind: 'ship-failed', atMs: this.#o.clock.now(), reason: isDrkitError(err) ? `${err.code}: ${err.message}` : String(err) });
+      return false;
     }
   }
 
