@@ -35,6 +35,7 @@ import { takeUnit, type TakeHost } from './internal/take-unit.js';
 import { applyLocalRetention, applyRemoteRetention, type RetentionHost } from './internal/retention-runner.js';
 import { checkProtectorOptions, type ProtectorOptions } from './protector-options.js';
 import { NearSyncEngine } from './nearsync-engine.js';
+import { nearSyncSessionId } from './internal/nearsync-session-id.js';
 import { replicationRemoteOf, type RemoteSite } from './remote-site.js';
 
 export { MAX_PENDING_PER_SITE } from './internal/take-unit.js';
@@ -498,7 +499,7 @@ export class Protector {
       if (this.#nearSync.has(key) || remote === undefined) continue;
       const domainId = rt.domain.id;
       const engine = await NearSyncEngine.open({
-        site: this.#o.site, remote, sessionId: `pd-${domainId}`.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 64), volumeIds, clock: this.#o.clock, meta: this.#o.meta,
+        site: this.#o.site, remote, sessionId: nearSyncSessionId(domainId), volumeIds, clock: this.#o.clock, meta: this.#o.meta,
         ...(ns.lwsIntervalMs === undefined ? {} : { lwsIntervalMs: ns.lwsIntervalMs }),
         ...(ns.thresholdMs === undefined ? {} : { thresholdMs: ns.thresholdMs }),
         onEvent: (event) => this.#emit({ kind: 'nearsync', atMs: event.atMs, domainId, siteId, event }),

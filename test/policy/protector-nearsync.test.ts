@@ -7,7 +7,7 @@ import { DeviceExtentStore, MemoryBlockDevice, MemoryExtentStore, MemoryMetaStor
 import { SnapshotTree } from '../../src/snapshot/index.js';
 import { Site } from '../../src/replication/index.js';
 import { SimulatedNetwork } from '../../src/testing/index.js';
-import { Protector, type ProtectorEvent } from '../../src/policy/index.js';
+import { cloneDomain, listRestorePoints, Protector, type ProtectorEvent } from '../../src/policy/index.js';
 
 const PSK = new Uint8Array(32).fill(7);
 const KiB = 1024;
@@ -27,7 +27,7 @@ describe('Protector with NearSync', () => {
     const vols = [await tree.createVolume({ name: 'db', byteLength: 256 * KiB, blockBytes: 16 * KiB }), await tree.createVolume({ name: 'log', byteLength: 256 * KiB, blockBytes: 16 * KiB })];
     const events: ProtectorEvent[] = [];
     const protector = await Protector.open({ site: a, clock, meta, connectionFor: () => ({ transport: net.transport('prod'), psk: PSK, connectTimeoutMs: 2_000 }), onEvent: (e) => events.push(e), nearSync: { lwsIntervalMs: 10_000 } });
-    await protector.addDomain({
+    const domain = await protector.addDomain({
       id: 'shop',
       protects: { kind: 'entities', entities: vols.map((v) => ({ kind: 'volume' as const, id: v.id })) },
       consistencyGroups: [{ id: 'app', entities: vols.map((v) => ({ kind: 'volume' as const, id: v.id })) }],
@@ -35,9 +35,12 @@ describe('Protector with NearSync', () => {
       schedules: [{ id: 'five', recurrence: { kind: 'interval', every: 5, unit: 'minutes' }, remoteSiteIds: ['dr'], retention: { local: { keepLast: 3 }, remote: [{ siteId: 'dr', rule: { keepLast: 3 } }] } }],
     });
     const auto = net.autoAdvance();
+    const writes: { atMs: number; volume: number; byteOffset: number; fill: number }[] = [];
     try {
       protector.start();
+      await clock.sleep(5_000); // writes between the LWS instants (every 10 s), so the model knows which LWS holds each
       for (let i = 0; i < 72; i++) {
+        writes.push({ atMs: clock.now(), volume: i % 2, byteOffset: (i % 16) * 16 * KiB, fill: i + 1 });
         await vols[i % 2]!.write((i % 16) * 16 * KiB, new Uint8Array(16 * KiB).fill(i + 1));
         await clock.sleep(10_000);
       }
@@ -54,6 +57,27 @@ describe('Protector with NearSync', () => {
     const points = await b.lws.points({ sourceSiteId: 'prod' });
     expect(points.filter((p) => p.valid).length).toBeGreaterThan(50);
     expect(points.at(-1)!.volumeIds).toEqual(vols.map((v) => v.id));
+
+    // Restore points at the target list the valid LWS (kind-tagged, with time and marker
+    // seq), and cloneDomain materializes one: equal to the model of the writes before it.
+    const restorePoints = await listRestorePoints(domain, { site: b });
+    const lwsPoints = restorePoints.filter((p) => p.kind === 'lws');
+    expect(lwsPoints.map((p) => p.lws!.markerSeq)).toEqual(points.filter((p) => p.valid).map((p) => p.seq));
+    expect(lwsPoints.map((p) => p.createdMs)).toEqual(points.filter((p) => p.valid).map((p) => p.timeMs));
+    expect(lwsPoints.every((p) => p.complete && p.heldLocally && p.consistency === 'crash' && p.id === `lws:prod@${p.lws!.markerSeq}`)).toBe(true);
+    for (const [n, point] of [lwsPoints[3]!, lwsPoints[Math.floor(lwsPoints.length / 2)]!, lwsPoints.at(-1)!].entries()) {
+      const model = vols.map(() => new Uint8Array(256 * KiB));
+      for (const w of writes) if (w.atMs < point.createdMs) model[w.volume]!.fill(w.fill, w.byteOffset, w.byteOffset + 16 * KiB);
+      const report = await cloneDomain(domain, point, { site: b, namePrefix: `at-lws-${n}-` });
+      expect(report.ok).toBe(true);
+      const recovered = report.entities.flatMap((e) => e.volumes);
+      for (const [i, v] of vols.entries()) {
+        const r = recovered.find((x) => x.sourceVolumeId === v.id)!;
+        const clone = await b.tree.openVolume(r.volumeId);
+        expect(Buffer.compare(Buffer.from(await clone.read(0, 256 * KiB)), Buffer.from(model[i]!)), `LWS ${point.id} volume ${i}`).toBe(0);
+        await clone.close();
+      }
+    }
     for (const v of vols) await v.close();
   }, 60_000);
 });
