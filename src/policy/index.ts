@@ -96,6 +96,7 @@ export {
   type RetentionPlan,
   type RetentionSnapshot,
 } from './plan-retention.js';
+export { composedRetention, type PruneComposed } from './composed-retention.js';
 export { POLICY_FORMAT_VERSION, fromPolicyJSON, toPolicyJSON, type PolicyModel, type PolicyModelOfKind } from './policy-json.js';
 export { Protector, MAX_PENDING_PER_SITE, type SnapshotNowOptions } from './protector.js';
 export { DEFAULT_PROTECTOR_CONCURRENCY, type ProtectorOptions } from './protector-options.js';

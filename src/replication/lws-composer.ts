@@ -3,7 +3,9 @@
  * 60 minutes) each session received here gets a full snapshot composed from its previous
  * full snapshot plus the LWS up to the newest valid marker (the source sends no full
  * snapshot for it), then LWS older than `lwsRetentionMs` are retired — their records
- * dropped once no kept point needs them.
+ * dropped once no kept point needs them — and, with `pruneComposed`, the composed
+ * snapshots it names are deleted (the policy layer's `composedRetention` plans them by a
+ * schedule's remote retention; bases the kept LWS still need are never deleted).
  *
  * Fault model: a composition that fails (a crash, CORRUPTION) leaves the journal as it was
  * (the new base is recorded only after the composed snapshot is committed) and is tried
@@ -28,6 +30,12 @@ export interface LwsComposerOptions {
   readonly everyMs?: number;
   /** @defaultValue {@link LWS_DEFAULT_RETENTION_MS} */
   readonly lwsRetentionMs?: number;
+  /**
+   * Which composed snapshots of a session to delete after each round, given them (oldest
+   * first) and the ids of those the kept LWS still use as bases (refused if named).
+   * @defaultValue undefined: composed snapshots are kept until deleted otherwise
+   */
+  readonly pruneComposed?: (session: { readonly sourceSiteId: string; readonly sessionId: string }, composed: readonly SnapshotInfo[], baseIds: readonly string[], nowMs: number) => readonly string[];
   readonly onComposed?: (c: { sourceSiteId: string; sessionId: string; seq: number; snapshots: readonly SnapshotInfo[]; atMs: number }) => void;
   readonly onError?: (err: unknown) => void;
 }
@@ -58,6 +66,10 @@ export function startLwsComposer(o: LwsComposerOptions): LwsComposer {
           o.onComposed?.({ sourceSiteId: s.sourceSiteId, sessionId: s.sessionId, seq: newest.seq, snapshots: [...snaps.values()], atMs: o.clock.now() });
         }
         await o.journal.retire(s.sourceSiteId, s.sessionId, o.clock.now() - retentionMs);
+        if (o.pruneComposed !== undefined) {
+          const ids = o.pruneComposed(s, o.journal.composedSnapshots(s.sourceSiteId, s.sessionId), o.journal.composedBaseIds(s.sourceSiteId, s.sessionId), o.clock.now());
+          if (ids.length > 0) await o.journal.deleteComposed(s.sourceSiteId, s.sessionId, ids);
+        }
       }
       return composed;
     });

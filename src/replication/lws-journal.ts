@@ -66,6 +66,8 @@ export interface LwsClone {
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 const SESSION_PREFIX = 'lws/s/';
+/** User metadata key marking a snapshot the journal composed (value `composed`). */
+const COMPOSED_META = 'drkit.lws.kind';
 const hex = (seq: number) => seq.toString(16).padStart(14, '0');
 const key = (s: string) => enc.encode(s);
 
@@ -219,7 +221,7 @@ export class LwsJournal {
     let snaps: SnapshotInfo[];
     try {
       const volumeIds = ids.map((v) => c.volumes.get(v)!.id);
-      const meta = { 'drkit.lws.session': sessionId, 'drkit.lws.source': sourceSiteId, 'drkit.lws.seq': String(seq) };
+      const meta = { 'drkit.lws.session': sessionId, 'drkit.lws.source': sourceSiteId, 'drkit.lws.seq': String(seq), [COMPOSED_META]: 'composed' };
       snaps = volumeIds.length === 1 ? [await this.#tree.snapshot(volumeIds[0]!, { name, userMetadata: meta })] : await this.#tree.snapshotGroup(volumeIds, { name, userMetadata: meta });
     } finally {
       for (const v of c.volumes.values()) await v.close();
@@ -233,6 +235,34 @@ export class LwsJournal {
       await this.#put({ ...s, bases }, []);
     });
     return byVolume;
+  }
+
+  /** The composed full snapshots of a session held here (any still its base or not), oldest first. */
+  composedSnapshots(sourceSiteId: string, sessionId: string): SnapshotInfo[] {
+    return this.#tree.listSnapshots().filter((x) => x.userMetadata[COMPOSED_META] === 'composed' && x.userMetadata['drkit.lws.session'] === sessionId && x.userMetadata['drkit.lws.source'] === sourceSiteId);
+  }
+
+  /** Ids of the composed snapshots the session's chain still uses as bases (the kept LWS need them). */
+  composedBaseIds(sourceSiteId: string, sessionId: string): string[] {
+    const s = this.#sessions.get(sessionKey(sourceSiteId, sessionId));
+    return (s?.bases ?? []).flatMap((b) => (b.kind === 'composed' ? b.members.map((m) => m.snapshotId) : []));
+  }
+
+  /**
+   * Deletes composed snapshots of a session (retention of composed snapshots). A base the
+   * chain still uses is refused: deleting it would take away LWS points reported valid.
+   * @throws INVALID_ARGUMENT for an id that is not a composed snapshot of the session, or is a base in use
+   */
+  async deleteComposed(sourceSiteId: string, sessionId: string, snapshotIds: readonly string[]): Promise<void> {
+    return this.#serial(async () => {
+      const composed = new Set(this.composedSnapshots(sourceSiteId, sessionId).map((x) => x.id));
+      const bases = new Set(this.composedBaseIds(sourceSiteId, sessionId));
+      for (const id of snapshotIds) {
+        if (!composed.has(id)) throw new DrkitError('INVALID_ARGUMENT', `snapshot ${id} is not a composed snapshot of LWS session ${sessionId}`, { data: { snapshotId: id } });
+        if (bases.has(id)) throw new DrkitError('INVALID_ARGUMENT', `composed snapshot ${id} is a base of LWS session ${sessionId}'s kept points`, { data: { snapshotId: id } });
+      }
+      for (const id of snapshotIds) await this.#tree.deleteSnapshot(id);
+    });
   }
 
   /**
