@@ -32,7 +32,8 @@ export type NearSyncEngineEvent =
   | { readonly kind: 'seed-failed'; readonly atMs: number; readonly reason: string }
   | { readonly kind: 'lws-taken'; readonly atMs: number; readonly seq: number }
   | { readonly kind: 'lws-shipped'; readonly atMs: number; readonly seq: number; readonly records: number; readonly wireBytes: number }
-  | { readonly kind: 'lws-valid'; readonly atMs: number; readonly seq: number }
+  /** LWS up to `seq` are valid at the target; `timeMs` is when the source took LWS `seq` (undefined when taken before a restart). */
+  | { readonly kind: 'lws-valid'; readonly atMs: number; readonly seq: number; readonly timeMs: number | undefined }
   | { readonly kind: 'ship-failed'; readonly atMs: number; readonly reason: string };
 
 /** Options of {@link NearSyncEngine.open}. */
@@ -85,6 +86,8 @@ export class NearSyncEngine {
   #pendingMark: { seq: number; offset: number } | undefined;
   #queue: Promise<unknown> = Promise.resolve();
   #seedNo = 0;
+  /** Source time of each LWS taken and not yet valid (at most threshold / interval of them: older ones fall back), for the lws-valid event. */
+  readonly #takenMs = new Map<number, number>();
   #seedGen = 0;
 
   private constructor(o: NearSyncEngineOptions, p: Persisted) {
@@ -166,6 +169,7 @@ export class NearSyncEngine {
     if ((phase === 'second-seed' || phase === 'stable') && this.#p.base !== undefined) {
       const at = await this.#shipper.mark();
       this.#emit({ kind: 'lws-taken', atMs: this.#o.clock.now(), seq: at.seq });
+      this.#takenMs.set(at.seq, this.#o.clock.now());
       await this.#feed({ kind: 'lws-taken', nowMs: this.#o.clock.now(), seq: at.seq });
       this.#pendingMark = at;
       this.#kickShip();
@@ -224,8 +228,15 @@ export class NearSyncEngine {
   async #execute(actions: readonly NearSyncAction[]): Promise<void> {
     const withLws = actions.some((a) => a.kind === 'start-lws');
     for (const a of actions) {
-      if (a.kind === 'stop-lws') await this.#shipper.stop();
-      else if (a.kind === 'lws-valid') this.#emit({ kind: 'lws-valid', atMs: this.#o.clock.now(), seq: a.seq });
+      if (a.kind === 'stop-lws') {
+        await this.#shipper.stop();
+        this.#takenMs.clear();
+      }
+      else if (a.kind === 'lws-valid') {
+        const timeMs = this.#takenMs.get(a.seq);
+        for (const seq of this.#takenMs.keys()) if (seq <= a.seq) this.#takenMs.delete(seq);
+        this.#emit({ kind: 'lws-valid', atMs: this.#o.clock.now(), seq: a.seq, timeMs });
+      }
     }
     if (!actions.some((a) => a.kind === 'take-seed')) return;
     const tree = this.#o.site.tree;

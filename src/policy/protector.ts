@@ -502,7 +502,10 @@ export class Protector {
         site: this.#o.site, remote, sessionId: nearSyncSessionId(domainId), volumeIds, clock: this.#o.clock, meta: this.#o.meta,
         ...(ns.lwsIntervalMs === undefined ? {} : { lwsIntervalMs: ns.lwsIntervalMs }),
         ...(ns.thresholdMs === undefined ? {} : { thresholdMs: ns.thresholdMs }),
-        onEvent: (event) => this.#emit({ kind: 'nearsync', atMs: event.atMs, domainId, siteId, event }),
+        onEvent: (event) => {
+          if (event.kind === 'lws-valid' && event.timeMs !== undefined) rt.lwsValidMs.set(siteId, Math.max(rt.lwsValidMs.get(siteId) ?? -Infinity, event.timeMs));
+          this.#emit({ kind: 'nearsync', atMs: event.atMs, domainId, siteId, event });
+        },
       });
       if (!this.#started || this.#nearSync.has(key)) continue;
       this.#nearSync.set(key, engine);

@@ -81,3 +81,60 @@ describe('Protector with NearSync', () => {
     for (const v of vols) await v.close();
   }, 60_000);
 });
+
+describe('Protector NearSync by default', () => {
+  async function run(nearSync: false | undefined) {
+    const clock = new VirtualClock(START_MS);
+    const net = new SimulatedNetwork({ clock, seed: 4, defaults: { latencyMs: 2 }, connectTimeoutMs: 2_000 });
+    const bMeta = await MemoryMetaStore.open();
+    const b = await Site.open({ siteId: 'dr', tree: await SnapshotTree.open({ meta: bMeta, extents: await MemoryExtentStore.open(), clock }), meta: bMeta, clock, peerKeys: () => PSK });
+    await b.listen(net.transport('dr'), 'dr:7000');
+    const meta = await MemoryMetaStore.open();
+    const extents = await DeviceExtentStore.open({ device: await MemoryBlockDevice.create({ byteLength: 32 << 20 }), meta });
+    const tree = await SnapshotTree.open({ meta, extents, writeLog: await MemoryBlockDevice.create({ byteLength: 8 << 20 }), clock });
+    const a = await Site.open({ siteId: 'prod', tree, meta, clock, peerKeys: () => PSK });
+    const vol = await tree.createVolume({ name: 'db', byteLength: 256 * KiB, blockBytes: 16 * KiB });
+    const events: ProtectorEvent[] = [];
+    const protector = await Protector.open({
+      site: a, clock, meta, connectionFor: () => ({ transport: net.transport('prod'), psk: PSK, connectTimeoutMs: 2_000 }), onEvent: (e) => events.push(e), ...(nearSync === undefined ? {} : { nearSync }),
+    });
+    await protector.addDomain({
+      id: 'shop',
+      protects: { kind: 'entities', entities: [{ kind: 'volume' as const, id: vol.id }] },
+      remoteSites: [{ id: 'dr', address: 'dr:7000', credentialsRef: 'psk:dr' }],
+      schedules: [{ id: 'ten', recurrence: { kind: 'interval', every: 10, unit: 'minutes' }, remoteSiteIds: ['dr'], retention: { local: { keepLast: 3 } } }],
+    });
+    const auto = net.autoAdvance();
+    const ages: number[] = [];
+    try {
+      protector.start();
+      for (let i = 0; i < 25; i++) { // stops at 25 min, between fires
+        await vol.write((i % 16) * 16 * KiB, new Uint8Array(16 * KiB).fill(i + 1));
+        await clock.sleep(60_000);
+        ages.push(protector.rpoReport()[0]!.ageMs);
+      }
+      const engines = protector.nearSyncEngines().size;
+      await protector.stop();
+      await vol.close();
+      return { events, ages, engines, points: await b.lws.points({ sourceSiteId: 'prod' }) };
+    } finally {
+      await auto.stop();
+    }
+  }
+
+  it('a 10-minute schedule on a write-logged tree uses NearSync without the option, and the RPO report counts its LWS', async () => {
+    const on = await run(undefined);
+    expect(on.engines).toBe(1);
+    expect(on.events.filter((e) => e.kind === 'replicated')).toEqual([]);
+    expect(on.points.filter((p) => p.valid).length).toBeGreaterThan(20);
+    // LWS every 60 s (the default) valid at dr: the RPO age stays under two LWS intervals,
+    // where replicated 10-minute snapshots alone would let it reach 10 minutes.
+    expect(Math.max(...on.ages.slice(3))).toBeLessThanOrEqual(120_000);
+    // nearSync: false opts out: the schedule's snapshots replicate, no LWS, the age follows the fires.
+    const off = await run(false);
+    expect(off.engines).toBe(0);
+    expect(off.events.filter((e) => e.kind === 'replicated').length).toBeGreaterThanOrEqual(2);
+    expect(off.points).toEqual([]);
+    expect(Math.max(...off.ages.slice(3))).toBeGreaterThan(300_000);
+  }, 60_000);
+});
