@@ -58,7 +58,8 @@ describe('NearSync across processes over TCP', () => {
     child.stdin!.write(`digest pd-x ${target}\n`);
     const restored = await next();
     expect(restored.digests).toEqual(digests);
-    expect(restored.validPoints).toBeGreaterThan(2);
+    // LWS every 200 ms over >= 400 ms of writes plus the target: at least two valid (how many more is wall-clock timing).
+    expect(restored.validPoints).toBeGreaterThanOrEqual(2);
     child.stdin!.write('compose\n');
     const { composed } = await next();
     expect(composed).toHaveLength(1);
