@@ -238,6 +238,10 @@ try {
   const metroRun = spawnSync(process.execPath, [join(dirname(fileURLToPath(import.meta.url)), 'metro.mjs')], { encoding: 'utf8' });
   for (const line of metroRun.stdout.trim().split('\n')) say(`[metro]      ${line}`);
   if (metroRun.status !== 0) throw new Error(`metro example failed: ${metroRun.stderr}`);
+  // NearSync: LWS from the write log to a target process over TCP, restored and composed there (examples/nearsync.mjs).
+  const nsRun = spawnSync(process.execPath, [join(dirname(fileURLToPath(import.meta.url)), 'nearsync.mjs')], { encoding: 'utf8' });
+  for (const line of nsRun.stdout.trim().split('\n')) say(`[nearsync]   ${line}`);
+  if (nsRun.status !== 0) throw new Error(`nearsync example failed: ${nsRun.stderr}`);
   say('\ndemo completed: every checksum matched');
 } finally {
   if (keep) say(`(kept ${dir})`);

@@ -16,6 +16,7 @@ import type { EntityRef } from './entity-ref.js';
 import type { RecoveryResolvers, RestorePoint } from './list-restore-points.js';
 import type { ProtectionDomain } from './protection-domain.js';
 import { acquireSnapshots, checkRecoveryResolvers, selectTargets, verifyRecovery, type RecoveryReport } from './internal/recovery-targets.js';
+import { materializeLwsPoint } from './internal/lws-recovery.js';
 
 /** Longest name prefix: 128 characters — volume names are labels (the tree caps them at 256). */
 export const MAX_CLONE_PREFIX_CHARS = 128;
@@ -56,7 +57,7 @@ export async function cloneDomain(domain: ProtectionDomain, restorePoint: Restor
     if (taken.has(name)) throw new DrkitError('ALREADY_EXISTS', `a volume named '${name}' already exists`, { data: { name, volumeId: targets[i]!.volumeId } });
     taken.add(name);
   }
-  const acquired = await acquireSnapshots(site, targets, options.remote, signal);
+  const acquired = restorePoint.kind === 'lws' ? await materializeLwsPoint(site, restorePoint, targets) : await acquireSnapshots(site, targets, options.remote, signal);
   throwIfAborted(signal);
 
   const created: string[] = [];

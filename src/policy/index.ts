@@ -97,6 +97,7 @@ export {
   type RetentionPlan,
   type RetentionSnapshot,
 } from './plan-retention.js';
+export { composedRetention, type PruneComposed } from './composed-retention.js';
 export { POLICY_FORMAT_VERSION, fromPolicyJSON, toPolicyJSON, type PolicyModel, type PolicyModelOfKind } from './policy-json.js';
 export { Protector, MAX_PENDING_PER_SITE, type SnapshotNowOptions } from './protector.js';
 export { DEFAULT_PROTECTOR_CONCURRENCY, type ProtectorOptions } from './protector-options.js';
@@ -104,3 +105,4 @@ export type { PendingReplication, ProtectorEvent, ProtectorEventKind, RpoStatus 
 export { listRestorePoints, type ListRestorePointsOptions, type RecoveryResolvers, type RestorePoint, type RestorePointConsistency, type RestorePointMember } from './list-restore-points.js';
 export { restoreDomain, type RestoreDomainOptions, type RecoveredEntity, type RecoveredVolume, type RecoveryReport } from './restore-domain.js';
 export { cloneDomain, MAX_CLONE_PREFIX_CHARS, type CloneDomainOptions } from './clone-domain.js';
+export { NearSyncEngine, NEARSYNC_DEFAULT_LWS_INTERVAL_MS, type NearSyncEngineOptions, type NearSyncEngineEvent } from './nearsync-engine.js';

@@ -11,6 +11,11 @@
  * by creation time: the members of one consistency-group commit share it exactly. Units
  * of one fire taken at different instants appear as separate remote points; their
  * consistency is `unknown` until pulled.
+ *
+ * An LWS point is a valid light-weight snapshot of the domain's NearSync session held in
+ * this site's LWS journal (`site.lws`, so: listed at the NearSync target), kind `lws`,
+ * crash-consistent across its consistency group; restore and clone materialize it from the
+ * latest full snapshot at or before it plus the records up to its marker.
  */
 import { DrkitError, throwIfAborted } from '../core/errors.js';
 import { originKey, originOf, volumeKeyOf, type RemoteSite, type Site } from '../replication/index.js';
@@ -19,6 +24,7 @@ import type { EntityRef } from './entity-ref.js';
 import type { ProtectionDomain } from './protection-domain.js';
 import { META_DOMAIN, META_FIRE, META_SCHEDULE, META_UNIT } from './internal/domain-runtime.js';
 import { checkRecoveryResolvers, domainUnits } from './internal/recovery-targets.js';
+import { nearSyncSessionId } from './internal/nearsync-session-id.js';
 
 /** One volume's snapshot within a restore point. */
 export interface RestorePointMember {
@@ -28,7 +34,7 @@ export interface RestorePointMember {
   readonly volumeId: string;
   /** Its id here, when held here. */
   readonly localSnapshotId: string | undefined;
-  /** Its origin identity (`<siteId>/<snapshotId>`), the same at every site. */
+  /** Its origin identity (`<siteId>/<snapshotId>`), the same at every site; for an LWS point `lws:<sourceSiteId>/<sessionId>@<markerSeq>`. */
   readonly originKey: string;
   /** Its id at each remote site that holds it, by site id. */
   readonly remoteSnapshotIds: Readonly<Record<string, string>>;
@@ -40,17 +46,21 @@ export type RestorePointConsistency = 'crash' | 'application' | 'unknown';
 
 /** A point a protection domain can be restored or cloned to. */
 export interface RestorePoint {
-  /** `local:<scheduleId|ad-hoc>@<fireMs>` (`#<n>` for the n-th fire of one instant) or `remote@<createdMs>`; stable while the snapshots exist. */
+  /** `local:<scheduleId|ad-hoc>@<fireMs>` (`#<n>` for the n-th fire of one instant), `remote@<createdMs>` or `lws:<sourceSiteId>@<markerSeq>`; stable while the snapshots (the LWS) exist. */
   readonly id: string;
+  /** `full`: snapshots; `lws`: a light-weight snapshot in this site's LWS journal (NearSync). */
+  readonly kind: 'full' | 'lws';
+  /** For an LWS point: its session and marker sequence number in the source's write log. */
+  readonly lws: { readonly sourceSiteId: string; readonly sessionId: string; readonly markerSeq: number } | undefined;
   readonly domainId: string;
-  /** The earliest creation time among its members. */
+  /** The earliest creation time among its members (an LWS point: when the source took it). */
   readonly createdMs: number;
   /** The Protector's fire instant (local points). */
   readonly fireMs: number | undefined;
   /** The schedule that took it; undefined for ad-hoc and remote-only points. */
   readonly scheduleId: string | undefined;
   readonly consistency: RestorePointConsistency;
-  /** True when every member is held at this site. */
+  /** True when every member is held at this site (an LWS point: always). */
   readonly heldLocally: boolean;
   /** Remote sites (of those asked) that hold every member, in the order asked. */
   readonly remoteSiteIds: readonly string[];
@@ -78,9 +88,9 @@ export interface ListRestorePointsOptions extends RecoveryResolvers {
 }
 
 /**
- * The restore points of `domain`, oldest first: local Protector fires, plus points held
+ * The restore points of `domain`, oldest first: local Protector fires, points held
  * only at the given remote sites (asked with `site.listRemote`, one call per volume and
- * site). A remote site that cannot be reached fails the call with its transport code.
+ * site), and the valid LWS of the domain's NearSync sessions held here. A remote site that cannot be reached fails the call with its transport code.
  * @throws INVALID_ARGUMENT for bad options; NOT_SUPPORTED for a container domain without
  *   `containerVolumes`; transport codes from remote sites; ABORTED
  */
@@ -162,7 +172,7 @@ export async function listRestorePoints(domain: ProtectionDomain, options: ListR
     });
     const infos = [...p.members.values()];
     out.push(freezePoint({
-      id, domainId: domain.id, createdMs: Math.min(...infos.map((s) => s.createdMs)), fireMs: p.fireMs, scheduleId: p.scheduleId,
+      id, kind: 'full', lws: undefined, domainId: domain.id, createdMs: Math.min(...infos.map((s) => s.createdMs)), fireMs: p.fireMs, scheduleId: p.scheduleId,
       consistency: infos.every((s) => s.consistency === 'application') ? 'application' : 'crash',
       heldLocally: true, remoteSiteIds: holders(members), complete: isComplete(p.members.keys()), members,
     }));
@@ -173,8 +183,20 @@ export async function listRestorePoints(domain: ProtectionDomain, options: ListR
       remoteSnapshotIds: Object.freeze(Object.fromEntries(m.remoteIds)), createdMs: m.createdMs,
     }));
     out.push(freezePoint({
-      id, domainId: domain.id, createdMs: members[0]!.createdMs, fireMs: undefined, scheduleId: undefined, consistency: 'unknown',
+      id, kind: 'full', lws: undefined, domainId: domain.id, createdMs: members[0]!.createdMs, fireMs: undefined, scheduleId: undefined, consistency: 'unknown',
       heldLocally: false, remoteSiteIds: holders(members), complete: isComplete(byVolume.keys()), members,
+    }));
+  }
+  // LWS points: the domain's NearSync session(s) in this site's journal, from any source site.
+  for (const p of await site.lws.points({ sessionId: nearSyncSessionId(domain.id) })) {
+    if (!p.valid) continue;
+    const key = `lws:${p.sourceSiteId}/${p.sessionId}@${p.seq}`;
+    const members = [...p.volumeIds].sort(compareIds).map((volumeId): RestorePointMember => ({
+      unitKey: unitOfVolume.get(volumeId) ?? `volume:${volumeId}`, volumeId, localSnapshotId: undefined, originKey: key, remoteSnapshotIds: Object.freeze({}), createdMs: p.timeMs,
+    }));
+    out.push(freezePoint({
+      id: `lws:${p.sourceSiteId}@${p.seq}`, kind: 'lws', lws: Object.freeze({ sourceSiteId: p.sourceSiteId, sessionId: p.sessionId, markerSeq: p.seq }), domainId: domain.id,
+      createdMs: p.timeMs, fireMs: undefined, scheduleId: undefined, consistency: 'crash', heldLocally: true, remoteSiteIds: [], complete: isComplete(p.volumeIds), members,
     }));
   }
   return out.sort((a, b) => a.createdMs - b.createdMs || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));

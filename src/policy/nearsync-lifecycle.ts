@@ -50,6 +50,8 @@ export type NearSyncEvent =
   | { readonly kind: 'seed-failed'; readonly nowMs: number; readonly reason: string }
   | { readonly kind: 'lws-taken'; readonly nowMs: number; readonly seq: number }
   | { readonly kind: 'lws-acked'; readonly nowMs: number; readonly seq: number }
+  /** The source can no longer ship the chain (its write-log hold was dropped at the bound, or a restore changed a volume without log records). */
+  | { readonly kind: 'lws-lost'; readonly nowMs: number; readonly reason: string }
   | { readonly kind: 'tick'; readonly nowMs: number };
 
 /** What the engine must do. */
@@ -149,6 +151,13 @@ export function nearSyncStep(state: NearSyncState, event: NearSyncEvent, options
       }
       break;
     }
+    case 'lws-lost':
+      if (shipping) {
+        go('fallback', `LWS chain lost (${event.reason}): back to full snapshots`, { seedStartedMs: event.nowMs, unacked: [], lwsFromSeq: undefined });
+        actions.push({ kind: 'stop-lws' }, { kind: 'take-seed' });
+        return { state: Object.freeze(next), actions, transitions };
+      }
+      break;
     case 'tick':
       break;
     default:

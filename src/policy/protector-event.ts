@@ -3,6 +3,7 @@
  * report, and the replications it still owes.
  */
 import type { DrkitError } from '../core/errors.js';
+import type { NearSyncEngineEvent } from './nearsync-engine.js';
 import type { ConsistencyLevel } from '../snapshot/index.js';
 
 /** Fields every event has. */
@@ -14,6 +15,8 @@ interface EventBase {
 
 /** One event of the engine. Branch on `kind`. */
 export type ProtectorEvent =
+  /** What a domain's NearSync engine towards `siteId` reported (transitions with reasons, LWS shipped and valid). */
+  | (EventBase & { readonly kind: 'nearsync'; readonly siteId: string; readonly event: NearSyncEngineEvent })
   | (EventBase & {
     readonly kind: 'snapshot-taken';
     /** Undefined for an ad-hoc snapshot. */

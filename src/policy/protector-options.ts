@@ -61,6 +61,16 @@ export interface ProtectorOptions {
   retryDelayMs?: number;
   /** Cap of that delay: after an outage heals, replication resumes within this. @defaultValue 900000 (15 min) */
   maxRetryDelayMs?: number;
+  /**
+   * NearSync for schedules of 15 minutes or less (`nearSyncEligible`): when the site's
+   * tree has a write log, each such (domain, remote site) runs a {@link NearSyncEngine}
+   * — seeds, then LWS every `lwsIntervalMs` — instead of replicating that schedule's
+   * snapshots to the site (the target composes full snapshots itself), and the RPO
+   * report counts the newest LWS valid there. `false`: snapshots replicate as for any
+   * schedule (the opt-out).
+   * @defaultValue `{}`: on, with the engine's defaults (NEARSYNC_DEFAULT_LWS_INTERVAL_MS, NEARSYNC_DEFAULT_THRESHOLD_MS)
+   */
+  nearSync?: false | { readonly lwsIntervalMs?: number; readonly thresholdMs?: number };
 }
 
 /** Validated options with defaults filled in. @throws INVALID_ARGUMENT */
@@ -91,5 +101,6 @@ export function checkProtectorOptions(o: ProtectorOptions) {
     volumesOf: o.volumesOf ?? defaultVolumesOf, containerVolumes: o.containerVolumes, quiesce: o.quiesce, quiesceTimeoutMs,
     graceMs: (targetMs: number) => rpoGraceMs ?? Math.floor(targetMs / 10),
     transferRetries, transferRetryDelayMs, retryDelayMs, maxRetryDelayMs,
+    nearSync: o.nearSync === false ? undefined : (o.nearSync ?? {}),
   };
 }

@@ -35,6 +35,8 @@ import { resolveUnits } from './internal/resolve-units.js';
 import { takeUnit, type TakeHost } from './internal/take-unit.js';
 import { applyLocalRetention, applyRemoteRetention, type RetentionHost } from './internal/retention-runner.js';
 import { checkProtectorOptions, type ProtectorOptions } from './protector-options.js';
+import { NearSyncEngine } from './nearsync-engine.js';
+import { nearSyncSessionId } from './internal/nearsync-session-id.js';
 import { replicationRemoteOf, type RemoteSite } from './remote-site.js';
 
 export { MAX_PENDING_PER_SITE } from './internal/take-unit.js';
@@ -63,6 +65,8 @@ export class Protector {
   #active = 0;
   #idleWaiters: (() => void)[] = [];
   #abort = new AbortController();
+  /** NearSync engines by `${domainId}/${siteId}` (see ProtectorOptions.nearSync). */
+  readonly #nearSync = new Map<string, NearSyncEngine>();
 
   private constructor(options: ReturnType<typeof checkProtectorOptions>) {
     this.#o = options;
@@ -126,6 +130,7 @@ export class Protector {
       for (const p of dropped) this.#emit({ kind: 'replication-dropped', atMs: this.#o.clock.now(), domainId: domain.id, siteId: p.siteId, unitKey: p.unitKey, snapshotIds: p.snapshotIds, reason: 'site-removed' });
       rt.refreshDue(this.#o.graceMs);
     }));
+    if (this.#started) this.#background(this.#startNearSyncReported(rt));
     this.#arm();
     return domain;
   }
@@ -143,6 +148,11 @@ export class Protector {
       rt.removed = true;
       this.#domains.delete(domainId);
     }));
+    for (const [key, engine] of this.#nearSync) {
+      if (!key.startsWith(`${domainId}/`)) continue;
+      await engine.stop();
+      this.#nearSync.delete(key);
+    }
     this.#arm();
   }
 
@@ -179,6 +189,7 @@ export class Protector {
     if (this.#started) return;
     this.#started = true;
     this.#abort = new AbortController();
+    for (const rt of this.#domains.values()) this.#background(this.#startNearSyncReported(rt));
     this.#arm(true);
   }
 
@@ -189,6 +200,10 @@ export class Protector {
     this.#timer = undefined;
     this.#abort.abort(new DrkitError('ABORTED', 'protector stopped'));
     await this.whenIdle();
+    for (const [key, engine] of this.#nearSync) {
+      await engine.stop();
+      this.#nearSync.delete(key);
+    }
     this.#abort = new AbortController();
   }
 
@@ -314,7 +329,9 @@ export class Protector {
     } catch (err) {
       this.#emit({ kind: 'snapshot-failed', atMs: this.#o.clock.now(), domainId: rt.domain.id, scheduleId: schedule.id, fireMs, unitKey: '*', error: toDrkitError(err, 'INTERNAL', 'resolving units failed') });
     }
-    for (const unit of units) await takeUnit(this.#takeHost, rt, schedule, fireMs, unit, schedule.remoteSiteIds, false);
+    // Sites served by NearSync get no replication of this schedule's snapshots: the target composes its own.
+    const remoteSiteIds = schedule.nearSyncEligible ? schedule.remoteSiteIds.filter((id) => !this.#nearSync.has(`${rt.domain.id}/${id}`)) : schedule.remoteSiteIds;
+    for (const unit of units) await takeUnit(this.#takeHost, rt, schedule, fireMs, unit, remoteSiteIds, false);
     rt.state.lastFireMs[schedule.id] = fireMs;
     await this.#persist(rt);
     await applyLocalRetention(this.#host, rt, schedule);
@@ -480,6 +497,44 @@ export class Protector {
 
   #transferOptions(): SiteTransferOptions {
     return { retries: this.#o.transferRetries, retryDelayMs: this.#o.transferRetryDelayMs };
+  }
+
+  /** Starts a NearSync engine per remote site of the domain's eligible schedules (once each), when enabled and the tree has a write log. */
+  async #startNearSync(rt: DomainRuntime): Promise<void> {
+    const ns = this.#o.nearSync;
+    if (ns === undefined || this.#o.site.tree.writeLogStats() === undefined || rt.removed) return;
+    const volumeIds = resolveUnits(rt.domain, this.#o).flatMap((u) => u.volumeIds);
+    for (const siteId of new Set(rt.domain.schedules.filter((s) => s.nearSyncEligible).flatMap((s) => s.remoteSiteIds))) {
+      const key = `${rt.domain.id}/${siteId}`;
+      const remote = this.#remotes.get(siteId)?.remote;
+      if (this.#nearSync.has(key) || remote === undefined) continue;
+      const domainId = rt.domain.id;
+      const engine = await NearSyncEngine.open({
+        site: this.#o.site, remote, sessionId: nearSyncSessionId(domainId), volumeIds, clock: this.#o.clock, meta: this.#o.meta,
+        ...(ns.lwsIntervalMs === undefined ? {} : { lwsIntervalMs: ns.lwsIntervalMs }),
+        ...(ns.thresholdMs === undefined ? {} : { thresholdMs: ns.thresholdMs }),
+        onEvent: (event) => {
+          if (event.kind === 'lws-valid' && event.timeMs !== undefined) rt.lwsValidMs.set(siteId, Math.max(rt.lwsValidMs.get(siteId) ?? -Infinity, event.timeMs));
+          this.#emit({ kind: 'nearsync', atMs: event.atMs, domainId, siteId, event });
+        },
+      });
+      if (!this.#started || this.#nearSync.has(key)) continue;
+      this.#nearSync.set(key, engine);
+      engine.start();
+    }
+  }
+
+  async #startNearSyncReported(rt: DomainRuntime): Promise<void> {
+    await this.#startNearSync(rt).catch((err: unknown) => {
+      for (const siteId of new Set(rt.domain.schedules.filter((s) => s.nearSyncEligible).flatMap((s) => s.remoteSiteIds))) {
+        this.#emit({ kind: 'nearsync', atMs: this.#o.clock.now(), domainId: rt.domain.id, siteId, event: { kind: 'seed-failed', atMs: this.#o.clock.now(), reason: `NearSync did not start: ${String((err as Error).message)}` } });
+      }
+    });
+  }
+
+  /** NearSync engines running, by `${domainId}/${siteId}`. */
+  nearSyncEngines(): ReadonlyMap<string, NearSyncEngine> {
+    return new Map(this.#nearSync);
   }
 
   async #persist(rt: DomainRuntime): Promise<void> {

@@ -24,6 +24,7 @@ import type { EntityRef } from './entity-ref.js';
 import type { RecoveryResolvers, RestorePoint } from './list-restore-points.js';
 import type { ProtectionDomain } from './protection-domain.js';
 import { acquireSnapshots, checkGeometry, checkRecoveryResolvers, selectTargets, verifyRecovery, type RecoveryReport } from './internal/recovery-targets.js';
+import { materializeLwsPoint } from './internal/lws-recovery.js';
 
 export type { RecoveredEntity, RecoveredVolume, RecoveryReport } from './internal/recovery-targets.js';
 
@@ -52,7 +53,7 @@ export async function restoreDomain(domain: ProtectionDomain, restorePoint: Rest
   const { site, signal } = options;
   const targets = selectTargets(domain, restorePoint, options.entities, resolvers);
   for (const t of targets) site.tree.getVolume(t.volumeId); // NOT_FOUND before anything moves
-  const acquired = await acquireSnapshots(site, targets, options.remote, signal, (held) => checkGeometry(site, held));
+  const acquired = restorePoint.kind === 'lws' ? await materializeLwsPoint(site, restorePoint, targets) : await acquireSnapshots(site, targets, options.remote, signal, (held) => checkGeometry(site, held));
   checkGeometry(site, acquired.map((a) => ({ volumeId: a.target.volumeId, snapshot: a.snapshot })));
   throwIfAborted(signal);
 

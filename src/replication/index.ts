@@ -26,3 +26,6 @@ export type { RemoteLineageStatus, RemotePromotion, RemotePromotionResult, Remot
 export type { LineageStatus, LineageRecord } from './lineage-record.js';
 export { planMigration, migrate, resumeMigration, rollbackMigration, readMigration, MIGRATION_STEPS, MIGRATION_RECORD_PREFIX, type MigrationOptions, type MigrationPlan, type MigrationStep, type MigrateRunOptions, type MigrationResult, type MigrationRecord, type MigrationStepKind } from './migrate.js';
 export { migrateGroup, resumeGroupMigration, rollbackGroupMigration, readGroupMigration, MAX_GROUP_MEMBERS, GROUP_MIGRATION_RECORD_PREFIX, type GroupMigrationOptions, type GroupMigrateRunOptions, type GroupMigrationResult, type GroupMigrationRecord, type GroupMigrationMember } from './migrate-group.js';
+export { LwsJournal, type LwsBase, type LwsSessionState, type LwsPoint, type LwsClone } from './lws-journal.js';
+export { LwsShipper, MAX_LWS_BATCHES_IN_FLIGHT, LWS_BATCH_TARGET_BYTES, type LwsShipResult, type LwsSessionOptions, type LwsShipperContext } from './lws-shipper.js';
+export { startLwsComposer, LWS_DEFAULT_COMPOSE_EVERY_MS, LWS_DEFAULT_RETENTION_MS, type LwsComposer, type LwsComposerOptions } from './lws-composer.js';

@@ -44,6 +44,9 @@ import { ReceiverState, STAGING_PREFIX } from './receiver-state.js';
 import { replicateSnapshots, type ReplicateOptions, type ReplicationResult, type SenderContext } from './sender.js';
 import type { HeldSnapshot } from './replication-port.js';
 import { Throttle } from './throttle.js';
+import { LwsJournal } from './lws-journal.js';
+import { LwsShipper, type LwsSessionOptions } from './lws-shipper.js';
+import type { LwsHandler } from './internal/peer.js';
 
 /**
  * How to reach and trust another site. The connection half of the one RemoteSite
@@ -133,13 +136,21 @@ export class Site {
   readonly #throttles = new Map<string, Throttle>();
 
   readonly #pool: CodecPool | undefined;
+  /** NearSync sessions received here (the target half; see lws-journal.ts). */
+  readonly lws: LwsJournal;
+  readonly #lwsHandler: LwsHandler;
   readonly #control: ControlHandler = {
     status: (query) => statusForPeer(this, query),
     promote: (peerSiteId, members) => promoteForPeer(this, peerSiteId, members, this.#options.allowRemotePromotion),
     demote: (peerSiteId, members) => demoteForPeer(this, peerSiteId, members),
   };
 
-  private constructor(options: SiteOptions, receiver: ReceiverState, codec: ExtentCodec, xxh: Xxh64, clock: Clock, pool: CodecPool | undefined) {
+  private constructor(options: SiteOptions, receiver: ReceiverState, codec: ExtentCodec, xxh: Xxh64, clock: Clock, pool: CodecPool | undefined, lws: LwsJournal) {
+    this.lws = lws;
+    this.#lwsHandler = {
+      open: (peerSiteId, sessionId, baseMarkerSeq, members) => lws.open(peerSiteId, sessionId, baseMarkerSeq, members),
+      append: (peerSiteId, sessionId, records) => lws.append(peerSiteId, sessionId, records),
+    };
     this.siteId = options.siteId;
     this.tree = options.tree;
     this.storageOnly = options.storageOnly === true;
@@ -166,7 +177,10 @@ export class Site {
     const receiver = await ReceiverState.open(options.tree, options.meta, options.siteId, options.checkpointBytes === undefined ? {} : { checkpointBytes: options.checkpointBytes });
     const workers = options.compressionWorkers ?? 0;
     const pool = workers > 0 ? await CodecPool.open({ workerCount: workers }) : undefined;
-    return new Site(options, receiver, await ExtentCodec.open(), await loadXxh64(), clock, pool);
+    const codec = await ExtentCodec.open();
+    const xxh = await loadXxh64();
+    const lws = await LwsJournal.open(options.meta, options.tree, options.siteId, xxh, codec);
+    return new Site(options, receiver, codec, xxh, clock, pool, lws);
   }
 
   /** Snapshots held here, without replication staging. */
@@ -198,6 +212,7 @@ export class Site {
             receiver: this.#receiver,
             clock: this.#clock,
             control: this.#control,
+            lws: this.#lwsHandler,
             onPull: (p, snapshotId) => this.#servePull(p, snapshotId),
           });
           this.#peers.add(peer);
@@ -365,6 +380,15 @@ export class Site {
   }
 
   /** Stops listening and closes connections; session state stays for resumption. */
+  /**
+   * A NearSync session towards `remote`: light-weight snapshots of `options.volumeIds`
+   * shipped from this site's write log over one kept connection (see lws-shipper.ts).
+   * @throws INVALID_ARGUMENT without volumes
+   */
+  nearSync(remote: RemoteSite, options: LwsSessionOptions): LwsShipper {
+    return new LwsShipper({ tree: this.tree, codec: this.#sender.codec, xxh: this.#sender.xxh, clock: this.#clock, connect: () => this.#connect(remote, undefined) }, remote.siteId, options);
+  }
+
   async close(): Promise<void> {
     for (const l of this.#listeners) await l.close();
     this.#listeners.length = 0;
@@ -391,7 +415,7 @@ export class Site {
       ...(remote.authenticate === undefined ? {} : { authenticate: remote.authenticate }),
       ...(signal === undefined ? {} : { signal }),
     });
-    return new Peer(connection, handshake, { receiver, clock: this.#clock, control: this.#control });
+    return new Peer(connection, handshake, { receiver, clock: this.#clock, control: this.#control, lws: this.#lwsHandler });
   }
 
   /** Runs `use` on a fresh connection to `remote`, closed afterwards, retrying transient failures on a new one. */

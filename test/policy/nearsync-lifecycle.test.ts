@@ -108,4 +108,18 @@ describe('NearSync lifecycle', () => {
       { seed: 20261202, numRuns: 300 },
     );
   });
+
+  it('a lost LWS chain (hold dropped at the log bound) falls back at once with its reason; ignored when not shipping', () => {
+    let { state } = startNearSync(0);
+    state = nearSyncStep(state, { kind: 'seed-completed', nowMs: MIN }).state;
+    expect(state.phase).toBe('second-seed');
+    const lost = nearSyncStep(state, { kind: 'lws-lost', nowMs: 2 * MIN, reason: 'the write-log hold was dropped at the log bound' });
+    expect(lost.state.phase).toBe('fallback');
+    expect(lost.state.seedStartedMs).toBe(2 * MIN);
+    expect(lost.actions).toEqual([{ kind: 'stop-lws' }, { kind: 'take-seed' }]);
+    expect(lost.transitions).toEqual([{ from: 'second-seed', to: 'fallback', atMs: 2 * MIN, reason: 'LWS chain lost (the write-log hold was dropped at the log bound): back to full snapshots' }]);
+    const again = nearSyncStep(lost.state, { kind: 'lws-lost', nowMs: 3 * MIN, reason: 'late' });
+    expect(again.state.phase).toBe('fallback');
+    expect(again.actions).toEqual([]);
+  });
 });

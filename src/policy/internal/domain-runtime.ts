@@ -58,6 +58,8 @@ export class DomainRuntime {
   /** Sites whose remote retention runs now, and those asked to run again after it. */
   readonly remoteRetentionRunning = new Set<string>();
   readonly remoteRetentionAgain = new Set<string>();
+  /** Per remote site served by NearSync: source time of the newest LWS valid there (the whole domain, crash-consistent). */
+  readonly lwsValidMs = new Map<string, number>();
   /** Earliest instant this domain needs a scheduling pass. */
   nextDueMs = 0;
   removed = false;
@@ -97,7 +99,10 @@ export class DomainRuntime {
       if (t === undefined) missing = true;
       else oldest = oldest === undefined ? t : Math.min(oldest, t);
     }
-    const newestCompleteMs = missing ? undefined : oldest;
+    // A valid LWS there covers every unit of the domain: it counts as a complete point.
+    const lws = this.lwsValidMs.get(siteId);
+    const snapshotsMs = missing ? undefined : oldest;
+    const newestCompleteMs = lws !== undefined && (snapshotsMs === undefined || lws > snapshotsMs) ? lws : snapshotsMs;
     // Until every unit has a complete snapshot there, the domain is exposed since protection began.
     const referenceMs = newestCompleteMs ?? Math.min(this.state.addedMs, oldest ?? Infinity);
     return { targetMs, thresholdMs: targetMs + graceMs(targetMs), newestCompleteMs, referenceMs };

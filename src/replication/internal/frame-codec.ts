@@ -24,6 +24,7 @@
  */
 import { DrkitError } from '../../core/errors.js';
 import type { Xxh64 } from '../../core/checksum.js';
+import { LWS_FRAME_TYPE } from './lws-frame-types.js';
 import { FRAME_MAC_BYTES, type FrameMac } from './frame-mac.js';
 
 /** The two magic bytes that open every frame: ASCII "DK". */
@@ -90,6 +91,8 @@ export const FRAME_TYPE = Object.freeze({
   EXTENTS_ACK: 35,
   BLOCKS: 36,
   BLOCKS_ACK: 37,
+  // 40-49: NearSync (lws-messages.ts)
+  ...LWS_FRAME_TYPE,
   // Metro (src/metro, docs/protocol.md section 9): synchronous mirroring, resync, witness leases.
   METRO_ATTACH: 48,
   METRO_ATTACHED: 49,

@@ -7,12 +7,13 @@ import { ERROR_CODES, type ErrorCode } from '../../core/error-codes.js';
 import { DrkitError } from '../../core/errors.js';
 import { decodeBinaryMessage, encodeBinaryMessage, type BinaryMessage } from './binary-messages.js';
 import { decodeControlMessage, encodeControlMessage, isControlMessageType, type ControlMessage, type ErrorMessage } from './control-messages.js';
+import { decodeLwsMessage, encodeLwsMessage, isLwsMessageType, type LwsMessage } from './lws-messages.js';
 import { FRAME_TYPE, frameTypeName, type Frame, type FrameTypeName } from './frame-codec.js';
 import type { FrameReader } from './frame-reader.js';
 import type { FrameWriteOptions, FrameWriter } from './frame-writer.js';
 
 /** Any message of protocol v2. */
-export type Message = ControlMessage | BinaryMessage;
+export type Message = ControlMessage | BinaryMessage | LwsMessage;
 
 /** Name of a message type (equal to its frame type name). */
 export type MessageType = Message['type'];
@@ -26,6 +27,7 @@ export type MessageOf<T extends MessageType> = Extract<Message, { type: T }>;
  */
 export function encodeMessage(message: Message): Uint8Array[] {
   if (isControlMessageType(message.type)) return [encodeControlMessage(message as ControlMessage)];
+  if (isLwsMessageType(message.type)) return encodeLwsMessage(message as LwsMessage);
   return encodeBinaryMessage(message as BinaryMessage);
 }
 
@@ -36,6 +38,7 @@ export function encodeMessage(message: Message): Uint8Array[] {
 export function decodeMessage(frame: Frame): Message {
   const type = frameTypeName(frame.type);
   if (type === undefined) throw new DrkitError('PROTOCOL_ERROR', `unknown frame type ${frame.type}`, { data: { type: frame.type } });
+  if (isLwsMessageType(type)) return decodeLwsMessage(type, frame.payload);
   // Metro's frames share the framing but are its own messages (src/metro): never replication's.
   if (isMetroFrameType(type)) throw new DrkitError('PROTOCOL_ERROR', `frame type ${type} is not a replication message`, { data: { type: frame.type } });
   return isControlMessageType(type) ? decodeControlMessage(type, frame.payload) : decodeBinaryMessage(type, frame.payload);

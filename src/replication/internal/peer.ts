@@ -19,6 +19,7 @@ import type { HandshakeResult } from './handshake.js';
 import { errorFromPeer, readMessage, writeMessage, type Message } from './messages.js';
 import type { Clock } from '../../adapters/clock.js';
 import { MAX_LIST_SNAPSHOTS } from './control-messages.js';
+import type { LwsRecord } from './lws-messages.js';
 import type { RemoteDemotion, RemoteDemotionResult, RemoteLineageStatus, RemotePromotion, RemotePromotionResult } from '../remote-control.js';
 
 /** What serves the peer's replication requests: a site's ReceiverState, or a device restore (device-receiver.ts). */
@@ -34,6 +35,12 @@ export interface ControlHandler {
   demote(peerSiteId: string, members: readonly RemoteDemotion[]): Promise<RemoteDemotionResult[]>;
 }
 
+/** Receives NearSync sessions (supplied by the Site; see lws-journal.ts). */
+export interface LwsHandler {
+  open(peerSiteId: string, sessionId: string, baseMarkerSeq: number, members: readonly { volumeId: string; seedSnapshotId: string }[]): Promise<number>;
+  append(peerSiteId: string, sessionId: string, records: readonly LwsRecord[]): Promise<number>;
+}
+
 interface Pending {
   resolve(message: Message): void;
   reject(err: unknown): void;
@@ -47,6 +54,7 @@ export class Peer {
   readonly #receiver: PeerReceiver | undefined;
   readonly #onPull: PullHandler | undefined;
   readonly #control: ControlHandler | undefined;
+  readonly #lws: LwsHandler | undefined;
   readonly #clock: Clock;
   readonly #pending = new Map<string, Pending>();
   #nextId = 1;
@@ -55,13 +63,14 @@ export class Peer {
   readonly #done: Promise<void>;
   #commitListeners: ((ids: string[]) => void)[] = [];
 
-  constructor(connection: Connection, handshake: HandshakeResult, options: { receiver?: PeerReceiver; onPull?: PullHandler; control?: ControlHandler; clock: Clock }) {
+  constructor(connection: Connection, handshake: HandshakeResult, options: { receiver?: PeerReceiver; onPull?: PullHandler; control?: ControlHandler; lws?: LwsHandler; clock: Clock }) {
     this.#connection = connection;
     this.#handshake = handshake;
     this.peerSiteId = handshake.peerSiteId;
     this.#receiver = options.receiver;
     this.#onPull = options.onPull;
     this.#control = options.control;
+    this.#lws = options.lws;
     this.#clock = options.clock;
     // The connection is the owner of the sessions it begins at our receiver; when it ends,
     // another sender may take them over (resume).
@@ -191,6 +200,18 @@ export class Peer {
   }
 
   /** Closes the connection cleanly. */
+  /** Opens or resumes a NearSync session at the peer; resolves to its durable sequence number. */
+  async lwsOpen(sessionId: string, baseMarkerSeq: number, members: readonly { volumeId: string; seedSnapshotId: string }[]): Promise<number> {
+    const res = await this.#request('LWS_OPEN_RES', (requestId) => ({ type: 'LWS_OPEN_REQ', requestId, sessionId, baseMarkerSeq, members }));
+    return res.durableSeq;
+  }
+
+  /** Sends one batch of LWS records; resolves when the peer made them durable (many may be in flight). */
+  async lwsBatch(sessionId: string, records: readonly LwsRecord[]): Promise<number> {
+    const res = await this.#request('LWS_BATCH_ACK', (batchId) => ({ type: 'LWS_BATCH', batchId, sessionId, records }));
+    return res.durableSeq;
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
@@ -275,6 +296,18 @@ export class Peer {
       }
       return;
     }
+    if (message.type === 'LWS_OPEN_REQ' || message.type === 'LWS_BATCH') {
+      const lws = this.#lws;
+      if (lws === undefined) throw new DrkitError('NOT_SUPPORTED', `this side does not receive NearSync (${message.type})`);
+      if (message.type === 'LWS_OPEN_REQ') {
+        const durableSeq = await lws.open(this.peerSiteId, message.sessionId, message.baseMarkerSeq, message.members);
+        await writeMessage(this.#handshake.writer, { type: 'LWS_OPEN_RES', requestId: message.requestId, durableSeq });
+      } else {
+        const durableSeq = await lws.append(this.peerSiteId, message.sessionId, message.records);
+        await writeMessage(this.#handshake.writer, { type: 'LWS_BATCH_ACK', batchId: message.batchId, durableSeq });
+      }
+      return;
+    }
     const receiver = this.#receiver;
     if (receiver === undefined) throw new DrkitError('PROTOCOL_ERROR', `unexpected ${message.type}`, { data: { type: message.type } });
     const w = this.#handshake.writer;
@@ -337,7 +370,9 @@ function responseKeyOf(m: Message): string | undefined {
     case 'STATUS_RES':
     case 'PROMOTE_RES':
     case 'DEMOTE_RES':
+    case 'LWS_OPEN_RES':
       return `${m.type}:${m.requestId}`;
+    case 'LWS_BATCH_ACK':
     case 'EXTENTS_ACK':
     case 'BLOCKS_ACK':
       return `${m.type}:${m.batchId}`;

@@ -37,7 +37,8 @@ export interface LogRing {
  * below `epochBelow` and not below the one before it; at most one ring's worth.
  */
 export async function* walkLog(ring: LogRing, from: LogPosition, epochBelow: number, onStop?: (stop: WalkStop) => void): AsyncGenerator<WalkedRecord> {
-  const { device, xxh, logId, capacityBytes } = ring;
+  const { xxh, logId, capacityBytes } = ring;
+  const device = readAhead(ring.device, capacityBytes);
   let at = from.offset;
   let seq = from.seq;
   let walked = 0;
@@ -74,3 +75,27 @@ export async function* walkLog(ring: LogRing, from: LogPosition, epochBelow: num
   }
   onStop?.({ reason: 'end' });
 }
+
+/**
+ * Read-ahead for a walk: the ring is read in chunks of WALK_CHUNK_BYTES instead of two
+ * device reads per record (a walk of 20,000 4 KiB records went from 40,000 reads to ~90).
+ * Only bytes written before the walk reached them are decoded: a walk stops at the
+ * records its caller asked for, which were appended before it started.
+ */
+function readAhead(device: LogRing['device'], capacityBytes: number): { read(at: number, byteLength: number): Promise<Uint8Array> } {
+  let base = 0;
+  let chunk: Uint8Array = new Uint8Array(0);
+  return {
+    async read(at, byteLength) {
+      if (at < base || at + byteLength > base + chunk.byteLength) {
+        const want = Math.min(Math.max(byteLength, WALK_CHUNK_BYTES), capacityBytes - at);
+        chunk = await device.read(at, Math.max(want, byteLength));
+        base = at;
+      }
+      return chunk.subarray(at - base, at - base + byteLength);
+    },
+  };
+}
+
+/** Bytes per read of a walk: 1 MiB, ~230 logged 4 KiB writes, one syscall's worth without holding much memory. */
+const WALK_CHUNK_BYTES = 1024 * 1024;

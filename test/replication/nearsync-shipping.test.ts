@@ -1,0 +1,147 @@
+// NearSync shipping, the target's LWS journal, composition and clones at LWS points
+// (issue #11): for random write histories over a two-volume consistency group and random
+// LWS points, a clone at the target at each point equals the model's contents at that
+// marker for every volume — from the seed and from composed full snapshots.
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { MemoryTransport } from '../../src/adapters/index.js';
+import { sourceSite, targetSite } from './nearsync-helpers.js';
+import { loadXxh64 } from '../../src/core/checksum.js';
+import { expectSameBytes } from '../../src/testing/internal/extent-fixtures.js';
+
+const KiB = 1024;
+const VOLUME_BYTES = 256 * KiB;
+const SEED = Number(process.env.NEARSYNC_SEED ?? 20261202);
+
+type Op =
+  | { kind: 'write'; vol: number; byteOffset: number; byteLength: number; fill: number }
+  | { kind: 'lws' }
+  | { kind: 'ship' }
+  | { kind: 'drain' }
+  | { kind: 'compose' };
+
+const arbOp: fc.Arbitrary<Op> = fc.oneof(
+  { weight: 6, arbitrary: fc.record({ kind: fc.constant('write' as const), vol: fc.integer({ min: 0, max: 1 }), byteOffset: fc.integer({ min: 0, max: VOLUME_BYTES - 1 }), byteLength: fc.integer({ min: 1, max: 40 * KiB }), fill: fc.integer({ min: 1, max: 255 }) }).map((w) => ({ ...w, byteLength: Math.min(w.byteLength, VOLUME_BYTES - w.byteOffset) })) },
+  { weight: 2, arbitrary: fc.constant({ kind: 'lws' as const }) },
+  { weight: 1, arbitrary: fc.constant({ kind: 'ship' as const }) },
+  { weight: 1, arbitrary: fc.constant({ kind: 'drain' as const }) },
+  { weight: 1, arbitrary: fc.constant({ kind: 'compose' as const }) },
+);
+
+describe('NearSync shipping and restore to LWS', () => {
+  it(`restore to any LWS equals the model at that marker for every volume of the group (seed ${SEED})`, async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(arbOp, { minLength: 1, maxLength: 40 }), fc.array(arbOp, { maxLength: 4 }), async (ops, racing) => {
+        const net = MemoryTransport.create();
+        const src = await sourceSite('src');
+        const dst = await targetSite('dst', net);
+        try {
+          const vols = [await src.tree.createVolume({ name: 'a', byteLength: VOLUME_BYTES, blockBytes: 16 * KiB }), await src.tree.createVolume({ name: 'b', byteLength: VOLUME_BYTES, blockBytes: 16 * KiB })];
+          const model = vols.map(() => new Uint8Array(VOLUME_BYTES));
+          const apply = async (op: Op & { kind: 'write' }) => {
+            const data = new Uint8Array(op.byteLength).fill(op.fill);
+            await vols[op.vol]!.write(op.byteOffset, data);
+            model[op.vol]!.set(data, op.byteOffset);
+          };
+          await apply({ kind: 'write', vol: 0, byteOffset: 0, byteLength: 8 * KiB, fill: 1 });
+          const shipper = src.site.nearSync(dst.remote, { sessionId: 'pd-1', volumeIds: vols.map((v) => v.id) });
+          const seedAt = await shipper.markSeed();
+          // Writes racing the seed: after the marker, maybe inside the seed snapshot.
+          for (const op of racing) if (op.kind === 'write') await apply(op);
+          const seed = await src.tree.snapshotGroup(vols.map((v) => v.id), { name: 'seed' });
+          shipper.setBase(seedAt.seq, new Map(seed.map((s) => [s.volumeId, s.id])));
+          await src.site.replicate(seed.map((s) => s.id), dst.remote);
+          const expected = new Map<number, Uint8Array[]>();
+          let last = seedAt;
+          const composedAt: number[] = [];
+          for (const op of ops) {
+            if (op.kind === 'write') await apply(op);
+            else if (op.kind === 'lws') {
+              last = await shipper.mark();
+              expected.set(last.seq, model.map((m) => m.slice()));
+            } else if (op.kind === 'ship') {
+              expect(await shipper.ship(last)).toMatchObject({ kind: 'shipped' });
+            } else if (op.kind === 'drain') await src.tree.snapshot(vols[0]!.id, { name: `drain-${last.seq}-${composedAt.length}-${Math.random()}` });
+            else {
+              await shipper.ship(last);
+              const points = (await dst.site.lws.points()).filter((p) => p.valid);
+              const newest = points.at(-1);
+              if (newest !== undefined && !composedAt.includes(newest.seq)) {
+                await dst.site.lws.compose('src', 'pd-1', newest.seq, `composed-${newest.seq}`);
+                composedAt.push(newest.seq);
+              }
+            }
+          }
+          last = await shipper.mark();
+          expected.set(last.seq, model.map((m) => m.slice()));
+          const res = await shipper.ship(last);
+          expect(res).toMatchObject({ kind: 'shipped', durableSeq: last.seq });
+          const points = await dst.site.lws.points();
+          expect(points.map((p) => p.seq)).toEqual([...expected.keys()]);
+          for (const p of points) {
+            expect(p.valid).toBe(true);
+            const clone = await dst.site.lws.clone('src', 'pd-1', p.seq, `at-${p.seq}/`);
+            try {
+              vols.forEach((v, i) => expect(clone.volumes.has(v.id)).toBe(true));
+              for (const [i, v] of vols.entries()) expectSameBytes(await clone.volumes.get(v.id)!.read(0, VOLUME_BYTES), expected.get(p.seq)![i]!);
+            } finally {
+              for (const v of clone.volumes.values()) await v.close();
+            }
+          }
+          await shipper.close();
+        } finally {
+          await dst.site.close();
+          await src.close();
+        }
+      }),
+      { seed: SEED, numRuns: 60 },
+    );
+  }, 120_000);
+
+  it('a record failing its checksum is refused (CORRUPTION) and nothing of its batch is stored', async () => {
+    const net = MemoryTransport.create();
+    const dst = await targetSite('dst', net);
+    try {
+      await dst.site.lws.open('src', 's', 1, [{ volumeId: 'v', seedSnapshotId: 'snap' }]);
+      const xxh = await loadXxh64();
+      const data = new Uint8Array(4096).fill(5);
+      const good = { kind: 'write' as const, seq: 2, volumeId: 'v', byteOffset: 0, checksum: xxh.hash(data), codec: 0, rawLength: 4096, data };
+      const bad = { ...good, seq: 3, checksum: good.checksum ^ 1n };
+      const marker = { kind: 'marker' as const, seq: 4, timeMs: 1, volumeIds: ['v'] };
+      await expect(dst.site.lws.append('src', 's', [good, bad, marker])).rejects.toMatchObject({ code: 'CORRUPTION' });
+      expect(await dst.site.lws.points()).toEqual([]);
+      expect(await dst.site.lws.append('src', 's', [good, { ...bad, checksum: good.checksum }, marker])).toBe(4);
+      expect((await dst.site.lws.points()).map((p) => [p.seq, p.valid])).toEqual([[4, false]]); // the seed is not held here
+      await expect(dst.site.lws.clone('src', 's', 4, 'x/')).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    } finally {
+      await dst.site.close();
+    }
+  });
+
+  it('a lagging target loses its hold at the bound instead of the log growing, and the shipper reports it (re-seed)', async () => {
+    const net = MemoryTransport.create();
+    const dropped: string[] = [];
+    const src = await sourceSite('src', { logBytes: 1 << 20, onHoldDropped: (h) => dropped.push(h) });
+    const dst = await targetSite('dst', net);
+    try {
+      const vol = await src.tree.createVolume({ name: 'a', byteLength: VOLUME_BYTES, blockBytes: 16 * KiB });
+      const shipper = src.site.nearSync(dst.remote, { sessionId: 'pd', volumeIds: [vol.id] });
+      const at = await shipper.markSeed();
+      const [seed] = await src.tree.snapshotGroup([vol.id], { name: 'seed' });
+      shipper.setBase(at.seq, new Map([[vol.id, seed!.id]]));
+      let m = at;
+      for (let i = 0; i < 400 && dropped.length === 0; i++) {
+        await vol.write((i % 60) * 4 * KiB, new Uint8Array(4 * KiB).fill(i & 255));
+        if (i % 50 === 0) m = await shipper.mark();
+      }
+      expect(dropped).toEqual([shipper.holderId]);
+      const stats = src.tree.writeLogStats()!;
+      expect(stats.usedBytes).toBeLessThanOrEqual(stats.capacityBytes);
+      expect(await shipper.ship(m)).toEqual({ kind: 'dropped' });
+      await shipper.close();
+    } finally {
+      await dst.site.close();
+      await src.close();
+    }
+  });
+});
