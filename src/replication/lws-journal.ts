@@ -71,6 +71,20 @@ const COMPOSED_META = 'drkit.lws.kind';
 const hex = (seq: number) => seq.toString(16).padStart(14, '0');
 const key = (s: string) => enc.encode(s);
 
+/**
+ * Write bytes one group commit stores at most: bounds one MetaStore transaction while still
+ * covering the sender's whole in-flight window (8 batches of up to 4 MiB) in one sync.
+ */
+const MAX_GROUP_BYTES = 32 << 20;
+
+interface PendingAppend {
+  readonly sourceSiteId: string;
+  readonly sessionId: string;
+  readonly records: readonly LwsRecord[];
+  resolve(durableSeq: number): void;
+  reject(err: unknown): void;
+}
+
 /** The journal of every NearSync session received at one site. */
 export class LwsJournal {
   readonly #meta: MetaStore;
@@ -80,6 +94,8 @@ export class LwsJournal {
   readonly #codec: ExtentCodec;
   readonly #sessions = new Map<string, LwsSessionState>();
   #tail: Promise<unknown> = Promise.resolve();
+  /** Appends waiting for the next group commit, in arrival order. */
+  readonly #appends: PendingAppend[] = [];
 
   private constructor(meta: MetaStore, tree: SnapshotTree, siteId: string, xxh: Xxh64, codec: ExtentCodec) {
     this.#meta = meta;
@@ -127,30 +143,78 @@ export class LwsJournal {
 
   /**
    * Verifies and stores records durably; records at or below the session's `durableSeq`
-   * are skipped (a resend after a reconnect).
+   * are skipped (a resend after a reconnect). Appends made while a sync runs are stored by
+   * the next one, in one batch (group commit); an append refused in a group refuses the
+   * same session's later appends of that group, so a session never stores past a gap.
    * @returns the new durableSeq
    * @throws NOT_FOUND for an unknown session, CORRUPTION for a record failing its checksum
    */
   async append(sourceSiteId: string, sessionId: string, records: readonly LwsRecord[]): Promise<number> {
-    return this.#serial(async () => {
-      const k = sessionKey(sourceSiteId, sessionId);
-      const state = this.#sessions.get(k);
-      if (state === undefined) throw new DrkitError('NOT_FOUND', `no LWS session ${sessionId} from ${sourceSiteId}`);
-      const ops: MetaOp[] = [];
-      let last = state.durableSeq;
-      for (const r of records) {
-        if (r.seq <= last) continue;
-        if (r.kind === 'write') {
-          this.#verified(r);
-          ops.push({ kind: 'put', key: key(`lws/r/${k}/${hex(r.seq)}`), value: encodeWrite(r) });
-        } else {
-          ops.push({ kind: 'put', key: key(`lws/m/${k}/${hex(r.seq)}`), value: enc.encode(JSON.stringify({ seq: r.seq, timeMs: r.timeMs, volumeIds: r.volumeIds })) });
+    return new Promise<number>((resolve, reject) => {
+      this.#appends.push({ sourceSiteId, sessionId, records, resolve, reject });
+      // Group commit: appends that arrive while a sync runs are stored by the next one, together.
+      void this.#serial(() => this.#commitAppends()).catch(() => undefined);
+    });
+  }
+
+  /** Stores every queued append (up to {@link MAX_GROUP_BYTES}) in one synced batch. Under #serial. */
+  async #commitAppends(): Promise<void> {
+    let bytes = 0;
+    let n = 0;
+    while (n < this.#appends.length && (n === 0 || bytes < MAX_GROUP_BYTES)) {
+      for (const r of this.#appends[n]!.records) if (r.kind === 'write') bytes += r.data.length;
+      n++;
+    }
+    const group = this.#appends.splice(0, n);
+    if (group.length === 0) return; // an earlier commit took this call's append
+    if (this.#appends.length > 0) void this.#serial(() => this.#commitAppends()).catch(() => undefined);
+    const ops: MetaOp[] = [];
+    const states = new Map<string, LwsSessionState>();
+    /** Sessions with a refused append in this group: their later appends would leave a gap. */
+    const refused = new Map<string, unknown>();
+    const results: ({ ok: true; durableSeq: number } | { ok: false; err: unknown })[] = [];
+    for (const a of group) {
+      const k = sessionKey(a.sourceSiteId, a.sessionId);
+      try {
+        if (refused.has(k)) throw refused.get(k);
+        const state = states.get(k) ?? this.#sessions.get(k);
+        if (state === undefined) throw new DrkitError('NOT_FOUND', `no LWS session ${a.sessionId} from ${a.sourceSiteId}`);
+        const own: MetaOp[] = [];
+        let last = state.durableSeq;
+        for (const r of a.records) {
+          if (r.seq <= last) continue;
+          if (r.kind === 'write') {
+            this.#verified(r);
+            own.push({ kind: 'put', key: key(`lws/r/${k}/${hex(r.seq)}`), value: encodeWrite(r) });
+          } else {
+            own.push({ kind: 'put', key: key(`lws/m/${k}/${hex(r.seq)}`), value: enc.encode(JSON.stringify({ seq: r.seq, timeMs: r.timeMs, volumeIds: r.volumeIds })) });
+          }
+          last = r.seq;
         }
-        last = r.seq;
+        if (own.length > 0) {
+          ops.push(...own);
+          states.set(k, { ...state, durableSeq: last });
+        }
+        results.push({ ok: true, durableSeq: last });
+      } catch (err) {
+        refused.set(k, err);
+        results.push({ ok: false, err });
       }
-      if (ops.length === 0) return state.durableSeq;
-      await this.#put({ ...state, durableSeq: last }, ops);
-      return last;
+    }
+    if (ops.length > 0) {
+      for (const [k, state] of states) ops.push({ kind: 'put', key: key(`${SESSION_PREFIX}${k}`), value: enc.encode(JSON.stringify(state)) });
+      try {
+        await this.#meta.batch(ops, { sync: true });
+      } catch (err) {
+        for (const a of group) a.reject(err);
+        return;
+      }
+      for (const [k, state] of states) this.#sessions.set(k, state);
+    }
+    group.forEach((a, i) => {
+      const r = results[i]!;
+      if (r.ok) a.resolve(r.durableSeq);
+      else a.reject(r.err);
     });
   }
 

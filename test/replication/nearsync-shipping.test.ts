@@ -2,9 +2,9 @@
 // (issue #11): for random write histories over a two-volume consistency group and random
 // LWS points, a clone at the target at each point equals the model's contents at that
 // marker for every volume — from the seed and from composed full snapshots.
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import fc from 'fast-check';
-import { MemoryTransport } from '../../src/adapters/index.js';
+import { MemoryMetaStore, MemoryTransport } from '../../src/adapters/index.js';
 import { sourceSite, targetSite } from './nearsync-helpers.js';
 import { loadXxh64 } from '../../src/core/checksum.js';
 import { expectSameBytes } from '../../src/testing/internal/extent-fixtures.js';
@@ -97,6 +97,38 @@ describe('NearSync shipping and restore to LWS', () => {
       { seed: SEED, numRuns: 60 },
     );
   }, 120_000);
+
+  it('group commit: appends made during a sync share one synced batch; a refused append refuses its session\'s later ones', async () => {
+    const net = MemoryTransport.create();
+    const meta = await MemoryMetaStore.open();
+    const dst = await targetSite('dst', net, { meta });
+    try {
+      await dst.site.lws.open('src', 's', 1, [{ volumeId: 'v', seedSnapshotId: 'snap' }]);
+      const xxh = await loadXxh64();
+      const data = new Uint8Array(4096).fill(9);
+      const write = (seq: number) => ({ kind: 'write' as const, seq, volumeId: 'v', byteOffset: 0, checksum: xxh.hash(data), codec: 0, rawLength: 4096, data });
+      const marker = (seq: number) => ({ kind: 'marker' as const, seq, timeMs: seq, volumeIds: ['v'] });
+      const batch = vi.spyOn(meta, 'batch');
+      const five = [2, 4, 6, 8, 10].map((seq) => dst.site.lws.append('src', 's', [write(seq), marker(seq + 1)]));
+      expect(await Promise.all(five)).toEqual([3, 5, 7, 9, 11]);
+      expect(batch).toHaveBeenCalledTimes(1);
+      batch.mockClear();
+      const bad = { ...write(14), checksum: write(14).checksum ^ 1n };
+      const group = [
+        dst.site.lws.append('src', 's', [write(12), marker(13)]),
+        dst.site.lws.append('src', 's', [bad, marker(15)]),
+        dst.site.lws.append('src', 's', [write(16), marker(17)]),
+      ];
+      const settled = await Promise.allSettled(group);
+      expect(settled.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'rejected']);
+      expect((settled[1] as PromiseRejectedResult).reason).toMatchObject({ code: 'CORRUPTION' });
+      expect((await dst.site.lws.points()).map((p) => p.seq).at(-1)).toBe(13); // nothing past the gap
+      expect(await dst.site.lws.append('src', 's', [write(14), marker(15), write(16), marker(17)])).toBe(17);
+      expect(batch).toHaveBeenCalledTimes(2);
+    } finally {
+      await dst.site.close();
+    }
+  });
 
   it('a record failing its checksum is refused (CORRUPTION) and nothing of its batch is stored', async () => {
     const net = MemoryTransport.create();

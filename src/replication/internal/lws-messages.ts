@@ -11,13 +11,13 @@
  * - LWS_OPEN_RES (41): requestId u32, durableSeq u64 (0 = nothing yet): the resume point.
  * - LWS_BATCH (42): batchId u32, sessionId, count u32, records: kind u8 then
  *   write (0): seq u64, volumeId, byteOffset u64, checksum u64 (xxh64 of the raw bytes),
- *   codec u8, rawLength u32, dataLength u32, data; marker (1): seq u64, timeMs u64,
+ *   codec u8 (0 raw, 1 lz4, 2 zstd), rawLength u32, dataLength u32, data; marker (1): seq u64, timeMs u64,
  *   volume count u16, volumeIds.
  * - LWS_BATCH_ACK (43): batchId u32, durableSeq u64: every record up to it is durable at the target.
  * Strings are u8 length + UTF-8 (ids, at most MAX_ID_BYTES).
  */
 import { DrkitError } from '../../core/errors.js';
-import { CODEC_LZ4, CODEC_RAW, MAX_CODEC_RAW_BYTES } from '../../dedup/index.js';
+import { CODEC_RAW, MAX_CODEC_RAW_BYTES, isCodecId } from '../../dedup/index.js';
 import { ByteCursor, ByteWriter } from './byte-cursor.js';
 import { MAX_FRAME_PAYLOAD_BYTES } from './frame-codec.js';
 import { LWS_FRAME_TYPE } from './lws-frame-types.js';
@@ -173,7 +173,7 @@ export function encodeLwsMessage(m: LwsMessage): Uint8Array[] {
             return bad((err as Error).message);
           }
           if (!Number.isSafeInteger(r.byteOffset) || r.byteOffset < 0) bad('byteOffset must be a safe integer');
-          if (r.codec !== CODEC_RAW && r.codec !== CODEC_LZ4) bad(`unknown codec ${r.codec}`);
+          if (!isCodecId(r.codec)) bad(`unknown codec ${r.codec}`);
           if (!isU32(r.rawLength) || r.rawLength === 0 || r.rawLength > MAX_LWS_WRITE_BYTES) bad('rawLength out of bounds');
           if (r.codec === CODEC_RAW && r.data.length !== r.rawLength) bad('raw data must be rawLength bytes');
           const head = new ByteWriter(WRITE_FIXED_BYTES - 4 + v.length).u8(0).u64(r.seq).u8(v.length).raw(v).u64(r.byteOffset).u64(r.checksum).u8(r.codec).u32(r.rawLength);
@@ -251,7 +251,7 @@ export function decodeLwsMessage(type: LwsMessageType, payload: Uint8Array): Lws
           const byteOffset = c.safeU64('byteOffset');
           const checksum = c.u64('checksum');
           const codec = c.u8('codec');
-          if (codec !== CODEC_RAW && codec !== CODEC_LZ4) c.fail(`record ${i}: unknown codec ${codec}`);
+          if (!isCodecId(codec)) c.fail(`record ${i}: unknown codec ${codec}`);
           const rawLength = c.u32('rawLength');
           if (rawLength === 0 || rawLength > MAX_LWS_WRITE_BYTES) c.fail(`record ${i}: rawLength ${rawLength} out of bounds`);
           const dataLength = c.u32('dataLength');

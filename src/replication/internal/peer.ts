@@ -46,6 +46,13 @@ interface Pending {
   reject(err: unknown): void;
 }
 
+/**
+ * LWS batches a receiver stores or acknowledges at once before it stops reading: twice the
+ * sender's window (8), so a well-behaved sender never waits on it and a flood cannot queue
+ * unbounded memory.
+ */
+const MAX_LWS_BATCHES_IN_FLIGHT = 16;
+
 /** An authenticated connection speaking the drkit protocol. */
 export class Peer {
   readonly peerSiteId: string;
@@ -55,6 +62,9 @@ export class Peer {
   readonly #onPull: PullHandler | undefined;
   readonly #control: ControlHandler | undefined;
   readonly #lws: LwsHandler | undefined;
+  /** The ack of the newest LWS batch received: acks are written in arrival order. */
+  #lwsAcks: Promise<void> = Promise.resolve();
+  #lwsBatchesInFlight = 0;
   readonly #clock: Clock;
   readonly #pending = new Map<string, Pending>();
   #nextId = 1;
@@ -303,8 +313,26 @@ export class Peer {
         const durableSeq = await lws.open(this.peerSiteId, message.sessionId, message.baseMarkerSeq, message.members);
         await writeMessage(this.#handshake.writer, { type: 'LWS_OPEN_RES', requestId: message.requestId, durableSeq });
       } else {
-        const durableSeq = await lws.append(this.peerSiteId, message.sessionId, message.records);
-        await writeMessage(this.#handshake.writer, { type: 'LWS_BATCH_ACK', batchId: message.batchId, durableSeq });
+        // Not awaited here: the journal stores the batches that arrive during a sync together
+        // (group commit); acks still leave in arrival order.
+        if (this.#lwsBatchesInFlight >= MAX_LWS_BATCHES_IN_FLIGHT) await this.#lwsAcks.catch(() => undefined);
+        const stored = lws.append(this.peerSiteId, message.sessionId, message.records);
+        stored.catch(() => undefined);
+        const previous = this.#lwsAcks;
+        const batchId = message.batchId;
+        this.#lwsBatchesInFlight++;
+        this.#lwsAcks = (async () => {
+          try {
+            await previous;
+            const durableSeq = await stored;
+            await writeMessage(this.#handshake.writer, { type: 'LWS_BATCH_ACK', batchId, durableSeq });
+          } finally {
+            this.#lwsBatchesInFlight--;
+          }
+        })();
+        this.#lwsAcks.catch((err: unknown) => {
+          if (this.#failure === undefined) void this.fail(err);
+        });
       }
       return;
     }
