@@ -26,6 +26,7 @@ import type { SnapshotInfo } from '../snapshot/index.js';
 import { originOf, volumeKeyOf } from './origin.js';
 import type { BeginRequest, ReplicationPort, WireBlock, WireExtent } from './replication-port.js';
 import { Throttle } from './throttle.js';
+import { ByteBudget } from './internal/byte-budget.js';
 
 /** Blocks per batch: 256 x 16 KiB = 4 MiB of logical data, one leaf of the block map. */
 export const BATCH_BLOCKS = 256;
@@ -38,6 +39,12 @@ const HAVE_QUERY_MAX = 4096;
  * under the protocol's 8 MiB frame payload with room for entry headers.
  */
 const EXTENTS_CALL_BYTES = 4 * 1024 * 1024;
+/**
+ * Encoded extent bytes on the wire awaiting the receiver's answer, over all batches in
+ * flight: two full extents calls, so one is decoded and hashed while the next crosses
+ * the link, and the receiver's decode window stays the same whatever the volume size.
+ */
+export const SENDER_IN_FLIGHT_EXTENT_BYTES = 2 * EXTENTS_CALL_BYTES;
 
 /** Progress of a replication (`completedBytes` counts scanned logical bytes). */
 export interface ReplicationProgress {
@@ -84,6 +91,8 @@ export interface SenderContext {
   readonly codecPool?: CodecPool;
   readonly xxh: Xxh64;
   readonly clock: Clock;
+  /** Bound on extent bytes in flight (see {@link SENDER_IN_FLIGHT_EXTENT_BYTES}). @defaultValue SENDER_IN_FLIGHT_EXTENT_BYTES */
+  readonly inFlightExtentBytes?: number;
 }
 
 interface Counters {
@@ -215,6 +224,7 @@ async function sendMember(
   report: (phase: ReplicationProgress['phase']) => void,
 ): Promise<void> {
   const inflight = new Set<Promise<void>>();
+  const budget = new ByteBudget(ctx.inFlightExtentBytes ?? SENDER_IN_FLIGHT_EXTENT_BYTES);
   let blocksChain: Promise<unknown> = Promise.resolve();
   let failure: unknown;
   let batch: WireBlock[] = [];
@@ -227,7 +237,7 @@ async function sendMember(
     const prev = blocksChain;
     const cursorAfter = blocks[blocks.length - 1]!.blockIndex + 1;
     const mine = (async () => {
-      await shipExtents(ctx, port, blocks, info.blockBytes, counters, throttle, options.signal);
+      await shipExtents(ctx, port, blocks, info.blockBytes, counters, throttle, budget, options.signal);
       await prev;
       return port.blocks(sessionId, cursorAfter, blocks);
     })();
@@ -271,6 +281,7 @@ async function shipExtents(
   blockBytes: number,
   counters: Counters,
   throttle: Throttle | undefined,
+  budget: ByteBudget,
   signal: AbortSignal | undefined,
 ): Promise<void> {
   const unique = new Map<string, Uint8Array>();
@@ -304,7 +315,12 @@ async function shipExtents(
   const flush = async () => {
     if (call.length === 0) return;
     await throttle?.take(callWireBytes, signal);
-    await port.extents(call);
+    const held = await budget.acquire(callWireBytes);
+    try {
+      await port.extents(call);
+    } finally {
+      budget.release(held);
+    }
     call = [];
     callWireBytes = 0;
   };

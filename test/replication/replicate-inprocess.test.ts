@@ -6,6 +6,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { loadXxh64, equalBytes } from '../../src/index.js';
+import { SeededPrng } from '../../src/testing/index.js';
 import { MemoryExtentStore, MemoryMetaStore, VirtualClock } from '../../src/adapters/index.js';
 import { ExtentCodec } from '../../src/dedup/codec.js';
 import { SnapshotTree } from '../../src/snapshot/index.js';
@@ -220,6 +221,52 @@ describe('block maps in launch order (issue #13)', () => {
     await replicateSnapshots(a.ctx, port, 'B', [snap.id]);
     expect(cursors.length).toBeGreaterThan(1);
     expect(cursors).toEqual([...cursors].sort((x, y) => x - y));
+    await vol.close();
+  });
+});
+
+describe('sender in-flight bound (issue #13)', () => {
+  it('never has more extent bytes awaiting the receiver than inFlightExtentBytes, and does overlap calls up to it', async () => {
+    const a = await site('A');
+    const b = await site('B');
+    const blockBytes = 4 * KiB;
+    // 2048 incompressible blocks: 8 batches of 256, each one extents call of ~1 MiB.
+    const vol = await a.tree.createVolume({ name: 'v', byteLength: 2048 * blockBytes, blockBytes });
+    await vol.write(0, new SeededPrng(seed).fill(new Uint8Array(2048 * blockBytes)));
+    const snap = await a.tree.snapshot(vol.id, { name: 's' });
+    const boundBytes = 2.5 * 1024 * KiB; // two calls fit, a third does not
+    const ctx: SenderContext = { ...a.ctx, inFlightExtentBytes: boundBytes };
+    const held: { byteLength: number; release: () => void }[] = [];
+    let heldBytes = 0;
+    let peakHeldBytes = 0;
+    const port: ReplicationPort = {
+      ...bind(b.receiver),
+      // Every call waits for the pump below, which answers the oldest only once the sender has gone quiet.
+      extents: async (e) => {
+        const byteLength = e.reduce((n, x) => n + x.data.byteLength, 0);
+        heldBytes += byteLength;
+        peakHeldBytes = Math.max(peakHeldBytes, heldBytes);
+        await new Promise<void>((release) => held.push({ byteLength, release }));
+        heldBytes -= byteLength;
+        return b.receiver.extents(e);
+      },
+    };
+    let done = false;
+    const replicated = replicateSnapshots(ctx, port, 'B', [snap.id]).finally(() => (done = true));
+    const quiet = async () => {
+      for (let i = 0; i < 50; i++) await new Promise((r) => setImmediate(r));
+    };
+    let maxWaiting = 0;
+    while (!done) {
+      await quiet();
+      maxWaiting = Math.max(maxWaiting, held.length);
+      held.shift()?.release();
+    }
+    const result = await replicated;
+    expect(peakHeldBytes).toBeLessThanOrEqual(boundBytes);
+    expect(maxWaiting).toBe(2); // the bound, not the four pipelined batches, is what stopped the sender
+    expect(result.progress.sentExtentBytes).toBe(2048 * blockBytes);
+    expect(equalBytes(await readAll(b.tree, result.remoteSnapshotIds[0]!), await readAll(a.tree, snap.id))).toBe(true);
     await vol.close();
   });
 });
