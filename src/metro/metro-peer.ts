@@ -4,7 +4,8 @@
  * writes and flush barriers to its local device strictly in sequence order.
  *
  * Durability promise: in 'durable' mode (DRBD protocol C) a write is acknowledged only
- * after the device flush that covers it (writes that arrive together share one flush); in
+ * after a device flush that started once it was applied (a batch shares one flush, and a
+ * batch applied while earlier flushes run starts its own, up to MAX_FLUSHES_IN_FLIGHT); in
  * 'received' mode (protocol B) it is acknowledged on receipt, and a METRO_FLUSH barrier is
  * echoed only once everything before it is durable. Resync regions are written only
  * after their SHA-256 matches the sender's, and the standby's own dirty bits are cleared
@@ -29,6 +30,9 @@ export const MAX_PEER_QUEUE_BYTES = 64 * 1024 * 1024;
 
 /** Largest list of dirty regions a standby reports in METRO_ATTACHED; past it, it asks for a full resync. */
 export const MAX_REPORTED_REGIONS = 16_384;
+
+/** Device flushes a standby runs at once to acknowledge mirrored writes (each covers the writes applied before it started). */
+export const MAX_FLUSHES_IN_FLIGHT = 4;
 
 /** Acknowledgement semantics of a mirrored write. */
 export type MirrorMode = 'durable' | 'received';
@@ -143,7 +147,32 @@ async function applyMirror(host: PeerHost, session: HandshakeResult, mode: Mirro
       wake?.();
     }
   })();
+  // Durable acks: a flush starts as soon as a batch is applied, without waiting for the one
+  // in flight (at most MAX_FLUSHES_IN_FLIGHT), so writes keep being applied while the disk
+  // syncs. An ack is cumulative and names only writes applied before its flush started,
+  // and acks leave in increasing order.
+  const flushes = new Set<Promise<void>>();
+  let flushFailure: unknown;
+  let acked = 0;
+  let applied = 0;
+  const ackUpTo = async (seq: number): Promise<void> => {
+    if (seq <= acked) return;
+    acked = seq;
+    await writeSeqFrame(session.writer, 'METRO_ACK', seq);
+  };
+  const commit = (seq: number): void => {
+    const p: Promise<void> = device
+      .flush()
+      .then(() => ackUpTo(seq))
+      .catch((err: unknown) => {
+        flushFailure ??= err;
+        wake?.();
+      })
+      .finally(() => flushes.delete(p));
+    flushes.add(p);
+  };
   for (;;) {
+    if (flushFailure !== undefined) throw flushFailure;
     if (queue.length === 0) {
       if (ended !== undefined) break;
       await new Promise<void>((resolve) => (wake = resolve));
@@ -159,19 +188,22 @@ async function applyMirror(host: PeerHost, session: HandshakeResult, mode: Mirro
         if (w.byteOffset + w.data.length > device.byteLength) throw new DrkitError('PROTOCOL_ERROR', `mirrored write at ${w.byteOffset} of ${w.data.length} bytes is outside the volume`);
         await device.write(w.byteOffset, w.data);
         lastWrite = w.seq;
+        applied = w.seq;
       } else {
+        // A barrier: one flush that starts after every write before it was applied.
         await device.flush();
-        if (lastWrite > 0 && mode === 'durable') await writeSeqFrame(session.writer, 'METRO_ACK', lastWrite);
+        if (mode === 'durable') await ackUpTo(applied);
         lastWrite = 0;
         await writeSeqFrame(session.writer, 'METRO_FLUSH', decodeSeq(frame));
       }
     }
     if (lastWrite > 0 && mode === 'durable') {
-      // Group commit: one flush covers every write that arrived while the last batch was applied.
-      await device.flush();
-      await writeSeqFrame(session.writer, 'METRO_ACK', lastWrite);
+      while (flushes.size >= MAX_FLUSHES_IN_FLIGHT) await Promise.race(flushes);
+      if (flushFailure !== undefined) throw flushFailure;
+      commit(lastWrite);
     }
   }
+  await Promise.allSettled([...flushes]);
   await reading;
   throw ended!;
 }

@@ -111,8 +111,6 @@ export class MirroredVolume implements AsyncDisposable {
   readonly #spaceWaiters: (() => void)[] = [];
   /** Region -> sequence number of its last mirrored write (cleared at a mirrored barrier). */
   readonly #alSeq = new Map<number, number>();
-  #flushing: Promise<void> | undefined;
-  #flushAgain: Promise<void> | undefined;
   #timer: TimerHandle | undefined;
   #ticking = false;
   #closed = false;
@@ -344,17 +342,13 @@ export class MirroredVolume implements AsyncDisposable {
     return 'done';
   }
 
-  /** Group commit of local flushes: a call waits for a flush that started after it. */
+  /**
+   * A local flush that starts now (so it covers every write completed before the call).
+   * Calls overlap rather than queue behind one another: a write never waits for a flush
+   * that started before it to end first (the device and the kernel merge concurrent syncs).
+   */
   #localFlush(): Promise<void> {
-    if (this.#flushing === undefined) {
-      this.#flushing = this.#o.device.flush().finally(() => (this.#flushing = undefined));
-      return this.#flushing;
-    }
-    this.#flushAgain ??= this.#flushing.catch(() => undefined).then(() => {
-      this.#flushAgain = undefined;
-      return this.#localFlush();
-    });
-    return this.#flushAgain;
+    return this.#o.device.flush();
   }
 
   /**
