@@ -122,7 +122,3 @@ try {
   for (const p of procs) p.kill('SIGKILL');
   rmSync(dir, { recursive: true, force: true });
 }
-// Known bug (2026-12-02, open): after a planned swap, this process keeps one core busy
-// after every handle is closed (without the swap it exits by itself); until it is found,
-// the example exits explicitly so `npm run demo` completes.
-process.exit(0);

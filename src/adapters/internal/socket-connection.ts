@@ -11,7 +11,8 @@
  * Framing: writes travel as length-prefixed records and `close()` sends an end record
  * (stream-records.ts), so an end of stream without it (peer crash, `destroy()`) is
  * CONNECTION_LOST, never mistaken for a clean close.
- * Teardown: `destroy()` also resets the TCP connection (RST) so the peer notices at once.
+ * Teardown: `destroy()` also resets the TCP connection (RST) so the peer notices at once,
+ * unless `close()` already ended our side (then it closes the socket without a reset).
  */
 import type net from 'node:net';
 import type { Connection, PeerInfo } from '../transport.js';
@@ -175,10 +176,18 @@ export class SocketConnection implements Connection {
     this.#queue.fail(failure, true);
     for (const write of [...this.#pending]) write.settle(failure);
     if (!this.#raw.destroyed) {
-      try {
-        this.#raw.resetAndDestroy();
-      } catch {
+      if (this.#stream.writableEnded || this.#raw.writableEnded) {
+        // After end() the kernel may still hold our shutdown request: libuv refuses a
+        // reset then (EINVAL) and node drops the socket without closing its handle, which
+        // leaks the fd and makes the process spin at exit (node's CleanupHandles). Our
+        // end record is on its way anyway, so a plain close is what the peer should see.
         this.#raw.destroy();
+      } else {
+        try {
+          this.#raw.resetAndDestroy();
+        } catch {
+          this.#raw.destroy();
+        }
       }
     }
     this.#stream.destroy();
