@@ -6,7 +6,11 @@
 //   acknowledged durable by the target after the second seed (valid there), p50/p99,
 //   LWS every 1 s and every 10 s. Every 16th write is sampled.
 // - nearsync.wire: TCP bytes sent by the source / application bytes, in the 1 s run's
-//   steady state (seeds excluded).
+//   steady state (seeds excluded), pattern randwrite4k. Two more rows show the whole-block
+//   records (no engine: mark and ship by hand, after a replicated seed): pattern
+//   rewrite-held, 16 MiB of 1 MiB writes whose content the target holds (the seed has it
+//   at another offset): ~fingerprints only; pattern seqwrite-new, 16 MiB of fresh
+//   incompressible 1 MiB writes: data plus the fingerprint queries.
 // - nearsync.overhead: volume.randwrite4k (32,768 writes, unpaced) and volume.seqwrite
 //   (256 MiB in 1 MiB writes) throughput with a NearSync engine shipping every second,
 //   divided by the same without, same run.
@@ -205,6 +209,51 @@ async function seqwrite(vol, byteLength) {
   return byteLength / 1e6 / ((performance.now() - t0) / 1000);
 }
 
+/** The wire of whole-block records: content the target holds, then fresh content (see the header). */
+async function wholeBlockWire(dir, log) {
+  const BYTES = 16 * MiB;
+  const target = await startTarget(join(dir, 'target-dedup'));
+  const src = await sourceSite(dir, 'dedup');
+  try {
+    const vol = await src.tree.createVolume({ name: 'db', byteLength: 3 * BYTES, blockBytes: 16 * KiB });
+    const chunks = Array.from({ length: BYTES / MiB }, (_, i) => seededBytes(MiB, 100 + i));
+    for (const [i, c] of chunks.entries()) await vol.write(i * MiB, c);
+    await vol.flush();
+    const tcp = countingTransport(TcpTransport.create());
+    const remote = { siteId: 'B', address: target.address, transport: tcp.transport, psk };
+    const shipper = src.site.nearSync(remote, { sessionId: 'dedup', volumeIds: [vol.id] });
+    const at = await shipper.markSeed();
+    const [seed] = await src.tree.snapshotGroup([vol.id], { name: 'seed' });
+    shipper.setBase(at.seq, new Map([[vol.id, seed.id]]));
+    await src.site.replicate([seed.id], remote);
+    expectShipped(await shipper.ship(await shipper.mark()));
+    const rows = [];
+    for (const pattern of ['rewrite-held', 'seqwrite-new']) {
+      for (const [i, c] of chunks.entries()) await vol.write((pattern === 'rewrite-held' ? BYTES : 2 * BYTES) + i * MiB, pattern === 'rewrite-held' ? c : seededBytes(MiB, 900 + i));
+      const m = await shipper.mark();
+      const before = tcp.counter.bytes;
+      const dedupBefore = shipper.dedupedBlocks;
+      const t0 = performance.now();
+      expectShipped(await shipper.ship(m));
+      const s = (performance.now() - t0) / 1000;
+      const wireBytes = tcp.counter.bytes - before;
+      const dedupedBlocks = shipper.dedupedBlocks - dedupBefore;
+      log(`nearsync.wire ${pattern}: ${BYTES / MiB} MiB in 1 MiB writes shipped as ${wireBytes} wire bytes in ${s.toFixed(2)} s, ${dedupedBlocks} blocks without data`);
+      rows.push({ bench: 'nearsync.wire', value: wireBytes / BYTES, unit: 'ratio', pattern, wireBytes, appBytes: BYTES, dedupedBlocks, blocks: BYTES / (16 * KiB), ioBytes: MiB, shipSeconds: Number(s.toFixed(3)), data: pattern === 'rewrite-held' ? 'incompressible 1 MiB writes of content the target holds (at another offset)' : 'fresh incompressible 1 MiB writes', target: 'other process, TCP loopback, raw files + LMDB' });
+    }
+    await shipper.close();
+    await vol.close();
+    return rows;
+  } finally {
+    await src.close();
+    await target.stop();
+  }
+}
+
+function expectShipped(r) {
+  if (r.kind !== 'shipped') throw new Error(`ship: ${r.kind}`);
+}
+
 export default [
   {
     name: 'nearsync.rpo',
@@ -221,7 +270,8 @@ export default [
     name: 'nearsync.wire',
     async run({ dir, log }) {
       const r = await loadRun(dir, 1000, log);
-      return [{ bench: 'nearsync.wire', value: r.wireBytes / r.appBytes, unit: 'ratio', wireBytes: r.wireBytes, appBytes: r.appBytes, lwsIntervalMs: 1000, data: 'random (incompressible) 4 KiB writes', ...loadFields(r) }];
+      const rows = [{ bench: 'nearsync.wire', value: r.wireBytes / r.appBytes, unit: 'ratio', pattern: 'randwrite4k', wireBytes: r.wireBytes, appBytes: r.appBytes, lwsIntervalMs: 1000, data: 'random (incompressible) 4 KiB writes', ...loadFields(r) }];
+      return [...rows, ...(await wholeBlockWire(dir, log))];
     },
   },
   {

@@ -9,7 +9,17 @@
  * survives a crash of the target; a crash before it leaves the session at its previous
  * `durableSeq` and the source resends from there (records at or below it are skipped).
  * Every write record's checksum (xxh64 of its raw bytes) is checked on receipt and again
- * on replay (CORRUPTION). An LWS point is valid only when its chain's base is held here:
+ * on replay (CORRUPTION).
+ *
+ * Whole-block records (deduplicated by fingerprint, lws-block-record.ts) are made whole at
+ * receipt — the block copied into the journal: each data block is checked against its
+ * fingerprint (CORRUPTION), each reference is read from this tree's ExtentStore (or from a
+ * data block earlier in the same batch), each hole is zeros — and journalled as an
+ * ordinary write record. A reference to an extent not held here refuses the batch
+ * (EXTENT_NOT_FOUND: never acknowledged; the source asks again and sends the data), and
+ * once journalled a record needs no extent of the tree: a snapshot deleted and reclaimed
+ * later takes nothing a kept LWS needs (copying rather than pinning extents keeps the
+ * tree's reference counts the tree's own). An LWS point is valid only when its chain's base is held here:
  * a seed base becomes valid when the seed snapshot has replicated, so a point is never
  * listed valid that cannot be materialized.
  *
@@ -25,8 +35,10 @@ import type { MetaOp, MetaStore } from '../adapters/meta-store.js';
 import type { ExtentCodec } from '../dedup/codec.js';
 import type { CodecId } from '../dedup/index.js';
 import type { SnapshotInfo, SnapshotTree, Volume } from '../snapshot/index.js';
+import { equalBytes, toHex } from '../core/bytes.js';
 import { originOf } from './origin.js';
-import type { LwsRecord, LwsWriteRecord } from './internal/lws-messages.js';
+import type { LwsBlocksRecord, LwsRecord, LwsWriteRecord } from './internal/lws-messages.js';
+import { blockFingerprintMismatch } from './internal/lws-block-record.js';
 
 /** One base of an LWS chain: the full snapshot the records after `markerSeq` apply to. */
 export type LwsBase =
@@ -96,6 +108,12 @@ export class LwsJournal {
   #tail: Promise<unknown> = Promise.resolve();
   /** Appends waiting for the next group commit, in arrival order. */
   readonly #appends: PendingAppend[] = [];
+  /**
+   * Sessions with a refused append, and why: their later appends are refused too until the
+   * source opens the session again (resumes from durableSeq), so nothing is stored past a gap
+   * even when later batches were queued behind the refused one (the connection fails meanwhile).
+   */
+  readonly #refused = new Map<string, unknown>();
 
   private constructor(meta: MetaStore, tree: SnapshotTree, siteId: string, xxh: Xxh64, codec: ExtentCodec) {
     this.#meta = meta;
@@ -128,6 +146,7 @@ export class LwsJournal {
   async open(sourceSiteId: string, sessionId: string, baseMarkerSeq: number, members: readonly { volumeId: string; seedSnapshotId: string }[]): Promise<number> {
     return this.#serial(async () => {
       const k = sessionKey(sourceSiteId, sessionId);
+      this.#refused.delete(k);
       const old = this.#sessions.get(k);
       const newest = old?.bases.filter((b) => b.kind === 'seed').at(-1);
       if (newest !== undefined && baseMarkerSeq < newest.markerSeq) {
@@ -142,12 +161,25 @@ export class LwsJournal {
   }
 
   /**
+   * Which of `fingerprints` this site's tree holds (the answer to LWS_HAVE_REQ). Advisory:
+   * an extent may be reclaimed before the batch naming it arrives, which then is refused.
+   * @throws NOT_FOUND for an unknown session
+   */
+  async have(sourceSiteId: string, sessionId: string, fingerprints: readonly Uint8Array[]): Promise<boolean[]> {
+    if (!this.#sessions.has(sessionKey(sourceSiteId, sessionId))) throw new DrkitError('NOT_FOUND', `no LWS session ${sessionId} from ${sourceSiteId}`);
+    if (fingerprints.some((f) => f.length !== this.#tree.fingerprinter.digestBytes)) return fingerprints.map(() => false);
+    return this.#tree.haveExtents(fingerprints);
+  }
+
+  /**
    * Verifies and stores records durably; records at or below the session's `durableSeq`
    * are skipped (a resend after a reconnect). Appends made while a sync runs are stored by
-   * the next one, in one batch (group commit); an append refused in a group refuses the
-   * same session's later appends of that group, so a session never stores past a gap.
+   * the next one, in one batch (group commit); an append refused refuses the same session's
+   * later appends until it is opened again, so a session never stores past a gap.
+   * Whole-block records are made whole first (see the file header).
    * @returns the new durableSeq
    * @throws NOT_FOUND for an unknown session, CORRUPTION for a record failing its checksum
+   *   or a block its fingerprint, EXTENT_NOT_FOUND for a reference to a block not held here
    */
   async append(sourceSiteId: string, sessionId: string, records: readonly LwsRecord[]): Promise<number> {
     return new Promise<number>((resolve, reject) => {
@@ -162,7 +194,7 @@ export class LwsJournal {
     let bytes = 0;
     let n = 0;
     while (n < this.#appends.length && (n === 0 || bytes < MAX_GROUP_BYTES)) {
-      for (const r of this.#appends[n]!.records) if (r.kind === 'write') bytes += r.data.length;
+      for (const r of this.#appends[n]!.records) bytes += r.kind === 'write' ? r.data.length : r.kind === 'blocks' ? r.blocks.length * r.blockBytes : 0;
       n++;
     }
     const group = this.#appends.splice(0, n);
@@ -170,8 +202,7 @@ export class LwsJournal {
     if (this.#appends.length > 0) void this.#serial(() => this.#commitAppends()).catch(() => undefined);
     const ops: MetaOp[] = [];
     const states = new Map<string, LwsSessionState>();
-    /** Sessions with a refused append in this group: their later appends would leave a gap. */
-    const refused = new Map<string, unknown>();
+    const refused = this.#refused;
     const results: ({ ok: true; durableSeq: number } | { ok: false; err: unknown })[] = [];
     for (const a of group) {
       const k = sessionKey(a.sourceSiteId, a.sessionId);
@@ -181,11 +212,15 @@ export class LwsJournal {
         if (state === undefined) throw new DrkitError('NOT_FOUND', `no LWS session ${a.sessionId} from ${a.sourceSiteId}`);
         const own: MetaOp[] = [];
         let last = state.durableSeq;
+        /** Blocks sent with data in this batch, by fingerprint: later references of the batch name them. */
+        const sent = new Map<string, Uint8Array>();
         for (const r of a.records) {
           if (r.seq <= last) continue;
           if (r.kind === 'write') {
             this.#verified(r);
             own.push({ kind: 'put', key: key(`lws/r/${k}/${hex(r.seq)}`), value: encodeWrite(r) });
+          } else if (r.kind === 'blocks') {
+            own.push({ kind: 'put', key: key(`lws/r/${k}/${hex(r.seq)}`), value: encodeWrite(await this.#materialized(r, sent)) });
           } else {
             own.push({ kind: 'put', key: key(`lws/m/${k}/${hex(r.seq)}`), value: enc.encode(JSON.stringify({ seq: r.seq, timeMs: r.timeMs, volumeIds: r.volumeIds })) });
           }
@@ -206,7 +241,10 @@ export class LwsJournal {
       try {
         await this.#meta.batch(ops, { sync: true });
       } catch (err) {
-        for (const a of group) a.reject(err);
+        for (const a of group) {
+          refused.set(sessionKey(a.sourceSiteId, a.sessionId), err);
+          a.reject(err);
+        }
         return;
       }
       for (const [k, state] of states) this.#sessions.set(k, state);
@@ -349,6 +387,40 @@ export class LwsJournal {
       await this.#put({ ...s, bases: s.bases.filter((b) => b.markerSeq >= cut) }, ops);
       return drop.length;
     });
+  }
+
+  /**
+   * A whole-block record made whole: data blocks verified against their fingerprints,
+   * references read from the tree (or `sent`), holes zero; then journalled as a write.
+   * @throws CORRUPTION, EXTENT_NOT_FOUND, INVALID_ARGUMENT for fingerprints of another length than this tree's
+   */
+  async #materialized(r: LwsBlocksRecord, sent: Map<string, Uint8Array>): Promise<LwsWriteRecord> {
+    const fp = this.#tree.fingerprinter;
+    if (r.digestBytes !== fp.digestBytes) throw new DrkitError('INVALID_ARGUMENT', `LWS record ${r.seq} has ${r.digestBytes}-byte fingerprints, this tree ${fp.digestBytes}-byte ones (${fp.algorithm})`);
+    const bb = r.blockBytes;
+    const raw = new Uint8Array(r.blocks.length * bb);
+    const wanted: { index: number; fingerprint: Uint8Array }[] = [];
+    r.blocks.forEach((b, i) => {
+      if (b.kind === 'data') {
+        const block = this.#codec.decompress(b.codec as CodecId, b.data, bb);
+        if (!equalBytes(fp.fingerprint(block), b.fingerprint)) throw blockFingerprintMismatch(r.seq, i);
+        raw.set(block, i * bb);
+        sent.set(toHex(b.fingerprint), block);
+      } else if (b.kind === 'ref') {
+        const block = sent.get(toHex(b.fingerprint));
+        if (block !== undefined) raw.set(block, i * bb);
+        else wanted.push({ index: i, fingerprint: b.fingerprint });
+      }
+    });
+    if (wanted.length > 0) {
+      const blocks = await this.#tree.readExtents(wanted.map((w) => w.fingerprint));
+      blocks.forEach((block, j) => {
+        if (block.length !== bb) throw new DrkitError('CORRUPTION', `LWS record ${r.seq}: the extent of block ${wanted[j]!.index} has ${block.length} bytes, not ${bb}`, { data: { seq: r.seq } });
+        raw.set(block, wanted[j]!.index * bb);
+      });
+    }
+    const encoded = this.#codec.compress(raw);
+    return { kind: 'write', seq: r.seq, volumeId: r.volumeId, byteOffset: r.byteOffset, checksum: this.#xxh.hash(raw), codec: encoded.codec, rawLength: raw.length, data: encoded.bytes };
   }
 
   #verified(r: { codec: number; data: Uint8Array; rawLength: number; checksum: bigint; seq: number }): Uint8Array {

@@ -1,8 +1,11 @@
 /**
  * The source half of a NearSync session towards one remote site: takes light-weight
  * snapshots (markers of the write log across a consistency group's volumes), and ships
- * the log records between markers — exact byte ranges, lz4-compressed when it pays, each
- * with its xxh64 — in pipelined batches that the target acknowledges once durable.
+ * the log records between markers in pipelined batches that the target acknowledges once
+ * durable: a record covering whole blocks of its volume as per-block fingerprints (all-zero
+ * blocks as holes), data (lz4 when it pays) only for the blocks the target said it lacks
+ * (LWS_HAVE_REQ, asked as the batch is cut, answered while earlier batches are in flight)
+ * and once per batch; any other record as its exact byte range, compressed, with its xxh64.
  *
  * Retention promise: the session holds the write log from the last marker the target
  * acknowledged (`holdWriteLog`), so no record the target lacks is ever reused; the hold
@@ -13,6 +16,7 @@
  * Resume promise: a (re)connect opens the session at the target, which tells its last
  * durable sequence number; records at or below it are not sent again.
  */
+import { Buffer } from 'node:buffer';
 import { DrkitError, isDrkitError } from '../core/errors.js';
 import type { Xxh64 } from '../core/checksum.js';
 import type { Clock } from '../adapters/clock.js';
@@ -20,6 +24,7 @@ import type { ExtentCodec } from '../dedup/codec.js';
 import type { LogPosition, SnapshotTree } from '../snapshot/index.js';
 import { lwsRecordByteLength, type LwsRecord } from './internal/lws-messages.js';
 import type { Peer } from './internal/peer.js';
+import { cutWholeBlocks, finishBatch, haveQueryBytes, uniqueFingerprints, type PendingRecord } from './internal/lws-block-dedup.js';
 
 /** Batches in flight per session: 8 x <= 4 MiB keeps a 1 Gbit/s link with ~30 ms RTT busy without unbounded buffering. */
 export const MAX_LWS_BATCHES_IN_FLIGHT = 8;
@@ -66,8 +71,10 @@ export class LwsShipper {
   #base: { markerSeq: number; members: { volumeId: string; seedSnapshotId: string }[] } | undefined;
   readonly #markerTimes = new Map<number, number>();
   #epoch = 0;
-  /** Wire bytes of record payloads sent (data plus headers), for the wire ratio. */
+  /** Wire bytes of record payloads sent (data plus headers) and of fingerprint queries, for the wire ratio. */
   wireBytes = 0;
+  /** Blocks of whole-block records shipped as a reference (the target held them) or a hole, not as data. */
+  dedupedBlocks = 0;
 
   constructor(ctx: LwsShipperContext, remoteSiteId: string, options: LwsSessionOptions) {
     if (options.volumeIds.length === 0) throw new DrkitError('INVALID_ARGUMENT', 'a NearSync session needs at least one volume');
@@ -119,14 +126,42 @@ export class LwsShipper {
     let durableSeq: number;
     let records = 0;
     const wireBefore = this.wireBytes;
+    const dedupedBefore = this.dedupedBlocks;
     try {
       durableSeq = await peer.lwsOpen(this.sessionId, base.markerSeq, base.members);
       const inFlight = new Set<Promise<number>>();
       let failure: unknown;
-      const send = async (batch: LwsRecord[]) => {
+      /** Resolves once the previous batch went out: batches leave in order, whenever their fingerprint answers come. */
+      let previousSent: Promise<void> = Promise.resolve();
+      const send = async (batch: PendingRecord[]) => {
         while (inFlight.size >= MAX_LWS_BATCHES_IN_FLIGHT) await Promise.race(inFlight);
         if (failure !== undefined) throw failure;
-        const p = peer.lwsBatch(this.sessionId, batch);
+        const fingerprints = uniqueFingerprints(batch);
+        const have = fingerprints.length === 0 ? Promise.resolve([]) : peer.lwsHave(this.sessionId, fingerprints);
+        have.catch(() => undefined);
+        this.wireBytes += haveQueryBytes(fingerprints, Buffer.byteLength(this.sessionId));
+        const turn = previousSent;
+        let sent!: () => void;
+        previousSent = new Promise<void>((resolve) => (sent = resolve));
+        const p = (async () => {
+          let ack: Promise<number>;
+          try {
+            await turn;
+            if (failure !== undefined) throw failure;
+            const held = await have;
+            if (failure !== undefined) throw failure;
+            const done = finishBatch(batch, fingerprints, held, this.#ctx.codec);
+            this.wireBytes += done.records.reduce((n, r) => n + lwsRecordByteLength(r), 0);
+            this.dedupedBlocks += done.dedupedBlocks;
+            ack = peer.lwsBatch(this.sessionId, done.records);
+          } catch (err) {
+            failure ??= err; // set before the next batch's turn: nothing leaves after a gap
+            throw err;
+          } finally {
+            sent();
+          }
+          return ack;
+        })();
         inFlight.add(p);
         p.then((seq) => {
           durableSeq = Math.max(durableSeq, seq);
@@ -135,21 +170,30 @@ export class LwsShipper {
         }).finally(() => inFlight.delete(p));
       };
       const members = new Set(this.volumeIds);
-      let batch: LwsRecord[] = [];
+      const blockBytes = new Map(this.volumeIds.map((v) => [v, this.#ctx.tree.getVolume(v).blockBytes] as const));
+      let batch: PendingRecord[] = [];
       let batchBytes = 0;
       const skipTo = durableSeq;
       for await (const e of this.#ctx.tree.readWriteLog(from, upTo.seq)) {
         if (e.seq <= skipTo || e.kind === 'flush' || e.seq === base.markerSeq) continue;
-        let r: LwsRecord;
+        let r: PendingRecord;
+        let bytes: number;
         if (e.kind === 'write') {
           if (!members.has(e.volumeId)) continue;
-          const enc = this.#ctx.codec.compress(e.data);
-          r = { kind: 'write', seq: e.seq, volumeId: e.volumeId, byteOffset: e.byteOffset, checksum: this.#ctx.xxh.hash(e.data), codec: enc.codec, rawLength: e.data.length, data: enc.bytes };
+          const whole = cutWholeBlocks(e, blockBytes.get(e.volumeId)!, this.#ctx.tree.fingerprinter);
+          if (whole !== undefined) {
+            r = whole;
+            bytes = whole.maxBytes;
+          } else {
+            const enc = this.#ctx.codec.compress(e.data);
+            r = { kind: 'write', seq: e.seq, volumeId: e.volumeId, byteOffset: e.byteOffset, checksum: this.#ctx.xxh.hash(e.data), codec: enc.codec, rawLength: e.data.length, data: enc.bytes };
+            bytes = lwsRecordByteLength(r);
+          }
         } else {
           if (!e.volumeIds.every((v) => members.has(v)) || e.volumeIds.length !== members.size) continue; // another session's marker
           r = { kind: 'marker', seq: e.seq, timeMs: this.#markerTimes.get(e.seq) ?? this.#ctx.clock.now(), volumeIds: e.volumeIds };
+          bytes = lwsRecordByteLength(r);
         }
-        const bytes = lwsRecordByteLength(r);
         if (batch.length > 0 && (batch.length >= LWS_BATCH_RECORDS || batchBytes + bytes > LWS_BATCH_TARGET_BYTES)) {
           await send(batch);
           batch = [];
@@ -157,7 +201,6 @@ export class LwsShipper {
         }
         batch.push(r);
         batchBytes += bytes;
-        this.wireBytes += bytes;
         records++;
       }
       if (batch.length > 0) await send(batch);
@@ -165,6 +208,7 @@ export class LwsShipper {
       if (failure !== undefined) throw failure;
     } catch (err) {
       this.wireBytes = wireBefore; // resent after the reconnect
+      this.dedupedBlocks = dedupedBefore;
       await this.#drop();
       if (isDrkitError(err) && err.code === 'NOT_FOUND' && this.#ctx.tree.writeLogHolds().get(this.holderId) === undefined) return { kind: 'dropped' };
       throw err;

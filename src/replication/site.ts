@@ -150,6 +150,7 @@ export class Site {
     this.#lwsHandler = {
       open: (peerSiteId, sessionId, baseMarkerSeq, members) => lws.open(peerSiteId, sessionId, baseMarkerSeq, members),
       append: (peerSiteId, sessionId, records) => lws.append(peerSiteId, sessionId, records),
+      have: (peerSiteId, sessionId, fingerprints) => lws.have(peerSiteId, sessionId, fingerprints),
     };
     this.siteId = options.siteId;
     this.tree = options.tree;

@@ -41,8 +41,10 @@ describe('NearSync target crashes', () => {
           const model = new Uint8Array(VOLUME_BYTES);
           let n = 0;
           const write = async () => {
-            const data = new Uint8Array(3 * KiB).fill((n % 250) + 1);
-            const off = (n * 5 * KiB + seed) % (VOLUME_BYTES - data.length);
+            // Every third write is whole blocks of few contents (references, holes), the rest exact ranges.
+            const whole = n % 3 === 2;
+            const data = whole ? new Uint8Array(16 * KiB * (1 + (n % 2))).fill(n % 4) : new Uint8Array(3 * KiB).fill((n % 250) + 1);
+            const off = whole ? (n % ((VOLUME_BYTES - data.length) / (16 * KiB) + 1)) * 16 * KiB : (n * 5 * KiB + seed) % (VOLUME_BYTES - data.length);
             await vol.write(off, data);
             model.set(data, off);
             n++;

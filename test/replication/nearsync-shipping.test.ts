@@ -1,7 +1,9 @@
 // NearSync shipping, the target's LWS journal, composition and clones at LWS points
 // (issue #11): for random write histories over a two-volume consistency group and random
 // LWS points, a clone at the target at each point equals the model's contents at that
-// marker for every volume — from the seed and from composed full snapshots.
+// marker for every volume — from the seed and from composed full snapshots. Histories mix
+// exact byte ranges with whole-block writes of repeated content (shipped as references to
+// blocks the target holds, or to data earlier in the batch) and zeros (holes).
 import { describe, expect, it, vi } from 'vitest';
 import fc from 'fast-check';
 import { MemoryMetaStore, MemoryTransport } from '../../src/adapters/index.js';
@@ -22,6 +24,8 @@ type Op =
 
 const arbOp: fc.Arbitrary<Op> = fc.oneof(
   { weight: 6, arbitrary: fc.record({ kind: fc.constant('write' as const), vol: fc.integer({ min: 0, max: 1 }), byteOffset: fc.integer({ min: 0, max: VOLUME_BYTES - 1 }), byteLength: fc.integer({ min: 1, max: 40 * KiB }), fill: fc.integer({ min: 1, max: 255 }) }).map((w) => ({ ...w, byteLength: Math.min(w.byteLength, VOLUME_BYTES - w.byteOffset) })) },
+  // Whole blocks (16 KiB) of few distinct contents: 0 (holes) and fills the seed or earlier writes already hold.
+  { weight: 4, arbitrary: fc.record({ kind: fc.constant('write' as const), vol: fc.integer({ min: 0, max: 1 }), block: fc.integer({ min: 0, max: VOLUME_BYTES / (16 * KiB) - 1 }), blocks: fc.integer({ min: 1, max: 4 }), fill: fc.constantFrom(0, 1, 2, 3) }).map(({ block, blocks, ...w }) => ({ ...w, byteOffset: block * 16 * KiB, byteLength: Math.min(blocks * 16 * KiB, VOLUME_BYTES - block * 16 * KiB) })) },
   { weight: 2, arbitrary: fc.constant({ kind: 'lws' as const }) },
   { weight: 1, arbitrary: fc.constant({ kind: 'ship' as const }) },
   { weight: 1, arbitrary: fc.constant({ kind: 'drain' as const }) },
@@ -30,6 +34,7 @@ const arbOp: fc.Arbitrary<Op> = fc.oneof(
 
 describe('NearSync shipping and restore to LWS', () => {
   it(`restore to any LWS equals the model at that marker for every volume of the group (seed ${SEED})`, async () => {
+    let dedupedBlocks = 0;
     await fc.assert(
       fc.asyncProperty(fc.array(arbOp, { minLength: 1, maxLength: 40 }), fc.array(arbOp, { maxLength: 4 }), async (ops, racing) => {
         const net = MemoryTransport.create();
@@ -44,6 +49,7 @@ describe('NearSync shipping and restore to LWS', () => {
             model[op.vol]!.set(data, op.byteOffset);
           };
           await apply({ kind: 'write', vol: 0, byteOffset: 0, byteLength: 8 * KiB, fill: 1 });
+          await apply({ kind: 'write', vol: 1, byteOffset: 32 * KiB, byteLength: 32 * KiB, fill: 2 }); // whole blocks the seed holds
           const shipper = src.site.nearSync(dst.remote, { sessionId: 'pd-1', volumeIds: vols.map((v) => v.id) });
           const seedAt = await shipper.markSeed();
           // Writes racing the seed: after the marker, maybe inside the seed snapshot.
@@ -88,6 +94,7 @@ describe('NearSync shipping and restore to LWS', () => {
               for (const v of clone.volumes.values()) await v.close();
             }
           }
+          dedupedBlocks += shipper.dedupedBlocks;
           await shipper.close();
         } finally {
           await dst.site.close();
@@ -96,6 +103,7 @@ describe('NearSync shipping and restore to LWS', () => {
       }),
       { seed: SEED, numRuns: 60 },
     );
+    expect(dedupedBlocks).toBeGreaterThan(0); // the histories did ship blocks without their data
   }, 120_000);
 
   it('group commit: appends made during a sync share one synced batch; a refused append refuses its session\'s later ones', async () => {
@@ -123,6 +131,8 @@ describe('NearSync shipping and restore to LWS', () => {
       expect(settled.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'rejected']);
       expect((settled[1] as PromiseRejectedResult).reason).toMatchObject({ code: 'CORRUPTION' });
       expect((await dst.site.lws.points()).map((p) => p.seq).at(-1)).toBe(13); // nothing past the gap
+      await expect(dst.site.lws.append('src', 's', [write(14), marker(15)])).rejects.toMatchObject({ code: 'CORRUPTION' }); // still refused: a later batch queued behind the gap
+      expect(await dst.site.lws.open('src', 's', 1, [{ volumeId: 'v', seedSnapshotId: 'snap' }])).toBe(13); // the source resumes
       expect(await dst.site.lws.append('src', 's', [write(14), marker(15), write(16), marker(17)])).toBe(17);
       expect(batch).toHaveBeenCalledTimes(2);
     } finally {
@@ -142,6 +152,7 @@ describe('NearSync shipping and restore to LWS', () => {
       const marker = { kind: 'marker' as const, seq: 4, timeMs: 1, volumeIds: ['v'] };
       await expect(dst.site.lws.append('src', 's', [good, bad, marker])).rejects.toMatchObject({ code: 'CORRUPTION' });
       expect(await dst.site.lws.points()).toEqual([]);
+      await dst.site.lws.open('src', 's', 1, [{ volumeId: 'v', seedSnapshotId: 'snap' }]);
       expect(await dst.site.lws.append('src', 's', [good, { ...bad, checksum: good.checksum }, marker])).toBe(4);
       expect((await dst.site.lws.points()).map((p) => [p.seq, p.valid])).toEqual([[4, false]]); // the seed is not held here
       await expect(dst.site.lws.clone('src', 's', 4, 'x/')).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });

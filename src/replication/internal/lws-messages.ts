@@ -1,7 +1,8 @@
 /**
- * NearSync messages (frame types 40-43): a light-weight snapshot (LWS) session opened at
- * the target, batches of write-log records between markers, and their durable
- * acknowledgements. Big-endian, every count and length checked against its named bound
+ * NearSync messages (frame types 40-45): a light-weight snapshot (LWS) session opened at
+ * the target, batches of write-log records between markers, their durable
+ * acknowledgements, and the fingerprint query that lets whole-block records ship as
+ * references to blocks the target holds. Big-endian, every count and length checked against its named bound
  * and against the bytes present before anything is allocated (see binary-messages.ts for
  * the same rules, docs/protocol.md §9).
  *
@@ -12,8 +13,12 @@
  * - LWS_BATCH (42): batchId u32, sessionId, count u32, records: kind u8 then
  *   write (0): seq u64, volumeId, byteOffset u64, checksum u64 (xxh64 of the raw bytes),
  *   codec u8 (0 raw, 1 lz4, 2 zstd), rawLength u32, dataLength u32, data; marker (1): seq u64, timeMs u64,
- *   volume count u16, volumeIds.
+ *   volume count u16, volumeIds; blocks (2): a write of whole blocks, see lws-block-record.ts.
  * - LWS_BATCH_ACK (43): batchId u32, durableSeq u64: every record up to it is durable at the target.
+ * - LWS_HAVE_REQ (44): requestId u32, sessionId, digestBytes u8, count u32 (1..MAX_LWS_HAVE_FINGERPRINTS),
+ *   fingerprints: which of them the target holds.
+ * - LWS_HAVE_RES (45): requestId u32, count u32, bitmap of ceil(count / 8) bytes (bit i of byte
+ *   i >> 3, least significant first: fingerprint i is held).
  * Strings are u8 length + UTF-8 (ids, at most MAX_ID_BYTES).
  */
 import { DrkitError } from '../../core/errors.js';
@@ -22,6 +27,12 @@ import { ByteCursor, ByteWriter } from './byte-cursor.js';
 import { MAX_FRAME_PAYLOAD_BYTES } from './frame-codec.js';
 import { LWS_FRAME_TYPE } from './lws-frame-types.js';
 import { MAX_ID_BYTES, checkId } from './json-shape.js';
+import { LWS_BLOCKS_KIND, MAX_LWS_DIGEST_BYTES, decodeLwsBlocks, encodeLwsBlocks, lwsBlocksByteLength, type LwsBlocksRecord } from './lws-block-record.js';
+
+export type { LwsBlock, LwsBlocksRecord } from './lws-block-record.js';
+
+/** Fingerprints per LWS_HAVE_REQ: a batch of 4 MiB holds at most 8192 blocks of 512 bytes. */
+export const MAX_LWS_HAVE_FINGERPRINTS = 8192;
 
 /** Records per LWS_BATCH: 4096 x 4 KiB = 16 MiB raw before compression, split further by the frame bound. */
 export const MAX_LWS_BATCH_RECORDS = 4096;
@@ -57,7 +68,7 @@ export interface LwsMarkerRecord {
   readonly volumeIds: readonly string[];
 }
 
-export type LwsRecord = LwsWriteRecord | LwsMarkerRecord;
+export type LwsRecord = LwsWriteRecord | LwsMarkerRecord | LwsBlocksRecord;
 
 export interface LwsOpenRequest {
   readonly type: 'LWS_OPEN_REQ';
@@ -86,7 +97,22 @@ export interface LwsBatchAck {
   readonly durableSeq: number;
 }
 
-export type LwsMessage = LwsOpenRequest | LwsOpenResponse | LwsBatch | LwsBatchAck;
+/** Which of `fingerprints` the target holds (asked before a batch's whole-block records are sent). */
+export interface LwsHaveRequest {
+  readonly type: 'LWS_HAVE_REQ';
+  readonly requestId: number;
+  readonly sessionId: string;
+  readonly fingerprints: readonly Uint8Array[];
+}
+
+export interface LwsHaveResponse {
+  readonly type: 'LWS_HAVE_RES';
+  readonly requestId: number;
+  /** Per fingerprint of the request, in order: held by the target. */
+  readonly have: readonly boolean[];
+}
+
+export type LwsMessage = LwsOpenRequest | LwsOpenResponse | LwsBatch | LwsBatchAck | LwsHaveRequest | LwsHaveResponse;
 export type LwsMessageType = LwsMessage['type'];
 
 
@@ -114,6 +140,7 @@ function cachedId(v: string, what: string): Uint8Array {
 /** Encoded bytes of one record (for splitting batches under the frame bound). */
 export function lwsRecordByteLength(r: LwsRecord): number {
   if (r.kind === 'write') return WRITE_FIXED_BYTES + cachedId(r.volumeId, 'volumeId').length + r.data.length;
+  if (r.kind === 'blocks') return lwsBlocksByteLength(r, cachedId(r.volumeId, 'volumeId').length);
   return 1 + 8 + 8 + 2 + r.volumeIds.reduce((n, v) => n + 1 + cachedId(v, 'volumeId').length, 0);
 }
 
@@ -139,8 +166,27 @@ export function encodeLwsMessage(m: LwsMessage): Uint8Array[] {
     }
     return enc.encode(v);
   };
-  if (!isU32(m.type === 'LWS_OPEN_REQ' || m.type === 'LWS_OPEN_RES' ? m.requestId : m.batchId)) bad('id must be a u32');
+  if (!isU32(m.type === 'LWS_BATCH' || m.type === 'LWS_BATCH_ACK' ? m.batchId : m.requestId)) bad('id must be a u32');
   switch (m.type) {
+    case 'LWS_HAVE_REQ': {
+      const n = m.fingerprints.length;
+      if (n === 0 || n > MAX_LWS_HAVE_FINGERPRINTS) bad(`1..${MAX_LWS_HAVE_FINGERPRINTS} fingerprints`);
+      const digestBytes = m.fingerprints[0]!.length;
+      if (digestBytes === 0 || digestBytes > MAX_LWS_DIGEST_BYTES || m.fingerprints.some((f) => f.length !== digestBytes)) bad(`fingerprints must share one length in 1..${MAX_LWS_DIGEST_BYTES}`);
+      const s = id(m.sessionId, 'sessionId');
+      const w = new ByteWriter(4 + 1 + s.length + 1 + 4 + n * digestBytes).u32(m.requestId).u8(s.length).raw(s).u8(digestBytes).u32(n);
+      for (const f of m.fingerprints) w.raw(f);
+      return [w.bytes];
+    }
+    case 'LWS_HAVE_RES': {
+      const n = m.have.length;
+      if (n === 0 || n > MAX_LWS_HAVE_FINGERPRINTS) bad(`1..${MAX_LWS_HAVE_FINGERPRINTS} answers`);
+      const bits = new Uint8Array((n + 7) >> 3);
+      m.have.forEach((h, i) => {
+        if (h) bits[i >> 3]! |= 1 << (i & 7);
+      });
+      return [new ByteWriter(8 + bits.length).u32(m.requestId).u32(n).raw(bits).bytes];
+    }
     case 'LWS_OPEN_REQ': {
       if (!Number.isSafeInteger(m.baseMarkerSeq) || m.baseMarkerSeq < 0) bad('baseMarkerSeq must be a safe integer');
       if (m.members.length === 0 || m.members.length > MAX_LWS_VOLUMES) bad(`1..${MAX_LWS_VOLUMES} members`);
@@ -179,6 +225,16 @@ export function encodeLwsMessage(m: LwsMessage): Uint8Array[] {
           const head = new ByteWriter(WRITE_FIXED_BYTES - 4 + v.length).u8(0).u64(r.seq).u8(v.length).raw(v).u64(r.byteOffset).u64(r.checksum).u8(r.codec).u32(r.rawLength);
           parts.push(head.bytes, new ByteWriter(4).u32(r.data.length).bytes, r.data);
           total += head.bytes.length + 4 + r.data.length;
+        } else if (r.kind === 'blocks') {
+          let v: Uint8Array;
+          try {
+            v = cachedId(r.volumeId, 'volumeId');
+          } catch (err) {
+            return bad((err as Error).message);
+          }
+          const own = encodeLwsBlocks(r, v, bad);
+          parts.push(...own);
+          total += own.reduce((n, p) => n + p.length, 0);
         } else {
           if (!Number.isSafeInteger(r.timeMs) || r.timeMs < 0) bad('timeMs must be a safe integer');
           if (r.volumeIds.length === 0 || r.volumeIds.length > MAX_LWS_VOLUMES) bad(`a marker names 1..${MAX_LWS_VOLUMES} volumes`);
@@ -211,6 +267,29 @@ export function decodeLwsMessage(type: LwsMessageType, payload: Uint8Array): Lws
     }
   };
   switch (type) {
+    case 'LWS_HAVE_REQ': {
+      const requestId = c.u32('requestId');
+      const sessionId = id('sessionId');
+      const digestBytes = c.u8('digestBytes');
+      if (digestBytes === 0 || digestBytes > MAX_LWS_DIGEST_BYTES) c.fail(`digestBytes ${digestBytes} out of 1..${MAX_LWS_DIGEST_BYTES}`);
+      const n = c.u32('count');
+      if (n === 0 || n > MAX_LWS_HAVE_FINGERPRINTS) c.fail(`${n} fingerprints, 1..${MAX_LWS_HAVE_FINGERPRINTS} allowed`);
+      c.need(n * digestBytes, 'fingerprints');
+      const fingerprints: Uint8Array[] = [];
+      for (let i = 0; i < n; i++) fingerprints.push(c.bytes(digestBytes, 'fingerprint'));
+      c.end();
+      return { type, requestId, sessionId, fingerprints };
+    }
+    case 'LWS_HAVE_RES': {
+      const requestId = c.u32('requestId');
+      const n = c.u32('count');
+      if (n === 0 || n > MAX_LWS_HAVE_FINGERPRINTS) c.fail(`${n} answers, 1..${MAX_LWS_HAVE_FINGERPRINTS} allowed`);
+      const bits = c.bytes((n + 7) >> 3, 'bitmap');
+      c.end();
+      const have: boolean[] = [];
+      for (let i = 0; i < n; i++) have.push((bits[i >> 3]! & (1 << (i & 7))) !== 0);
+      return { type, requestId, have };
+    }
     case 'LWS_OPEN_REQ': {
       const requestId = c.u32('requestId');
       const sessionId = id('sessionId');
@@ -264,6 +343,8 @@ export function decodeLwsMessage(type: LwsMessageType, payload: Uint8Array): Lws
           const volumeIds: string[] = [];
           for (let k = 0; k < n; k++) volumeIds.push(id('volumeId'));
           records.push({ kind: 'marker', seq, timeMs, volumeIds });
+        } else if (kind === LWS_BLOCKS_KIND) {
+          records.push(decodeLwsBlocks(c, seq, id('volumeId'), i));
         } else c.fail(`record ${i}: unknown kind ${kind}`);
       }
       c.end();

@@ -39,6 +39,8 @@ export interface ControlHandler {
 export interface LwsHandler {
   open(peerSiteId: string, sessionId: string, baseMarkerSeq: number, members: readonly { volumeId: string; seedSnapshotId: string }[]): Promise<number>;
   append(peerSiteId: string, sessionId: string, records: readonly LwsRecord[]): Promise<number>;
+  /** Which of the fingerprints this side holds (advisory: a later batch's references are checked again). */
+  have(peerSiteId: string, sessionId: string, fingerprints: readonly Uint8Array[]): Promise<boolean[]>;
 }
 
 interface Pending {
@@ -216,6 +218,17 @@ export class Peer {
     return res.durableSeq;
   }
 
+  /** Asks which of the fingerprints the peer holds (before a batch's whole-block records, many may be in flight). */
+  async lwsHave(sessionId: string, fingerprints: readonly Uint8Array[]): Promise<readonly boolean[]> {
+    const res = await this.#request('LWS_HAVE_RES', (requestId) => ({ type: 'LWS_HAVE_REQ', requestId, sessionId, fingerprints }));
+    if (res.have.length !== fingerprints.length) {
+      const error = new DrkitError('PROTOCOL_ERROR', `site ${this.peerSiteId} answered ${fingerprints.length} fingerprints with ${res.have.length}`);
+      await this.fail(error);
+      throw error;
+    }
+    return res.have;
+  }
+
   /** Sends one batch of LWS records; resolves when the peer made them durable (many may be in flight). */
   async lwsBatch(sessionId: string, records: readonly LwsRecord[]): Promise<number> {
     const res = await this.#request('LWS_BATCH_ACK', (batchId) => ({ type: 'LWS_BATCH', batchId, sessionId, records }));
@@ -306,10 +319,13 @@ export class Peer {
       }
       return;
     }
-    if (message.type === 'LWS_OPEN_REQ' || message.type === 'LWS_BATCH') {
+    if (message.type === 'LWS_OPEN_REQ' || message.type === 'LWS_BATCH' || message.type === 'LWS_HAVE_REQ') {
       const lws = this.#lws;
       if (lws === undefined) throw new DrkitError('NOT_SUPPORTED', `this side does not receive NearSync (${message.type})`);
-      if (message.type === 'LWS_OPEN_REQ') {
+      if (message.type === 'LWS_HAVE_REQ') {
+        const have = await lws.have(this.peerSiteId, message.sessionId, message.fingerprints);
+        await writeMessage(this.#handshake.writer, { type: 'LWS_HAVE_RES', requestId: message.requestId, have });
+      } else if (message.type === 'LWS_OPEN_REQ') {
         const durableSeq = await lws.open(this.peerSiteId, message.sessionId, message.baseMarkerSeq, message.members);
         await writeMessage(this.#handshake.writer, { type: 'LWS_OPEN_RES', requestId: message.requestId, durableSeq });
       } else {
@@ -399,6 +415,7 @@ function responseKeyOf(m: Message): string | undefined {
     case 'PROMOTE_RES':
     case 'DEMOTE_RES':
     case 'LWS_OPEN_RES':
+    case 'LWS_HAVE_RES':
       return `${m.type}:${m.requestId}`;
     case 'LWS_BATCH_ACK':
     case 'EXTENTS_ACK':
