@@ -19,7 +19,7 @@ import { bytesToKey } from '../core/bytes.js';
 import { AbortError, DrkitError, throwIfAborted } from '../core/errors.js';
 import type { Xxh64 } from '../core/checksum.js';
 import type { Clock } from '../adapters/clock.js';
-import { CODEC_RAW, type ExtentCodec } from '../dedup/codec.js';
+import { CODEC_RAW, type EncodedExtent, type ExtentCodec } from '../dedup/codec.js';
 import type { CodecPool } from '../dedup/codec-pool.js';
 import type { SnapshotTree } from '../snapshot/index.js';
 import type { SnapshotInfo } from '../snapshot/index.js';
@@ -334,7 +334,7 @@ async function shipExtents(
     // Raw extents are compressed, unless the store knows that did not pay when they arrived.
     const toCompress = (s: (typeof stored)[number]) => s.codec === CODEC_RAW && s.incompressible !== true;
     const raws = stored.filter(toCompress).map((s) => s.bytes);
-    const compressed = ctx.codecPool === undefined || raws.length === 0 ? raws.map((d) => ctx.codec.compress(d)) : await ctx.codecPool.compressBatch(raws, { signal });
+    const compressed = await compressAll(ctx, raws, signal);
     let r = 0;
     for (let j = 0; j < slice.length; j++) {
       const s = stored[j]!;
@@ -348,4 +348,20 @@ async function shipExtents(
     }
   }
   await flush();
+}
+
+/**
+ * Compresses `raws` on the site's codec pool when it has one (a worker thread, so this
+ * thread keeps reading and framing), else here. A pool already holding its bound of
+ * batches (BUSY: other transfers of this site share it) costs a batch its parallelism,
+ * never the transfer: that batch is compressed here.
+ */
+async function compressAll(ctx: SenderContext, raws: Uint8Array[], signal: AbortSignal | undefined): Promise<EncodedExtent[]> {
+  if (ctx.codecPool === undefined || raws.length === 0) return raws.map((d) => ctx.codec.compress(d));
+  try {
+    return await ctx.codecPool.compressBatch(raws, { signal });
+  } catch (err) {
+    if (!(err instanceof DrkitError) || err.code !== 'BUSY') throw err;
+    return raws.map((d) => ctx.codec.compress(d));
+  }
 }
