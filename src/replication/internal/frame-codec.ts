@@ -254,7 +254,7 @@ export interface FrameParts {
   readonly parts: readonly Uint8Array[];
 }
 
-/** Bytes the frame of `parts` takes on the wire, `flags` as encoded (with the MAC flag when tagged). */
+/** Bytes the frame of `parts` takes on the wire; `tagged` when it carries a MAC tag. */
 export function frameByteLength(parts: readonly Uint8Array[], tagged: boolean): number {
   let payloadByteLength = 0;
   for (const part of parts) payloadByteLength += part.length;
