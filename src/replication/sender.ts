@@ -284,29 +284,30 @@ async function shipExtents(
   budget: ByteBudget,
   signal: AbortSignal | undefined,
 ): Promise<void> {
-  const unique = new Map<string, Uint8Array>();
-  const uses = new Map<string, number>();
+  // Distinct fingerprints of the batch with their block counts: one key string per block.
+  const unique = new Map<string, { fingerprint: Uint8Array; uses: number }>();
   for (const b of blocks) {
     if (b.fingerprint === undefined) {
       counters.zeroBytes += blockBytes;
       continue;
     }
     const key = bytesToKey(b.fingerprint);
-    unique.set(key, b.fingerprint);
-    uses.set(key, (uses.get(key) ?? 0) + 1);
+    const entry = unique.get(key);
+    if (entry === undefined) unique.set(key, { fingerprint: b.fingerprint, uses: 1 });
+    else entry.uses++;
   }
-  const fps = [...unique.values()];
+  const entries = [...unique.values()];
   const missing: Uint8Array[] = [];
-  for (let i = 0; i < fps.length; i += HAVE_QUERY_MAX) {
-    const slice = fps.slice(i, i + HAVE_QUERY_MAX);
-    const have = await port.have(slice);
-    slice.forEach((fp, j) => {
-      if (have[j]) counters.dedupedBytes += (uses.get(bytesToKey(fp)) ?? 1) * blockBytes;
-      else missing.push(fp);
+  for (let i = 0; i < entries.length; i += HAVE_QUERY_MAX) {
+    const slice = entries.slice(i, i + HAVE_QUERY_MAX);
+    const have = await port.have(slice.map((e) => e.fingerprint));
+    slice.forEach((e, j) => {
+      // Held at the target: every block of it is deduped. Missing: it ships once, and
+      // the batch's other blocks sharing it count as deduped.
+      counters.dedupedBytes += (have[j] ? e.uses : e.uses - 1) * blockBytes;
+      if (!have[j]) missing.push(e.fingerprint);
     });
   }
-  // Blocks sharing a missing extent within the batch count as deduped beyond the first.
-  for (const fp of missing) counters.dedupedBytes += ((uses.get(bytesToKey(fp)) ?? 1) - 1) * blockBytes;
   let call: WireExtent[] = [];
   let callWireBytes = 0;
   // Throttled, a call is at most an eighth of a second's worth: sent at once after its wait, a
