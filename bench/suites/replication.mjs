@@ -4,7 +4,8 @@
 // another process over TCP loopback (raw-file stores), then version 2 (5% of the 4 KiB
 // blocks rewritten at random) replicated incrementally; a 1%-modified clone shows
 // global dedup; TLS and restore-from-remote close the set.
-// Scale with DRKIT_BENCH_IMAGE_MIB (default 1024).
+// Scale with DRKIT_BENCH_IMAGE_MIB (default 1024); DRKIT_BENCH_BACKUP_ONLY=1 stops after
+// replicate.incremental (for iterating on the backup path with a profiler).
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createInterface } from 'node:readline';
@@ -16,11 +17,12 @@ import { LmdbMetaStore, RawFileBlockDevice, TcpTransport, TlsTransport } from '.
 import { SnapshotTree } from '../../dist/snapshot/index.js';
 import { Site } from '../../dist/replication/index.js';
 import { ExtentCodec } from '../../dist/dedup/index.js';
-import { applyVersion2, standardImageChunks } from '../workload.mjs';
+import { applyVersion2, CHUNK_BYTES, writeStandardImage } from '../workload.mjs';
 import { mbPerSec, countingTransport, peakRssBytes } from '../util.mjs';
 
 const rssNow = peakRssBytes;
 import { createReadStream, mkdirSync, readFileSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const siteProcess = join(here, '../../test/replication/fixtures/site-process.mjs');
@@ -31,6 +33,8 @@ const tlsDir = join(here, '../../test/fixtures/tls');
 const MiB = 1024 * 1024;
 const IMAGE_BYTES = Number(process.env.DRKIT_BENCH_IMAGE_MIB ?? 1024) * MiB;
 const psk = new Uint8Array(32).fill(42);
+/** Site A's compression worker threads (Site's `compressionWorkers`); DRKIT_BENCH_COMPRESSION_WORKERS overrides. */
+const compressionWorkers = process.env.DRKIT_BENCH_COMPRESSION_WORKERS === undefined ? undefined : Number(process.env.DRKIT_BENCH_COMPRESSION_WORKERS);
 
 async function startChild(siteId, kind, dataDir) {
   const child = spawn(process.execPath, [...childNodeArgs, siteProcess, siteId, kind, dataDir, tlsDir], { stdio: ['pipe', 'pipe', 'inherit'] });
@@ -76,12 +80,20 @@ const cpuSecondsNow = () => {
   return (u.user + u.system) / 1e6;
 };
 
+/** Per-thread CPU seconds, when a --require probe provides `globalThis.__threadCpu` (profiling only). */
+const threadCpu = () => globalThis.__threadCpu?.();
+function logThreadCpu(log, phase, before, after) {
+  if (before === undefined) return;
+  const parts = Object.entries(after).map(([name, s]) => [name, s - (before[name] ?? 0)]).filter(([, s]) => s >= 0.01);
+  log(`  ${phase} CPU by thread: ${parts.map(([name, s]) => `${name}=${s.toFixed(2)}`).join(' ')}`);
+}
+
 async function fileSite(dir, siteId) {
   const device = await RawFileBlockDevice.open({ path: join(dir, `${siteId}.extents`), create: { byteLength: 64 * MiB } });
   const meta = await LmdbMetaStore.open({ path: join(dir, `${siteId}.meta`), create: true });
   const extents = await DeviceExtentStore.open({ device, meta, decoder: await ExtentCodec.open() });
   const tree = await SnapshotTree.open({ meta, extents });
-  const site = await Site.open({ siteId, tree, meta, peerKeys: () => psk, authenticatePeer: (p, id) => p.commonName === id || p.commonName === undefined });
+  const site = await Site.open({ siteId, tree, meta, compressionWorkers, peerKeys: () => psk, authenticatePeer: (p, id) => p.commonName === id || p.commonName === undefined });
   return {
     site,
     tree,
@@ -95,8 +107,28 @@ async function fileSite(dir, siteId) {
   };
 }
 
-async function importImage(vol) {
-  for (const { byteOffset, data } of standardImageChunks({ byteLength: IMAGE_BYTES })) await vol.write(byteOffset, data);
+/**
+ * Imports the image file into `vol` as a backup tool reads its source: in order, in
+ * CHUNK_BYTES reads (the image is written before the clock starts, so generating its
+ * content is not counted; it is in the page cache, as it was for restic and borg).
+ */
+async function importImage(vol, imagePath) {
+  const handle = await open(imagePath, 'r');
+  const chunk = new Uint8Array(CHUNK_BYTES);
+  try {
+    for (let byteOffset = 0; byteOffset < IMAGE_BYTES; byteOffset += CHUNK_BYTES) {
+      const want = Math.min(CHUNK_BYTES, IMAGE_BYTES - byteOffset);
+      let got = 0;
+      while (got < want) {
+        const { bytesRead } = await handle.read(chunk, got, want - got, byteOffset + got);
+        if (bytesRead === 0) throw new Error(`image file ends at ${byteOffset + got}`);
+        got += bytesRead;
+      }
+      await vol.write(byteOffset, chunk.subarray(0, want));
+    }
+  } finally {
+    await handle.close();
+  }
   await vol.flush();
 }
 
@@ -116,17 +148,22 @@ export default [
     produces: ['replicate.initial', 'replicate.incremental', 'restore.device', 'store.bytesAtRest', 'replicate.dedup', 'replicate.tls', 'restore.remote'],
     async run({ dir, log }) {
       const results = [];
+      // The source image exists already (a backup tool reads a file): written before the clock.
+      const imagePath = join(dir, 'image-v1.raw');
+      await writeStandardImage(imagePath, { byteLength: IMAGE_BYTES });
       // The target runs already (a backup repository does): started before the clock.
       const b = await startChild('siteB', 'tcp', dir);
       const receiverCpuBefore = (await b.stats()).cpuMs / 1000;
       // Full backup, as a backup tool's: import the image into a volume, snapshot, replicate.
+      const threads0 = threadCpu();
       const cpu0 = cpuSecondsNow();
       let t0 = performance.now();
       const a = await fileSite(dir, 'siteA');
       const vol = await a.tree.createVolume({ name: 'image', byteLength: IMAGE_BYTES });
-      await importImage(vol);
+      await importImage(vol, imagePath);
       const importMs = performance.now() - t0;
       log(`  imported ${IMAGE_BYTES / MiB} MiB in ${importMs.toFixed(0)} ms`);
+      const threads1 = threadCpu();
       const s1 = await a.tree.snapshot(vol.id, { name: 'v1' });
       const tcp = countingTransport(TcpTransport.create());
       const remote = { siteId: 'siteB', address: b.address, transport: tcp.transport, psk };
@@ -135,6 +172,8 @@ export default [
       const initialMs = performance.now() - t0;
       const replicateMs = performance.now() - t1;
       const senderCpu = cpuSecondsNow() - cpu0;
+      logThreadCpu(log, 'import', threads0, threads1);
+      logThreadCpu(log, 'replicate', threads1, threadCpu());
       const bAfter = await b.stats();
       const receiverCpu = bAfter.cpuMs / 1000 - receiverCpuBefore;
       results.push({
@@ -193,6 +232,13 @@ export default [
         receiverCpuMsPerMB: +((incReceiverCpu * 1000) / (r2.progress.sentExtentBytes / 1e6)).toFixed(2),
         initialReceiverCpuMsPerMB: +((receiverCpu * 1000) / (r1.progress.sentExtentBytes / 1e6)).toFixed(2),
       });
+
+      if (process.env.DRKIT_BENCH_BACKUP_ONLY === '1') {
+        await b.stop();
+        await vol.close();
+        await a.close();
+        return results;
+      }
 
       // Restore v2 from the remote site into a raw file, in a fresh process, fsync included.
       // The target restarts first, so its peak RSS is the restore's, not the backups'.

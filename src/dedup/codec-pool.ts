@@ -1,6 +1,7 @@
 /**
- * CodecPool: lz4 compression, decompression and SHA-256 fingerprinting of extent
- * batches on worker threads, so the event loop thread keeps doing I/O.
+ * CodecPool: compression (zstd, codec 2, by default, as ExtentCodec; or lz4), decompression
+ * of every codec, and SHA-256 fingerprinting of extent batches on worker threads, so the
+ * event loop thread keeps doing I/O.
  *
  * A batch is packed into one ArrayBuffer (one copy, ~0.4 ms per 4 MiB, an order of
  * magnitude below the work it carries), transferred to a worker, and the worker's
@@ -23,7 +24,7 @@ import { pathToFileURL } from 'node:url';
 import { AbortError, DrkitError, throwIfAborted } from '../core/errors.js';
 import type { ErrorCode } from '../core/error-codes.js';
 import { assertBytes, assertNonNegativeInteger } from '../core/validate.js';
-import { CODEC_LZ4, CODEC_RAW, ExtentCodec, MAX_CODEC_RAW_BYTES, type CodecId, type EncodedExtent } from './codec.js';
+import { CODEC_RAW, CODEC_ZSTD, DEFAULT_ZSTD_LEVEL, ExtentCodec, isCodecId, MAX_CODEC_RAW_BYTES, type CodecId, type EncodedExtent, type ExtentCodecOptions } from './codec.js';
 import { sha256Fingerprinter } from './fingerprint.js';
 import { CODEC_WORKER_SOURCE } from './internal/codec-worker-source.js';
 
@@ -69,6 +70,13 @@ export interface CodecPoolOptions {
    * @defaultValue 0.9
    */
   maxCompressedFraction?: number;
+  /**
+   * The codec compression emits, as {@link ExtentCodecOptions.compression}.
+   * @defaultValue 'zstd' (falls back to 'lz4' where zstd-napi cannot be loaded)
+   */
+  compression?: 'zstd' | 'lz4';
+  /** zstd level, as {@link ExtentCodecOptions.zstdLevel}. @defaultValue 1 ({@link DEFAULT_ZSTD_LEVEL}) */
+  zstdLevel?: number;
 }
 
 /** One compressed extent to decode, for {@link CodecPool.decompressBatch}. */
@@ -135,12 +143,14 @@ export class CodecPool {
   #nextId = 1;
   #closed = false;
 
-  private constructor(codec: ExtentCodec, workerCount: number, maxPendingBatches: number, lz4Url: string) {
+  private constructor(codec: ExtentCodec, workerCount: number, maxPendingBatches: number, urls: ModuleUrls, zstdLevel: number) {
     this.#codec = codec;
     this.workerCount = workerCount;
     this.maxPendingBatches = maxPendingBatches;
     this.#workerData = {
-      lz4Url,
+      ...urls,
+      compression: codec.compression === CODEC_ZSTD ? 'zstd' : 'lz4',
+      zstdLevel,
       maxCompressedFraction: codec.maxCompressedFraction,
       maxRawBytes: MAX_CODEC_RAW_BYTES,
       digestAlgorithm: sha256Fingerprinter.algorithm,
@@ -160,15 +170,14 @@ export class CodecPool {
     if (maxPendingBatches < 1) {
       throw new DrkitError('INVALID_ARGUMENT', 'maxPendingBatches must be at least 1', { data: { maxPendingBatches } });
     }
-    // The workers speak lz4 only; the in-thread codec matches them (zstd runs in ExtentCodec).
+    // The in-thread codec decides (and validates) the compression; workers emit the same.
+    const zstdLevel = options.zstdLevel ?? DEFAULT_ZSTD_LEVEL;
     const codec = await ExtentCodec.open({
-      compression: 'lz4',
+      ...(options.compression === undefined ? {} : { compression: options.compression }),
+      zstdLevel,
       ...(options.maxCompressedFraction === undefined ? {} : { maxCompressedFraction: options.maxCompressedFraction }),
     });
-    // Resolved from this module, as `import('lz4-napi')` in codec.ts is, so workers load the
-    // same copy. (The CJS build gets import.meta.url from tsup's shims.)
-    const lz4Url = workerCount === 0 ? '' : pathToFileURL(createRequire(import.meta.url).resolve('lz4-napi')).href;
-    const pool = new CodecPool(codec, workerCount, maxPendingBatches, lz4Url);
+    const pool = new CodecPool(codec, workerCount, maxPendingBatches, workerCount === 0 ? NO_URLS : moduleUrls(codec.decodesZstd), zstdLevel);
     for (let i = 0; i < workerCount; i++) pool.#slots.push(pool.#spawn());
     return pool;
   }
@@ -194,7 +203,8 @@ export class CodecPool {
     if (this.workerCount === 0) return this.#inThread(options.signal, () => extents.map((data) => this.#codec.compress(data)));
     const reply = await this.#submit('compress', pack(extents, lengths), lengths, {}, options.signal);
     const codecs = reply.codecs as Uint8Array;
-    return views(reply).map((bytes, i) => ({ codec: (codecs[i] === CODEC_LZ4 ? CODEC_LZ4 : CODEC_RAW) as CodecId, bytes }));
+    const emitted = this.#codec.compression;
+    return views(reply).map((bytes, i) => ({ codec: (codecs[i] === emitted ? emitted : CODEC_RAW) as CodecId, bytes }));
   }
 
   /**
@@ -211,7 +221,7 @@ export class CodecPool {
     extents.forEach((e, i) => {
       assertBytes(e.bytes, `extents[${i}].bytes`);
       assertNonNegativeInteger(e.rawLength, `extents[${i}].rawLength`);
-      if (e.codec !== CODEC_RAW && e.codec !== CODEC_LZ4) {
+      if (!isCodecId(e.codec)) {
         throw new DrkitError('INVALID_ARGUMENT', `unknown codec id ${String(e.codec)}`, { data: { index: i, codec: String(e.codec) } });
       }
       if (e.rawLength > MAX_CODEC_RAW_BYTES) {
@@ -395,6 +405,26 @@ export class CodecPool {
 }
 
 function noop(): void {}
+
+/** File URLs of the native codec modules the workers import (empty: not needed or not loadable). */
+interface ModuleUrls {
+  readonly lz4Url: string;
+  readonly zstdUrl: string;
+  readonly zstdBindingUrl: string;
+}
+
+const NO_URLS: ModuleUrls = { lz4Url: '', zstdUrl: '', zstdBindingUrl: '' };
+
+/**
+ * Resolved from this module, as `import('lz4-napi')` and `import('zstd-napi')` in codec.ts
+ * are, so workers load the same copies. (The CJS build gets import.meta.url from tsup's
+ * shims.) zstd only where the parent could load it (`withZstd`).
+ */
+function moduleUrls(withZstd: boolean): ModuleUrls {
+  const require = createRequire(import.meta.url);
+  const url = (id: string) => pathToFileURL(require.resolve(id)).href;
+  return { lz4Url: url('lz4-napi'), zstdUrl: withZstd ? url('zstd-napi') : '', zstdBindingUrl: withZstd ? url('zstd-napi/binding.js') : '' };
+}
 
 /** @throws INVALID_ARGUMENT when the batch's input exceeds {@link MAX_POOL_BATCH_BYTES} */
 function checkBatchBytes(lengths: Uint32Array): void {

@@ -171,6 +171,8 @@ export class ExtentCodec {
   readonly maxCompressedFraction: number;
   /** The codec compress() uses ({@link CODEC_ZSTD} or {@link CODEC_LZ4}). */
   readonly compression: typeof CODEC_LZ4 | typeof CODEC_ZSTD;
+  /** Whether zstd-napi loaded here, so codec 2 payloads can be decoded. */
+  readonly decodesZstd: boolean;
   readonly #lz4: Lz4Binding;
   readonly #zstdCompressor: { compress(data: Buffer): Buffer } | undefined;
   readonly #zstdDecoder: { decompress(dst: Uint8Array, src: Uint8Array): number } | undefined;
@@ -179,6 +181,7 @@ export class ExtentCodec {
     this.#lz4 = lz4;
     this.#zstdCompressor = zstd?.newCompressor(zstdLevel);
     this.#zstdDecoder = zstd?.newDecoder();
+    this.decodesZstd = zstd !== undefined;
     this.compression = compress === 'zstd' ? CODEC_ZSTD : CODEC_LZ4;
     this.maxCompressedFraction = maxCompressedFraction;
   }

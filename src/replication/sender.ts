@@ -19,7 +19,7 @@ import { bytesToKey } from '../core/bytes.js';
 import { AbortError, DrkitError, throwIfAborted } from '../core/errors.js';
 import type { Xxh64 } from '../core/checksum.js';
 import type { Clock } from '../adapters/clock.js';
-import { CODEC_RAW, type ExtentCodec } from '../dedup/codec.js';
+import { CODEC_RAW, type EncodedExtent, type ExtentCodec } from '../dedup/codec.js';
 import type { CodecPool } from '../dedup/codec-pool.js';
 import type { SnapshotTree } from '../snapshot/index.js';
 import type { SnapshotInfo } from '../snapshot/index.js';
@@ -284,29 +284,30 @@ async function shipExtents(
   budget: ByteBudget,
   signal: AbortSignal | undefined,
 ): Promise<void> {
-  const unique = new Map<string, Uint8Array>();
-  const uses = new Map<string, number>();
+  // Distinct fingerprints of the batch with their block counts: one key string per block.
+  const unique = new Map<string, { fingerprint: Uint8Array; uses: number }>();
   for (const b of blocks) {
     if (b.fingerprint === undefined) {
       counters.zeroBytes += blockBytes;
       continue;
     }
     const key = bytesToKey(b.fingerprint);
-    unique.set(key, b.fingerprint);
-    uses.set(key, (uses.get(key) ?? 0) + 1);
+    const entry = unique.get(key);
+    if (entry === undefined) unique.set(key, { fingerprint: b.fingerprint, uses: 1 });
+    else entry.uses++;
   }
-  const fps = [...unique.values()];
+  const entries = [...unique.values()];
   const missing: Uint8Array[] = [];
-  for (let i = 0; i < fps.length; i += HAVE_QUERY_MAX) {
-    const slice = fps.slice(i, i + HAVE_QUERY_MAX);
-    const have = await port.have(slice);
-    slice.forEach((fp, j) => {
-      if (have[j]) counters.dedupedBytes += (uses.get(bytesToKey(fp)) ?? 1) * blockBytes;
-      else missing.push(fp);
+  for (let i = 0; i < entries.length; i += HAVE_QUERY_MAX) {
+    const slice = entries.slice(i, i + HAVE_QUERY_MAX);
+    const have = await port.have(slice.map((e) => e.fingerprint));
+    slice.forEach((e, j) => {
+      // Held at the target: every block of it is deduped. Missing: it ships once, and
+      // the batch's other blocks sharing it count as deduped.
+      counters.dedupedBytes += (have[j] ? e.uses : e.uses - 1) * blockBytes;
+      if (!have[j]) missing.push(e.fingerprint);
     });
   }
-  // Blocks sharing a missing extent within the batch count as deduped beyond the first.
-  for (const fp of missing) counters.dedupedBytes += ((uses.get(bytesToKey(fp)) ?? 1) - 1) * blockBytes;
   let call: WireExtent[] = [];
   let callWireBytes = 0;
   // Throttled, a call is at most an eighth of a second's worth: sent at once after its wait, a
@@ -334,7 +335,7 @@ async function shipExtents(
     // Raw extents are compressed, unless the store knows that did not pay when they arrived.
     const toCompress = (s: (typeof stored)[number]) => s.codec === CODEC_RAW && s.incompressible !== true;
     const raws = stored.filter(toCompress).map((s) => s.bytes);
-    const compressed = ctx.codecPool === undefined || raws.length === 0 ? raws.map((d) => ctx.codec.compress(d)) : await ctx.codecPool.compressBatch(raws, { signal });
+    const compressed = await compressAll(ctx, raws, signal);
     let r = 0;
     for (let j = 0; j < slice.length; j++) {
       const s = stored[j]!;
@@ -348,4 +349,20 @@ async function shipExtents(
     }
   }
   await flush();
+}
+
+/**
+ * Compresses `raws` on the site's codec pool when it has one (a worker thread, so this
+ * thread keeps reading and framing), else here. A pool already holding its bound of
+ * batches (BUSY: other transfers of this site share it) costs a batch its parallelism,
+ * never the transfer: that batch is compressed here.
+ */
+async function compressAll(ctx: SenderContext, raws: Uint8Array[], signal: AbortSignal | undefined): Promise<EncodedExtent[]> {
+  if (ctx.codecPool === undefined || raws.length === 0) return raws.map((d) => ctx.codec.compress(d));
+  try {
+    return await ctx.codecPool.compressBatch(raws, { signal });
+  } catch (err) {
+    if (!(err instanceof DrkitError) || err.code !== 'BUSY') throw err;
+    return raws.map((d) => ctx.codec.compress(d));
+  }
 }

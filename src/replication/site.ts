@@ -102,7 +102,11 @@ export interface SiteOptions {
   readonly idleTimeoutMs?: number;
   /** Received bytes between durable checkpoints of a transfer. @defaultValue 64 MiB */
   readonly checkpointBytes?: number;
-  /** Worker threads that compress outgoing extents (0 = on the calling thread). @defaultValue 0 */
+  /**
+   * Worker threads that compress outgoing extents with the site's codec (zstd by default),
+   * 0 = on the calling thread. Pays when a core is free: on a loaded 2-core machine one
+   * worker measured no faster (docs/benchmarks.md, issue #13). @defaultValue 0
+   */
   readonly compressionWorkers?: number;
   /**
    * Whether authenticated peer `peerSiteId` may hand `lineage` over to this site (a remote

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   CODEC_LZ4,
   CODEC_RAW,
+  CODEC_ZSTD,
   CodecPool,
   ExtentCodec,
   MAX_CODEC_RAW_BYTES,
@@ -71,12 +72,46 @@ let pool: CodecPool;
 let inThread: CodecPool;
 beforeAll(async () => {
   codec = await ExtentCodec.open({ compression: 'lz4' });
-  pool = await CodecPool.open({ workerCount: 2 });
-  inThread = await CodecPool.open({ workerCount: 0 });
+  pool = await CodecPool.open({ workerCount: 2, compression: 'lz4' });
+  inThread = await CodecPool.open({ workerCount: 0, compression: 'lz4' });
 });
 afterAll(async () => {
   await pool.close();
   await inThread.close();
+});
+
+describe('CodecPool with zstd (codec 2, the default)', () => {
+  it('compresses and decompresses exactly as the in-thread zstd codec, and rejects corrupt zstd with CORRUPTION (seeded batches)', async () => {
+    const zstd = await ExtentCodec.open();
+    expect(zstd.compression).toBe(CODEC_ZSTD);
+    const zPool = await CodecPool.open({ workerCount: 1 });
+    const zInThread = await CodecPool.open({ workerCount: 0 });
+    try {
+      for (const seed of [11, 12, 13]) {
+        const batch = [...mixedBatch(seed, 40), textBytes(MAX_CODEC_RAW_BYTES, seed)];
+        const expected = batch.map((b) => zstd.compress(b));
+        const [viaPool, viaThread] = await Promise.all([zPool.compressBatch(batch), zInThread.compressBatch(batch)]);
+        sameEncoding(viaPool, expected, `seed ${seed} pool`);
+        sameEncoding(viaThread, expected, `seed ${seed} in-thread`);
+        expect(viaPool.some((e) => e.codec === CODEC_ZSTD) && viaPool.some((e) => e.codec === CODEC_RAW), `seed ${seed}`).toBe(true);
+        const encoded = viaPool.map((e, i) => ({ ...e, rawLength: (batch[i] as Uint8Array).byteLength }));
+        for (const p of [zPool, zInThread]) {
+          const decoded = await p.decompressBatch(encoded);
+          decoded.forEach((d, i) => expect(equalBytes(d, batch[i] as Uint8Array), `seed ${seed} decode ${i}`).toBe(true));
+        }
+        const z = encoded.findIndex((e) => e.codec === CODEC_ZSTD);
+        const truncated = encoded.map((e, i) => (i === z ? { ...e, bytes: e.bytes.subarray(0, e.bytes.byteLength - 3) } : e));
+        const longer = encoded.map((e, i) => (i === z ? { ...e, rawLength: e.rawLength - 1 } : e));
+        for (const p of [zPool, zInThread]) {
+          await expect(p.decompressBatch(truncated), `seed ${seed}`).rejects.toMatchObject({ code: 'CORRUPTION', data: { index: z } });
+          await expect(p.decompressBatch(longer), `seed ${seed}`).rejects.toMatchObject({ code: 'CORRUPTION', data: { index: z } });
+        }
+      }
+    } finally {
+      await zPool.close();
+      await zInThread.close();
+    }
+  });
 });
 
 describe('CodecPool', () => {
@@ -193,7 +228,8 @@ describe('CodecPool', () => {
 
   it('pools that are used, or idle, and never closed do not keep the process alive', async () => {
     // The real pool, bundled from the sources with esbuild (tsup's engine) into a folder
-    // under node_modules so that the child resolves lz4-napi as a user's install would.
+    // under node_modules so that the child resolves lz4-napi and zstd-napi (the default
+    // codec) as a user's install would.
     const { buildSync } = await import('esbuild');
     const dir = mkdtempSync(join(root, 'node_modules', '.cache-drkit-pool-'));
     try {
@@ -226,7 +262,7 @@ console.log(JSON.stringify({ codec: a[0].codec, byteLength: a[0].bytes.byteLengt
       ];
       for (const out of outputs) {
         const reply = JSON.parse(out.trim()) as { codec: number; byteLength: number; fingerprintBytes: number };
-        expect(reply).toMatchObject({ codec: CODEC_LZ4, fingerprintBytes: 32 });
+        expect(reply).toMatchObject({ codec: CODEC_ZSTD, fingerprintBytes: 32 });
         expect(reply.byteLength).toBeLessThan(30 * 2000);
       }
     } finally {

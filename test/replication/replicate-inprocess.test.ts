@@ -8,7 +8,8 @@ import { describe, expect, it } from 'vitest';
 import { loadXxh64, equalBytes } from '../../src/index.js';
 import { SeededPrng } from '../../src/testing/index.js';
 import { MemoryExtentStore, MemoryMetaStore, VirtualClock } from '../../src/adapters/index.js';
-import { ExtentCodec } from '../../src/dedup/codec.js';
+import { CODEC_ZSTD, ExtentCodec } from '../../src/dedup/codec.js';
+import { CodecPool } from '../../src/dedup/codec-pool.js';
 import { SnapshotTree } from '../../src/snapshot/index.js';
 import { ReceiverState } from '../../src/replication/receiver-state.js';
 import { replicateSnapshots, type SenderContext } from '../../src/replication/sender.js';
@@ -146,6 +147,53 @@ describe('replication (in process)', () => {
     expect(new Set(remote.map((s) => s.groupId)).size).toBe(1);
     expect(remote[0]!.groupId).toBeDefined();
     expect(await readAll(b.tree, remote[1]!.id)).toEqual(await readAll(a.tree, group[1]!.id));
+  });
+
+  it('compresses on a codec pool (zstd on a worker); a pool at its bound (BUSY) costs parallelism, never the transfer', async () => {
+    const a = await site('A');
+    const b = await site('B');
+    // One pending batch for four pipelined batches: most compressBatch calls meet BUSY.
+    const pool = await CodecPool.open({ workerCount: 1, maxPendingBatches: 1 });
+    let busy = 0;
+    const counted: CodecPool = Object.assign(Object.create(pool) as CodecPool, {
+      compressBatch: async (raws: Uint8Array[], o?: { signal?: AbortSignal }) => {
+        try {
+          return await pool.compressBatch(raws, o);
+        } catch (err) {
+          if ((err as { code?: string }).code === 'BUSY') busy++;
+          throw err;
+        }
+      },
+    });
+    const codecs = new Set<number>();
+    const port: ReplicationPort = {
+      list: (k) => b.receiver.list(k),
+      begin: (r) => b.receiver.begin(r),
+      have: (f) => b.receiver.have(f),
+      extents: (e) => {
+        for (const x of e) codecs.add(x.codec);
+        return b.receiver.extents(e);
+      },
+      blocks: (id, c, bl) => b.receiver.blocks(id, c, bl),
+      commit: (ids) => b.receiver.commit(ids),
+    };
+    try {
+      const byteLength = 8 * 256 * 4 * KiB; // 8 batches of 256 blocks
+      const vol = await a.tree.createVolume({ name: 'v', byteLength, blockBytes: 4 * KiB });
+      const text = new TextEncoder().encode('drkit replicates extents compressed on a worker thread. '.repeat(80));
+      for (let off = 0; off < byteLength; off += 4 * KiB) {
+        const block = text.slice(0, 4 * KiB);
+        new DataView(block.buffer).setUint32(0, off);
+        await vol.write(off, block);
+      }
+      const snap = await a.tree.snapshot(vol.id, { name: 's' });
+      const result = await replicateSnapshots({ ...a.ctx, codecPool: counted }, port, 'B', [snap.id]);
+      expect(equalBytes(await readAll(b.tree, result.remoteSnapshotIds[0]!), await readAll(a.tree, snap.id))).toBe(true);
+      expect([...codecs]).toEqual([CODEC_ZSTD]);
+      expect(busy).toBeGreaterThan(0);
+    } finally {
+      await pool.close();
+    }
   });
 
   it('refuses corrupted extents and never commits them', async () => {

@@ -254,13 +254,23 @@ export interface FrameParts {
   readonly parts: readonly Uint8Array[];
 }
 
+/** Bytes the frame of `parts` takes on the wire; `tagged` when it carries a MAC tag. */
+export function frameByteLength(parts: readonly Uint8Array[], tagged: boolean): number {
+  let payloadByteLength = 0;
+  for (const part of parts) payloadByteLength += part.length;
+  return FRAME_OVERHEAD_BYTES + (tagged ? FRAME_MAC_BYTES : 0) + payloadByteLength;
+}
+
 /**
- * Builds one frame (header + payload + [tag] + xxh64) in a single new buffer. With `mac`
- * the MAC flag is set and the tag (the next of `mac`'s direction) is computed over the
- * header and the payload parts themselves, before they are copied.
- * @throws INVALID_ARGUMENT for an unknown type, flags, a bad sequence number or an oversized payload
+ * Builds one frame (header + payload + [tag] + xxh64) in a single buffer: a new one, or
+ * the start of `into` when given (at least {@link frameByteLength} bytes; the result is
+ * then a view of it, so a writer can recycle its buffers instead of allocating one per
+ * frame). With `mac` the MAC flag is set and the tag (the next of `mac`'s direction) is
+ * computed over the header and the payload parts themselves, before they are copied.
+ * @throws INVALID_ARGUMENT for an unknown type, flags, a bad sequence number, an oversized
+ * payload, or an `into` too small (nothing is consumed: the MAC counter does not move)
  */
-export function encodeFrame(xxh64: Xxh64, frame: FrameParts, mac?: FrameMac): Uint8Array {
+export function encodeFrame(xxh64: Xxh64, frame: FrameParts, mac?: FrameMac, into?: Uint8Array): Uint8Array {
   const givenFlags = frame.flags ?? 0;
   // The MAC flag means "a tag follows": it is set by passing `mac`, never by hand.
   if ((givenFlags & FRAME_FLAG_MAC) !== 0) throw new DrkitError('INVALID_ARGUMENT', 'the MAC flag is set by passing a FrameMac', { data: { flags: givenFlags } });
@@ -275,8 +285,12 @@ export function encodeFrame(xxh64: Xxh64, frame: FrameParts, mac?: FrameMac): Ui
       data: { payloadByteLength, maxPayloadBytes: MAX_FRAME_PAYLOAD_BYTES },
     });
   }
-  const out = new Uint8Array(FRAME_OVERHEAD_BYTES + tagBytesOf(flags) + payloadByteLength);
-  const view = new DataView(out.buffer);
+  const frameBytes = FRAME_OVERHEAD_BYTES + tagBytesOf(flags) + payloadByteLength;
+  if (into !== undefined && into.byteLength < frameBytes) {
+    throw new DrkitError('INVALID_ARGUMENT', `a frame of ${frameBytes} bytes does not fit a buffer of ${into.byteLength}`, { data: { frameBytes, byteLength: into.byteLength } });
+  }
+  const out = into === undefined ? new Uint8Array(frameBytes) : into.subarray(0, frameBytes);
+  const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
   out[0] = FRAME_MAGIC[0];
   out[1] = FRAME_MAGIC[1];
   out[2] = PROTOCOL_VERSION;
