@@ -17,9 +17,18 @@
  *   snapshot onto the same device resumes there (BEGIN answers that block), so what was
  *   written and verified is not fetched again. `commit` flushes the device and clears the
  *   checkpoint.
+ * - Verification off the read loop: `extents()` decodes a batch (in this thread) and hands
+ *   the SHA-256 of its content to `fingerprintBatch` (a CodecPool worker in a restore) and
+ *   returns, so the next frame is read while the worker hashes; `blocks()` waits for the
+ *   verification of every extent it maps before writing any of them. A mismatch fails the
+ *   batch's blocks and, stickily, every later call (CORRUPTION).
  * - Bounded memory: extents received wait for their block map (at most the sender's
- *   pipeline: 4 batches of 256 extents); the "have" map of extents written is bounded by
- *   {@link MAX_WRITTEN_EXTENTS} entries (LRU, never evicting one promised to the sender).
+ *   pipeline: 4 batches of 256 extents); content being verified is bounded by
+ *   {@link MAX_UNVERIFIED_BYTES} (a new batch waits for the oldest verification); the
+ *   "have" map of extents written is bounded by {@link MAX_WRITTEN_EXTENTS} entries (LRU,
+ *   never evicting one promised to the sender). Nothing kept is a view into a received
+ *   frame (raw extents are copied), so the frame's buffer may be reused once `extents()`
+ *   resolves ({@link DeviceReceiver.keepsNoFrameViews}).
  */
 import { DrkitError, throwIfAborted } from '../../core/errors.js';
 import { bytesToKey, equalBytes, toHex } from '../../core/bytes.js';
@@ -35,6 +44,15 @@ import type { PeerReceiver } from './peer.js';
  * 1 GiB volume of 16 KiB blocks; beyond it, the oldest unpromised are forgotten.
  */
 export const MAX_WRITTEN_EXTENTS = 65_536;
+/**
+ * Decoded extent bytes handed to `fingerprintBatch` and not yet verified: 8 MiB, two
+ * chunks of {@link VERIFY_CHUNK_BYTES} (one hashing, one queued behind it).
+ */
+export const MAX_UNVERIFIED_BYTES = 8 * 1024 * 1024;
+/** Largest chunk of a batch given to one `fingerprintBatch` call (4 MiB: one sender batch of 256 x 16 KiB). */
+export const VERIFY_CHUNK_BYTES = 4 * 1024 * 1024;
+/** Most `fingerprintBatch` calls outstanding at once (a CodecPool serving them needs `maxPendingBatches` >= this). */
+export const MAX_UNVERIFIED_CHUNKS = 4;
 /** Zeros written per device call when filling gaps: 1 MiB, one buffer reused. */
 const ZERO_CHUNK_BYTES = 1024 * 1024;
 
@@ -67,6 +85,21 @@ export interface DeviceReceiverCounters {
   extentBytes: number;
 }
 
+/** SHA-256 (the fingerprinter's digest) of each input, in order: a CodecPool's `fingerprintBatch`, or in-thread. */
+export type FingerprintBatch = (datas: readonly Uint8Array[]) => Promise<readonly Uint8Array[]>;
+
+interface Pending {
+  readonly data: Uint8Array;
+  uses: number;
+  /** Settles when the content was checked against its fingerprint (rejects CORRUPTION). */
+  readonly verified: Promise<void>;
+}
+
+interface Verification {
+  readonly bytes: number;
+  readonly done: Promise<void>;
+}
+
 interface Written {
   readonly blockIndex: number;
   /** have() answers not yet consumed by a block map: never evicted while > 0. */
@@ -84,8 +117,14 @@ export class DeviceReceiver implements PeerReceiver {
   readonly #deviceZeroed: boolean;
   readonly #signal: AbortSignal | undefined;
   readonly #onBlocks: () => void;
+  readonly #fingerprintBatch: FingerprintBatch;
   /** Extents received, waiting for their block map; `uses` counts the maps still to come. */
-  readonly #pending = new Map<string, { data: Uint8Array; uses: number }>();
+  readonly #pending = new Map<string, Pending>();
+  /** Verifications outstanding, oldest first. */
+  readonly #verifying: Verification[] = [];
+  #unverifiedBytes = 0;
+  /** The first verification failure: every later call rejects with it. */
+  #failure: unknown;
   readonly #written = new Map<string, Written>();
   #request: BeginRequest | undefined;
   #cursorBlock = 0;
@@ -101,6 +140,8 @@ export class DeviceReceiver implements PeerReceiver {
     deviceZeroed: boolean;
     signal?: AbortSignal;
     onBlocks: () => void;
+    /** @defaultValue the fingerprinter, in this thread */
+    fingerprintBatch?: FingerprintBatch;
   }) {
     this.#device = options.device;
     this.#codec = options.codec;
@@ -110,6 +151,13 @@ export class DeviceReceiver implements PeerReceiver {
     this.#deviceZeroed = options.deviceZeroed;
     this.#signal = options.signal;
     this.#onBlocks = options.onBlocks;
+    const fingerprinter = options.fingerprinter;
+    this.#fingerprintBatch = options.fingerprintBatch ?? (async (datas) => datas.map((d) => fingerprinter.fingerprint(d)));
+  }
+
+  /** Nothing this receiver keeps after `extents()` resolves is a view into the frame it came in (the Peer may reuse the frame's buffer). */
+  get keepsNoFrameViews(): true {
+    return true;
   }
 
   /** The restored snapshot's origin id once committed. */
@@ -166,28 +214,79 @@ export class DeviceReceiver implements PeerReceiver {
     });
   }
 
-  /** Decodes and verifies a batch, then holds it for its block map. @throws CORRUPTION */
+  /**
+   * Decodes a batch and starts verifying it (see the module header), then holds it for its
+   * block map; resolves once the batch is decoded and its verification is under way.
+   * @throws CORRUPTION (undecodable extent, or an earlier batch failed its verification)
+   */
   async extents(extents: readonly WireExtent[]): Promise<void> {
     throwIfAborted(this.#signal);
-    const verified = extents.map((e) => {
+    this.#throwIfFailed();
+    // Decoded in this thread (zstd is not in the workers); a view into the frame would pin
+    // it and the frame's buffer may be reused: raw extents are copied.
+    const decoded = extents.map((e) => {
       const data = this.#codec.decompress(e.codec, e.data, e.rawLength);
-      if (!equalBytes(this.#fingerprinter.fingerprint(data), e.fingerprint)) {
-        throw new DrkitError('CORRUPTION', 'extent content does not match its fingerprint', { data: { fingerprint: toHex(e.fingerprint) } });
-      }
-      // A view into the frame would pin the whole frame until mapped; raw extents are copied.
-      return { key: bytesToKey(e.fingerprint), data: data === e.data ? data.slice() : data };
+      return { key: bytesToKey(e.fingerprint), fingerprint: e.fingerprint.slice(), data: data === e.data ? data.slice() : data };
     });
-    for (const v of verified) {
-      const pending = this.#pending.get(v.key);
-      if (pending !== undefined) pending.uses++;
-      else this.#pending.set(v.key, { data: v.data, uses: 1 });
-      this.counters.extentBytes += v.data.byteLength;
+    let from = 0;
+    while (from < decoded.length) {
+      let to = from;
+      let bytes = 0;
+      while (to < decoded.length && (to === from || bytes + decoded[to]!.data.byteLength <= VERIFY_CHUNK_BYTES)) bytes += decoded[to++]!.data.byteLength;
+      const chunk = decoded.slice(from, to);
+      from = to;
+      await this.#makeRoom(bytes);
+      const verified = this.#verify(chunk);
+      const verification: Verification = { bytes, done: verified };
+      this.#verifying.push(verification);
+      this.#unverifiedBytes += bytes;
+      verified
+        .catch((err: unknown) => {
+          this.#failure ??= err;
+        })
+        .finally(() => {
+          const at = this.#verifying.indexOf(verification);
+          if (at >= 0) this.#verifying.splice(at, 1);
+          this.#unverifiedBytes -= bytes;
+        });
+      for (const v of chunk) {
+        const pending = this.#pending.get(v.key);
+        if (pending !== undefined) pending.uses++;
+        else this.#pending.set(v.key, { data: v.data, uses: 1, verified });
+        this.counters.extentBytes += v.data.byteLength;
+      }
     }
+  }
+
+  /** Fingerprints `chunk` through `fingerprintBatch`; rejects CORRUPTION naming the first mismatch. */
+  async #verify(chunk: readonly { fingerprint: Uint8Array; data: Uint8Array }[]): Promise<void> {
+    const digests = await this.#fingerprintBatch(chunk.map((c) => c.data));
+    chunk.forEach((c, i) => {
+      const digest = digests[i];
+      if (digest === undefined || !equalBytes(digest, c.fingerprint)) {
+        throw new DrkitError('CORRUPTION', 'extent content does not match its fingerprint', { data: { fingerprint: toHex(c.fingerprint) } });
+      }
+    });
+  }
+
+  /** Waits until `bytes` more fit under {@link MAX_UNVERIFIED_BYTES} and {@link MAX_UNVERIFIED_CHUNKS}. */
+  async #makeRoom(bytes: number): Promise<void> {
+    while (this.#verifying.length > 0 && (this.#verifying.length >= MAX_UNVERIFIED_CHUNKS || this.#unverifiedBytes + bytes > MAX_UNVERIFIED_BYTES)) {
+      await this.#verifying[0]!.done.catch(() => undefined);
+      // The finally() that drops it runs a tick after `done` settles.
+      await Promise.resolve();
+      this.#throwIfFailed();
+    }
+  }
+
+  #throwIfFailed(): void {
+    if (this.#failure !== undefined) throw this.#failure;
   }
 
   /** Writes a batch of blocks (and the zeros before it) at their offsets. @throws CORRUPTION, EXTENT_NOT_FOUND, NOT_FOUND, PROTOCOL_ERROR (out of order) */
   async blocks(sessionId: string, cursorAfter: number, blocks: readonly WireBlock[]): Promise<number> {
     throwIfAborted(this.#signal);
+    this.#throwIfFailed();
     const request = this.#session(sessionId);
     const blockBytes = request.blockBytes;
     const writes: BlockWrite[] = [];
@@ -227,6 +326,7 @@ export class DeviceReceiver implements PeerReceiver {
 
   /** Zero-fills the rest, flushes the device and clears the checkpoint. */
   async commit(sessionIds: readonly string[]): Promise<string[]> {
+    this.#throwIfFailed();
     const request = this.#session(sessionIds[0] ?? '');
     const blocks = request.byteLength / request.blockBytes;
     if (this.#cursorBlock < blocks) {
@@ -269,7 +369,10 @@ export class DeviceReceiver implements PeerReceiver {
   /** The verified bytes of a block: received, or read back from where this restore wrote them. */
   async #dataOf(key: string, fingerprint: Uint8Array, blockBytes: number): Promise<Uint8Array> {
     const pending = this.#pending.get(key);
-    if (pending !== undefined) return pending.data;
+    if (pending !== undefined) {
+      await pending.verified;
+      return pending.data;
+    }
     const written = this.#written.get(key);
     if (written === undefined) throw new DrkitError('EXTENT_NOT_FOUND', `restore: block maps extent ${toHex(fingerprint)}, which did not arrive`, { data: { fingerprint: toHex(fingerprint) } });
     const data = await this.#device.read(written.blockIndex * blockBytes, blockBytes);
