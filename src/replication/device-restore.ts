@@ -135,7 +135,7 @@ async function attemptAll(
       checkpointBytes,
       deviceZeroed: options.deviceZeroed ?? false,
       ...(options.signal === undefined ? {} : { signal: options.signal }),
-      ...(pool === undefined ? {} : { fingerprintBatch: (datas: readonly Uint8Array[]) => pool.fingerprintBatch(datas, options.signal === undefined ? {} : { signal: options.signal }) }),
+      ...(pool === undefined ? {} : { fingerprintShared: (buffer: SharedArrayBuffer, lengths: Uint32Array) => pool.fingerprintShared(buffer, lengths, options.signal === undefined ? {} : { signal: options.signal }) }),
       onBlocks: () => {
         const now = Date.now();
         if (now - lastReportMs < PROGRESS_INTERVAL_MS) return;

@@ -10,7 +10,7 @@ import { equalBytes } from '../../src/core/bytes.js';
 import { CODEC_RAW, ExtentCodec, sha256Fingerprinter } from '../../src/dedup/index.js';
 import { FRAME_TYPE, encodeFrame } from '../../src/replication/internal/frame-codec.js';
 import { FrameReader, RECYCLE_MIN_FRAME_BYTES } from '../../src/replication/internal/frame-reader.js';
-import { DeviceReceiver } from '../../src/replication/internal/device-receiver.js';
+import { DeviceReceiver, MAX_FREE_SLABS, SLAB_BYTES } from '../../src/replication/internal/device-receiver.js';
 import { memoryRestoreCheckpoints } from '../../src/replication/index.js';
 import { chunkAt, scriptedConnection } from './protocol-helpers.js';
 
@@ -85,30 +85,35 @@ describe('FrameReader.recycle', () => {
   });
 });
 
+async function openReceiver(blocks: number, blockBytes: number) {
+  const device = await MemoryBlockDevice.create({ byteLength: blocks * blockBytes });
+  const receiver = new DeviceReceiver({
+    device,
+    codec: await ExtentCodec.open(),
+    fingerprinter: sha256Fingerprinter,
+    checkpoints: memoryRestoreCheckpoints(),
+    checkpointBytes: 1 << 30,
+    deviceZeroed: false,
+    onBlocks: () => undefined,
+  });
+  await receiver.begin({
+    sessionId: 's',
+    volumeKey: 'v',
+    originSiteId: 'A',
+    originSnapshotId: 'snap',
+    originVolumeId: 'vol',
+    byteLength: blocks * blockBytes,
+    blockBytes,
+    snapshot: { name: 'v1', createdMs: 0, consistency: 'crash', userMetadata: {} },
+  });
+  return { device, receiver };
+}
+
 describe('DeviceReceiver and recycled frames', () => {
   it('keeps no view into the extents it was given: overwriting them after extents() changes nothing written', async () => {
     const BLOCK = 4096;
-    const device = await MemoryBlockDevice.create({ byteLength: 4 * BLOCK });
-    const receiver = new DeviceReceiver({
-      device,
-      codec: await ExtentCodec.open(),
-      fingerprinter: sha256Fingerprinter,
-      checkpoints: memoryRestoreCheckpoints(),
-      checkpointBytes: 1 << 30,
-      deviceZeroed: false,
-      onBlocks: () => undefined,
-    });
+    const { device, receiver } = await openReceiver(4, BLOCK);
     expect(receiver.keepsNoFrameViews).toBe(true);
-    await receiver.begin({
-      sessionId: 's',
-      volumeKey: 'v',
-      originSiteId: 'A',
-      originSnapshotId: 'snap',
-      originVolumeId: 'vol',
-      byteLength: 4 * BLOCK,
-      blockBytes: BLOCK,
-      snapshot: { name: 'v1', createdMs: 0, consistency: 'crash', userMetadata: {} },
-    });
     // One "frame" holding two raw extents and their fingerprints, as the wire decoder views them.
     const contents = [payloadOf(1, BLOCK), payloadOf(2, BLOCK)];
     const frame = new Uint8Array(2 * (32 + BLOCK));
@@ -129,5 +134,35 @@ describe('DeviceReceiver and recycled frames', () => {
     expect(equalBytes(await device.read(0, BLOCK), contents[0]!)).toBe(true);
     expect(equalBytes(await device.read(2 * BLOCK, BLOCK), contents[1]!)).toBe(true);
     expect((await device.read(BLOCK, BLOCK)).every((x) => x === 0)).toBe(true);
+  });
+});
+
+describe('DeviceReceiver slabs', () => {
+  it('decodes into a bounded set of reused slabs, whatever the volume size, and writes every block right', async () => {
+    const BLOCK = 16384;
+    const PER_BATCH = 64; // one slab of extents per batch
+    const BATCHES = 48; // 48 MiB of extents through the receiver
+    const AHEAD = 4; // batches of extents sent before their block maps, as the sender pipelines them
+    const { device, receiver } = await openReceiver(PER_BATCH * BATCHES, BLOCK);
+    const codec = await ExtentCodec.open();
+    const contentOf = (b: number) => (b % 3 === 0 ? payloadOf(b, BLOCK) : payloadOf(b % 251, BLOCK).map((x, i) => (i < 8 ? (b >> (i * 4)) & 0xff : x)));
+    const wireBatch = (k: number) =>
+      Array.from({ length: PER_BATCH }, (_, j) => {
+        const c = contentOf(k * PER_BATCH + j);
+        const enc = codec.compress(c);
+        return { fingerprint: sha256Fingerprinter.fingerprint(c), checksum: xxh64.hash(c), codec: enc.codec, rawLength: BLOCK, data: enc.bytes };
+      });
+    const blockMap = (k: number) => Array.from({ length: PER_BATCH }, (_, j) => ({ blockIndex: k * PER_BATCH + j, fingerprint: sha256Fingerprinter.fingerprint(contentOf(k * PER_BATCH + j)) }));
+    for (let k = 0; k < BATCHES + AHEAD; k++) {
+      if (k < BATCHES) await receiver.extents(wireBatch(k));
+      const mapped = k - AHEAD;
+      if (mapped >= 0) await receiver.blocks('s', (mapped + 1) * PER_BATCH, blockMap(mapped));
+      expect(receiver.slabs.free).toBeLessThanOrEqual(MAX_FREE_SLABS);
+    }
+    await receiver.commit(['s']);
+    // Live at most: AHEAD + 1 batches of slabs, plus one being verified; never one per batch.
+    expect(receiver.slabs.allocated).toBeLessThanOrEqual(AHEAD + 2);
+    expect(receiver.slabs.allocated * SLAB_BYTES).toBeLessThan((BATCHES * PER_BATCH * BLOCK) / 4);
+    for (let b = 0; b < PER_BATCH * BATCHES; b++) expect(equalBytes(await device.read(b * BLOCK, BLOCK), contentOf(b)), `block ${b}`).toBe(true);
   });
 });
