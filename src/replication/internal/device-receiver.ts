@@ -53,8 +53,8 @@ export const MAX_WRITTEN_EXTENTS = 65_536;
  * than a slab gets a slab of its own size, which is not kept for reuse.
  */
 export const SLAB_BYTES = 1024 * 1024;
-/** Empty slabs kept for reuse: 8 x {@link SLAB_BYTES} = 8 MiB at most, idle. */
-export const MAX_FREE_SLABS = 8;
+/** Empty slabs kept for reuse: 4 x {@link SLAB_BYTES} = 4 MiB at most, idle (a block map of 256 x 16 KiB frees 4, the next batch takes them). */
+export const MAX_FREE_SLABS = 4;
 /** Decoded extent bytes handed to `fingerprintShared` and not yet verified: 8 MiB. */
 export const MAX_UNVERIFIED_BYTES = 8 * 1024 * 1024;
 /** Most `fingerprintShared` calls outstanding at once (a CodecPool serving them needs `maxPendingBatches` >= this). */
