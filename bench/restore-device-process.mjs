@@ -2,7 +2,7 @@
 // (bench restore.device, issue #13), as a backup tool's restore runs: connect, stream the
 // blocks into the file, fsync. Prints one JSON line with its own wall, CPU and peak RSS.
 // Usage: node bench/restore-device-process.mjs <address> <remoteSiteId> <snapshotId> <outPath> <byteLength>
-// DRKIT_RESTORE_VERIFY_WORKERS sets `verifyWorkers` (default: the library's, 1); 0 verifies in this thread.
+// DRKIT_RESTORE_VERIFY_WORKERS sets `verifyWorkers` (default: the library's, 0: in this thread); 1 hashes on a worker.
 import { peakRssBytes } from './util.mjs';
 import { performance } from 'node:perf_hooks';
 import { MemoryExtentStore, MemoryMetaStore } from '../dist/adapters/index.js';

@@ -60,18 +60,19 @@ export interface DeviceRestoreOptions {
   retryDelayMs?: number;
   /**
    * Worker threads that compute the SHA-256 of every extent received (a CodecPool opened
-   * for the call), beside this thread's reads, decoding and device writes; 0 hashes in
-   * this thread. @defaultValue {@link DEFAULT_RESTORE_VERIFY_WORKERS}
+   * for the call, reading the decoded slabs in place), beside this thread's reads,
+   * decoding and device writes; 0 hashes in this thread. @defaultValue {@link DEFAULT_RESTORE_VERIFY_WORKERS} (0)
    */
   verifyWorkers?: number;
 }
 
 /**
- * Default {@link DeviceRestoreOptions.verifyWorkers}: one. Measured (docs/benchmarks.md,
- * issue #13): the restoring thread's CPU per GiB is ~1 s of zstd decoding plus I/O, and
- * ~1.8 s of SHA-256; one worker takes the hashing off the thread that reads the socket.
+ * Default {@link DeviceRestoreOptions.verifyWorkers}: none. Measured (docs/benchmarks.md,
+ * issue #13): on this project's machine SHA-256 runs at ~1.5 GB/s, ~5% of the restoring
+ * thread's time, while a worker costs 10-20 MiB of RSS and a postMessage per slab; with a
+ * slower hash (no SHA extensions) one worker takes it off the thread that reads the socket.
  */
-export const DEFAULT_RESTORE_VERIFY_WORKERS = 1;
+export const DEFAULT_RESTORE_VERIFY_WORKERS = 0;
 
 /** What a restore did. */
 export interface DeviceRestoreResult {
