@@ -17,11 +17,12 @@
  *   snapshot onto the same device resumes there (BEGIN answers that block), so what was
  *   written and verified is not fetched again. `commit` flushes the device and clears the
  *   checkpoint.
- * - Verification off the read loop: `extents()` decodes a batch (in this thread) into
- *   reused shared slabs and hands the SHA-256 of each slab's extents to `fingerprintShared`
- *   (a CodecPool worker in a restore, reading the slab in place) and returns, so the next frame is read while the worker hashes; `blocks()` waits for the
- *   verification of every extent it maps before writing any of them. A mismatch fails the
- *   batch's blocks and, stickily, every later call (CORRUPTION).
+ * - Verification may run off the read loop: `extents()` decodes a batch (in this thread)
+ *   into reused shared slabs, hands the SHA-256 of each slab's extents to
+ *   `fingerprintShared` (in this thread by default; a CodecPool worker reading the slab in
+ *   place with `verifyWorkers`, so the next frame is read while it hashes) and returns;
+ *   `blocks()` waits for the verification of every extent it maps before writing any of
+ *   them. A mismatch fails the batch's blocks and, stickily, every later call (CORRUPTION).
  * - Bounded memory: extents received wait for their block map (at most the sender's
  *   pipeline: 4 batches of 256 extents), decoded into slabs of {@link SLAB_BYTES} that
  *   return to a free list of at most {@link MAX_FREE_SLABS} once every extent in them is
