@@ -2,6 +2,7 @@
 // (bench restore.device, issue #13), as a backup tool's restore runs: connect, stream the
 // blocks into the file, fsync. Prints one JSON line with its own wall, CPU and peak RSS.
 // Usage: node bench/restore-device-process.mjs <address> <remoteSiteId> <snapshotId> <outPath> <byteLength>
+// DRKIT_RESTORE_VERIFY_WORKERS sets `verifyWorkers` (default: the library's, 0: in this thread); 1 hashes on a worker.
 import { peakRssBytes } from './util.mjs';
 import { performance } from 'node:perf_hooks';
 import { MemoryExtentStore, MemoryMetaStore } from '../dist/adapters/index.js';
@@ -17,8 +18,10 @@ const meta = await MemoryMetaStore.open();
 const tree = await SnapshotTree.open({ meta, extents: await MemoryExtentStore.open() });
 const site = await Site.open({ siteId: 'restorer', tree, meta, peerKeys: () => psk });
 const device = await RawFileBlockDevice.open({ path: outPath, create: { byteLength: Number(byteLengthText) } });
+const verifyWorkers = process.env.DRKIT_RESTORE_VERIFY_WORKERS;
 const result = await site.restoreToDevice({ siteId: remoteSiteId, address, transport: TcpTransport.create(), psk }, snapshotId, device, {
   deviceZeroed: true,
+  ...(verifyWorkers === undefined ? {} : { verifyWorkers: Number(verifyWorkers) }),
   checkpoints: fileRestoreCheckpoints(`${outPath}.drkit-restore`),
 });
 await device.close();

@@ -109,7 +109,8 @@ interface WorkerReply {
 interface Task {
   id: number;
   op: Op;
-  buffer: ArrayBuffer;
+  /** Transferred to the worker, unless shared. */
+  buffer: ArrayBuffer | SharedArrayBuffer;
   lengths: Uint32Array;
   codecs?: Uint8Array;
   rawLengths?: Uint32Array;
@@ -278,6 +279,30 @@ export class CodecPool {
   }
 
   /**
+   * {@link CodecPool.fingerprintBatch} of extents lying back to back from offset 0 of a
+   * SharedArrayBuffer, `lengths[i]` bytes each: the worker reads them where they are (no
+   * packing copy, nothing transferred), so the caller keeps using the buffer — and must
+   * not write to it until the call settles.
+   * @throws INVALID_ARGUMENT (lengths past the buffer), BUSY, CLOSED, ABORTED, INTERNAL as compressBatch
+   */
+  async fingerprintShared(buffer: SharedArrayBuffer, lengths: Uint32Array, options: CodecBatchOptions = {}): Promise<Uint8Array[]> {
+    this.#checkBatch(lengths.length, options.signal);
+    checkBatchBytes(lengths);
+    let total = 0;
+    for (const n of lengths) total += n;
+    if (total > buffer.byteLength) {
+      throw new DrkitError('INVALID_ARGUMENT', `lengths cover ${total} bytes of a ${buffer.byteLength}-byte buffer`, { data: { byteLength: total, bufferBytes: buffer.byteLength } });
+    }
+    if (this.workerCount === 0) {
+      return this.#inThread(options.signal, () => {
+        let at = 0;
+        return Array.from(lengths, (n) => sha256Fingerprinter.fingerprint(new Uint8Array(buffer, (at += n) - n, n)));
+      });
+    }
+    return views(await this.#submit('fingerprint', buffer, lengths, {}, options.signal));
+  }
+
+  /**
    * Stops the workers. Calls in flight or queued reject with CLOSED. Idempotent.
    */
   async close(): Promise<void> {
@@ -322,7 +347,7 @@ export class CodecPool {
     }
   }
 
-  #submit(op: Op, buffer: ArrayBuffer, lengths: Uint32Array, extra: Pick<Task, 'codecs' | 'rawLengths'>, signal: AbortSignal | undefined): Promise<WorkerReply> {
+  #submit(op: Op, buffer: ArrayBuffer | SharedArrayBuffer, lengths: Uint32Array, extra: Pick<Task, 'codecs' | 'rawLengths'>, signal: AbortSignal | undefined): Promise<WorkerReply> {
     if (this.#slots.length === 0) return Promise.reject(new DrkitError('INTERNAL', 'every codec worker died'));
     return new Promise<WorkerReply>((resolve, reject) => {
       const task: Task = { id: this.#nextId++, op, buffer, lengths, ...extra, resolve, reject, signal, onAbort: undefined };
@@ -348,7 +373,7 @@ export class CodecPool {
       if (task === undefined) return;
       slot.task = task;
       slot.worker.ref();
-      const transfer = [task.buffer];
+      const transfer = task.buffer instanceof ArrayBuffer ? [task.buffer] : [];
       slot.worker.postMessage(
         { id: task.id, op: task.op, buffer: task.buffer, lengths: task.lengths, codecs: task.codecs, rawLengths: task.rawLengths },
         transfer,

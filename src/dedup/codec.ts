@@ -278,12 +278,31 @@ export class ExtentCodec {
     return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
   }
 
+  /**
+   * {@link ExtentCodec.decompress} into `out` (exactly `rawLength` bytes, a view the caller
+   * owns, e.g. a slice of a reused buffer): zstd decodes in place, raw extents are copied,
+   * lz4 is decoded and copied. Same checks and errors as decompress.
+   * @throws INVALID_ARGUMENT also when `out` is not `rawLength` bytes long
+   */
+  decompressInto(codec: CodecId | number, bytes: Uint8Array, rawLength: number, out: Uint8Array): void {
+    assertBytes(out, 'out');
+    if (out.byteLength !== rawLength) {
+      throw new DrkitError('INVALID_ARGUMENT', `decompressInto: out is ${out.byteLength} bytes, rawLength is ${rawLength}`, { data: { byteLength: out.byteLength, rawLength } });
+    }
+    if (codec === CODEC_ZSTD && rawLength <= MAX_CODEC_RAW_BYTES) {
+      assertBytes(bytes, 'bytes');
+      this.#decompressZstd(bytes, rawLength, out);
+      return;
+    }
+    out.set(this.decompress(codec, bytes, rawLength));
+  }
+
   /** Decodes into exactly rawLength bytes; a frame that would need more fails inside zstd (dstSize_tooSmall). */
-  #decompressZstd(bytes: Uint8Array, rawLength: number): Uint8Array {
+  #decompressZstd(bytes: Uint8Array, rawLength: number, into?: Uint8Array): Uint8Array {
     if (this.#zstdDecoder === undefined) {
       throw new DrkitError('NOT_SUPPORTED', 'a zstd payload, and zstd-napi could not be loaded here', { data: { codec: CODEC_ZSTD } });
     }
-    const out = new Uint8Array(rawLength);
+    const out = into ?? new Uint8Array(rawLength);
     let n: number;
     try {
       n = this.#zstdDecoder.decompress(out, bytes);

@@ -17,8 +17,9 @@ import { AbortError, DrkitError, throwIfAborted } from '../core/errors.js';
 import type { BlockDevice } from '../adapters/block-device.js';
 import type { ExtentCodec } from '../dedup/codec.js';
 import { sha256Fingerprinter } from '../dedup/fingerprint.js';
+import { CodecPool } from '../dedup/codec-pool.js';
 import { DEFAULT_CHECKPOINT_BYTES } from './receiver-state.js';
-import { DeviceReceiver, type RestoreCheckpoint, type RestoreCheckpointStore } from './internal/device-receiver.js';
+import { DeviceReceiver, MAX_UNVERIFIED_CHUNKS, type RestoreCheckpoint, type RestoreCheckpointStore } from './internal/device-receiver.js';
 import type { Peer } from './internal/peer.js';
 
 export type { RestoreCheckpoint, RestoreCheckpointStore };
@@ -57,7 +58,21 @@ export interface DeviceRestoreOptions {
   retries?: number;
   /** First backoff; doubles per attempt up to 30 s. @defaultValue 500 */
   retryDelayMs?: number;
+  /**
+   * Worker threads that compute the SHA-256 of every extent received (a CodecPool opened
+   * for the call, reading the decoded slabs in place), beside this thread's reads,
+   * decoding and device writes; 0 hashes in this thread. @defaultValue {@link DEFAULT_RESTORE_VERIFY_WORKERS} (0)
+   */
+  verifyWorkers?: number;
 }
+
+/**
+ * Default {@link DeviceRestoreOptions.verifyWorkers}: none. Measured (docs/benchmarks.md,
+ * issue #13): on this project's machine SHA-256 runs at ~1.5 GB/s, ~5% of the restoring
+ * thread's time, while a worker costs 10-20 MiB of RSS and a postMessage per slab; with a
+ * slower hash (no SHA extensions) one worker takes it off the thread that reads the socket.
+ */
+export const DEFAULT_RESTORE_VERIFY_WORKERS = 0;
 
 /** What a restore did. */
 export interface DeviceRestoreResult {
@@ -87,6 +102,26 @@ export async function restoreToDevice(ctx: DeviceRestoreContext, remoteSnapshotI
   const checkpointBytes = options.checkpointBytes ?? DEFAULT_CHECKPOINT_BYTES;
   if (!Number.isSafeInteger(checkpointBytes) || checkpointBytes <= 0) throw new DrkitError('INVALID_ARGUMENT', 'checkpointBytes must be a positive integer');
   const checkpoints = options.checkpoints ?? memoryRestoreCheckpoints();
+  const verifyWorkers = options.verifyWorkers ?? DEFAULT_RESTORE_VERIFY_WORKERS;
+  if (!Number.isSafeInteger(verifyWorkers) || verifyWorkers < 0) throw new DrkitError('INVALID_ARGUMENT', 'verifyWorkers must be a non-negative integer');
+  throwIfAborted(options.signal);
+  const pool = verifyWorkers === 0 ? undefined : await CodecPool.open({ workerCount: verifyWorkers, maxPendingBatches: MAX_UNVERIFIED_CHUNKS });
+  try {
+    return await attemptAll(ctx, remoteSnapshotId, device, options, checkpoints, checkpointBytes, pool);
+  } finally {
+    await pool?.close();
+  }
+}
+
+async function attemptAll(
+  ctx: DeviceRestoreContext,
+  remoteSnapshotId: string,
+  device: BlockDevice,
+  options: DeviceRestoreOptions,
+  checkpoints: RestoreCheckpointStore,
+  checkpointBytes: number,
+  pool: CodecPool | undefined,
+): Promise<DeviceRestoreResult> {
   let wireBytesBefore = 0;
   return ctx.withRetries(async () => {
     throwIfAborted(options.signal);
@@ -101,6 +136,7 @@ export async function restoreToDevice(ctx: DeviceRestoreContext, remoteSnapshotI
       checkpointBytes,
       deviceZeroed: options.deviceZeroed ?? false,
       ...(options.signal === undefined ? {} : { signal: options.signal }),
+      ...(pool === undefined ? {} : { fingerprintShared: (buffer: SharedArrayBuffer, lengths: Uint32Array) => pool.fingerprintShared(buffer, lengths, options.signal === undefined ? {} : { signal: options.signal }) }),
       onBlocks: () => {
         const now = Date.now();
         if (now - lastReportMs < PROGRESS_INTERVAL_MS) return;

@@ -7,6 +7,7 @@ export { Site, type SiteOptions, type RemoteSite, type SiteTransferOptions } fro
 export { replicateSnapshots, sessionIdOf, BATCH_BLOCKS, PIPELINE_BATCHES, type ReplicateOptions, type ReplicationProgress, type ReplicationResult, type SenderContext } from './sender.js';
 export { ReceiverState, STAGING_PREFIX } from './receiver-state.js';
 export {
+  DEFAULT_RESTORE_VERIFY_WORKERS,
   fileRestoreCheckpoints,
   memoryRestoreCheckpoints,
   type DeviceRestoreOptions,

@@ -171,4 +171,22 @@ describe('Site.restoreToDevice', () => {
     await a.site.close();
     await b.site.close();
   });
+
+  it('verifies on a worker with verifyWorkers 1 (same bytes, same CORRUPTION), and refuses a bad worker count', async () => {
+    const { a, b, snapshotId, expected } = await setup();
+    const device = await garbageDevice();
+    await b.site.restoreToDevice(a.remote, snapshotId, device, { verifyWorkers: 1 });
+    expect(equalBytes(await device.read(0, BLOCKS * BLOCK), expected)).toBe(true);
+    const read = a.tree.readStoredExtents.bind(a.tree);
+    a.tree.readStoredExtents = async (fps, o) =>
+      (await read(fps, o)).map((s) => {
+        const bytes = s.codec === 0 ? s.bytes.slice() : s.bytes;
+        if (s.codec === 0) bytes[11]! ^= 0x04;
+        return { codec: s.codec, bytes, rawLength: s.rawLength };
+      });
+    expect((await errorOf(b.site.restoreToDevice(a.remote, snapshotId, await garbageDevice(), { verifyWorkers: 1, retries: 0 }))).code).toBe('CORRUPTION');
+    expect((await errorOf(b.site.restoreToDevice(a.remote, snapshotId, device, { verifyWorkers: -1 }))).code).toBe('INVALID_ARGUMENT');
+    await a.site.close();
+    await b.site.close();
+  });
 });

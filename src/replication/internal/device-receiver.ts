@@ -17,14 +17,27 @@
  *   snapshot onto the same device resumes there (BEGIN answers that block), so what was
  *   written and verified is not fetched again. `commit` flushes the device and clears the
  *   checkpoint.
+ * - Verification may run off the read loop: `extents()` decodes a batch (in this thread)
+ *   into reused shared slabs, hands the SHA-256 of each slab's extents to
+ *   `fingerprintShared` (in this thread by default; a CodecPool worker reading the slab in
+ *   place with `verifyWorkers`, so the next frame is read while it hashes) and returns;
+ *   `blocks()` waits for the verification of every extent it maps before writing any of
+ *   them. A mismatch fails the batch's blocks and, stickily, every later call (CORRUPTION).
  * - Bounded memory: extents received wait for their block map (at most the sender's
- *   pipeline: 4 batches of 256 extents); the "have" map of extents written is bounded by
- *   {@link MAX_WRITTEN_EXTENTS} entries (LRU, never evicting one promised to the sender).
+ *   pipeline: 4 batches of 256 extents), decoded into slabs of {@link SLAB_BYTES} that
+ *   return to a free list of at most {@link MAX_FREE_SLABS} once every extent in them is
+ *   written (so the restore allocates no buffer per extent or per batch: garbage buffers
+ *   are what V8 collects late); content being verified is bounded by
+ *   {@link MAX_UNVERIFIED_BYTES} (a new slab waits for the oldest verification); the
+ *   "have" map of extents written is bounded by {@link MAX_WRITTEN_EXTENTS} entries (LRU,
+ *   never evicting one promised to the sender). Nothing kept is a view into a received
+ *   frame (raw extents are copied), so the frame's buffer may be reused once `extents()`
+ *   resolves ({@link DeviceReceiver.keepsNoFrameViews}).
  */
 import { DrkitError, throwIfAborted } from '../../core/errors.js';
 import { bytesToKey, equalBytes, toHex } from '../../core/bytes.js';
 import type { BlockDevice, BlockWrite } from '../../adapters/block-device.js';
-import type { ExtentCodec } from '../../dedup/codec.js';
+import { MAX_CODEC_RAW_BYTES, type ExtentCodec } from '../../dedup/codec.js';
 import type { Fingerprinter } from '../../dedup/fingerprint.js';
 import type { BeginRequest, BeginResponse, HeldSnapshot, WireBlock, WireExtent } from '../replication-port.js';
 import type { PeerReceiver } from './peer.js';
@@ -35,6 +48,18 @@ import type { PeerReceiver } from './peer.js';
  * 1 GiB volume of 16 KiB blocks; beyond it, the oldest unpromised are forgotten.
  */
 export const MAX_WRITTEN_EXTENTS = 65_536;
+/**
+ * Bytes of one slab (1 MiB, 64 extents of 16 KiB): decoded extents are written into slabs
+ * back to back, and a slab is verified as one `fingerprintShared` call. An extent larger
+ * than a slab gets a slab of its own size, which is not kept for reuse.
+ */
+export const SLAB_BYTES = 1024 * 1024;
+/** Empty slabs kept for reuse: 4 x {@link SLAB_BYTES} = 4 MiB at most, idle (a block map of 256 x 16 KiB frees 4, the next batch takes them). */
+export const MAX_FREE_SLABS = 4;
+/** Decoded extent bytes handed to `fingerprintShared` and not yet verified: 8 MiB. */
+export const MAX_UNVERIFIED_BYTES = 8 * 1024 * 1024;
+/** Most `fingerprintShared` calls outstanding at once (a CodecPool serving them needs `maxPendingBatches` >= this). */
+export const MAX_UNVERIFIED_CHUNKS = 8;
 /** Zeros written per device call when filling gaps: 1 MiB, one buffer reused. */
 const ZERO_CHUNK_BYTES = 1024 * 1024;
 
@@ -67,6 +92,32 @@ export interface DeviceReceiverCounters {
   extentBytes: number;
 }
 
+/**
+ * SHA-256 (the fingerprinter's digest) of the extents lying back to back from offset 0 of
+ * `buffer`, `lengths[i]` bytes each, in order: a CodecPool's `fingerprintShared`, or in-thread.
+ */
+export type FingerprintShared = (buffer: SharedArrayBuffer, lengths: Uint32Array) => Promise<readonly Uint8Array[]>;
+
+/** A reused buffer of decoded extents; `refs` counts its pending extents, plus one while it is being verified. */
+interface Slab {
+  readonly buffer: SharedArrayBuffer;
+  refs: number;
+}
+
+interface Pending {
+  /** A view into `slab`. */
+  readonly data: Uint8Array;
+  readonly slab: Slab;
+  uses: number;
+  /** Settles when the content was checked against its fingerprint (rejects CORRUPTION). */
+  readonly verified: Promise<void>;
+}
+
+interface Verification {
+  readonly bytes: number;
+  readonly done: Promise<void>;
+}
+
 interface Written {
   readonly blockIndex: number;
   /** have() answers not yet consumed by a block map: never evicted while > 0. */
@@ -84,8 +135,16 @@ export class DeviceReceiver implements PeerReceiver {
   readonly #deviceZeroed: boolean;
   readonly #signal: AbortSignal | undefined;
   readonly #onBlocks: () => void;
+  readonly #fingerprintShared: FingerprintShared;
+  readonly #freeSlabs: SharedArrayBuffer[] = [];
+  #slabsAllocated = 0;
   /** Extents received, waiting for their block map; `uses` counts the maps still to come. */
-  readonly #pending = new Map<string, { data: Uint8Array; uses: number }>();
+  readonly #pending = new Map<string, Pending>();
+  /** Verifications outstanding, oldest first. */
+  readonly #verifying: Verification[] = [];
+  #unverifiedBytes = 0;
+  /** The first verification failure: every later call rejects with it. */
+  #failure: unknown;
   readonly #written = new Map<string, Written>();
   #request: BeginRequest | undefined;
   #cursorBlock = 0;
@@ -101,6 +160,8 @@ export class DeviceReceiver implements PeerReceiver {
     deviceZeroed: boolean;
     signal?: AbortSignal;
     onBlocks: () => void;
+    /** @defaultValue the fingerprinter, in this thread */
+    fingerprintShared?: FingerprintShared;
   }) {
     this.#device = options.device;
     this.#codec = options.codec;
@@ -110,6 +171,23 @@ export class DeviceReceiver implements PeerReceiver {
     this.#deviceZeroed = options.deviceZeroed;
     this.#signal = options.signal;
     this.#onBlocks = options.onBlocks;
+    const fingerprinter = options.fingerprinter;
+    this.#fingerprintShared =
+      options.fingerprintShared ??
+      (async (buffer, lengths) => {
+        let at = 0;
+        return Array.from(lengths, (n) => fingerprinter.fingerprint(new Uint8Array(buffer, (at += n) - n, n)));
+      });
+  }
+
+  /** Slabs allocated so far, and empty slabs kept for reuse (<= {@link MAX_FREE_SLABS}): what tests of the memory bound read. */
+  get slabs(): { readonly allocated: number; readonly free: number } {
+    return { allocated: this.#slabsAllocated, free: this.#freeSlabs.length };
+  }
+
+  /** Nothing this receiver keeps after `extents()` resolves is a view into the frame it came in (the Peer may reuse the frame's buffer). */
+  get keepsNoFrameViews(): true {
+    return true;
   }
 
   /** The restored snapshot's origin id once committed. */
@@ -166,28 +244,124 @@ export class DeviceReceiver implements PeerReceiver {
     });
   }
 
-  /** Decodes and verifies a batch, then holds it for its block map. @throws CORRUPTION */
+  /**
+   * Decodes a batch into slabs and starts verifying them (see the module header), then
+   * holds it for its block map; resolves once the batch is decoded and its verification is
+   * under way. A decoding failure fails the receiver (sticky, like a verification failure).
+   * @throws CORRUPTION (undecodable extent, or an earlier batch failed its verification)
+   */
   async extents(extents: readonly WireExtent[]): Promise<void> {
     throwIfAborted(this.#signal);
-    const verified = extents.map((e) => {
-      const data = this.#codec.decompress(e.codec, e.data, e.rawLength);
-      if (!equalBytes(this.#fingerprinter.fingerprint(data), e.fingerprint)) {
-        throw new DrkitError('CORRUPTION', 'extent content does not match its fingerprint', { data: { fingerprint: toHex(e.fingerprint) } });
+    this.#throwIfFailed();
+    let slab: Slab | undefined;
+    let used = 0;
+    let members: { key: string; fingerprint: Uint8Array; data: Uint8Array; uses: number }[] = [];
+    const inBatch = new Map<string, { uses: number }>();
+    const seal = async (): Promise<void> => {
+      if (slab === undefined || members.length === 0) return;
+      const sealed = members;
+      const bytes = used;
+      const sealedSlab = slab;
+      members = [];
+      slab = undefined;
+      used = 0;
+      await this.#startVerification(sealedSlab, sealed, bytes);
+    };
+    try {
+      for (const e of extents) {
+        const key = bytesToKey(e.fingerprint);
+        const pending = this.#pending.get(key) ?? inBatch.get(key);
+        if (pending !== undefined) {
+          pending.uses++;
+          this.counters.extentBytes += e.rawLength;
+          continue;
+        }
+        if (!Number.isSafeInteger(e.rawLength) || e.rawLength < 0 || e.rawLength > MAX_CODEC_RAW_BYTES) {
+          throw new DrkitError('CORRUPTION', `extent rawLength ${e.rawLength} out of bounds`, { data: { rawLength: e.rawLength, maxBytes: MAX_CODEC_RAW_BYTES } });
+        }
+        if (slab !== undefined && used + e.rawLength > slab.buffer.byteLength) await seal();
+        slab ??= this.#takeSlab(e.rawLength);
+        // Decoded in this thread (zstd is not in the workers), straight into the slab: nothing
+        // kept is a view into the frame, whose buffer the reader may reuse.
+        const data = new Uint8Array(slab.buffer, used, e.rawLength);
+        this.#codec.decompressInto(e.codec, e.data, e.rawLength, data);
+        used += e.rawLength;
+        const member = { key, fingerprint: e.fingerprint.slice(), data, uses: 1 };
+        members.push(member);
+        inBatch.set(key, member);
+        this.counters.extentBytes += e.rawLength;
       }
-      // A view into the frame would pin the whole frame until mapped; raw extents are copied.
-      return { key: bytesToKey(e.fingerprint), data: data === e.data ? data.slice() : data };
-    });
-    for (const v of verified) {
-      const pending = this.#pending.get(v.key);
-      if (pending !== undefined) pending.uses++;
-      else this.#pending.set(v.key, { data: v.data, uses: 1 });
-      this.counters.extentBytes += v.data.byteLength;
+      await seal();
+    } catch (err) {
+      this.#failure ??= err;
+      throw err;
     }
+  }
+
+  /** An empty slab of at least `byteLength` bytes: a free one, or a new one. */
+  #takeSlab(byteLength: number): Slab {
+    const reused = byteLength <= SLAB_BYTES ? this.#freeSlabs.pop() : undefined;
+    if (reused !== undefined) return { buffer: reused, refs: 0 };
+    this.#slabsAllocated++;
+    return { buffer: new SharedArrayBuffer(Math.max(SLAB_BYTES, byteLength)), refs: 0 };
+  }
+
+  /** One reference to `slab` is gone; at none, a slab of the standard size goes back to the free list. */
+  #releaseSlab(slab: Slab): void {
+    slab.refs--;
+    if (slab.refs === 0 && slab.buffer.byteLength === SLAB_BYTES && this.#freeSlabs.length < MAX_FREE_SLABS) this.#freeSlabs.push(slab.buffer);
+  }
+
+  /** Registers a sealed slab's extents as pending and starts their verification. */
+  async #startVerification(slab: Slab, members: readonly { key: string; fingerprint: Uint8Array; data: Uint8Array; uses: number }[], bytes: number): Promise<void> {
+    await this.#makeRoom(bytes);
+    slab.refs = members.length + 1;
+    const verified = this.#verify(slab, members);
+    const verification: Verification = { bytes, done: verified };
+    this.#verifying.push(verification);
+    this.#unverifiedBytes += bytes;
+    verified
+      .catch((err: unknown) => {
+        this.#failure ??= err;
+      })
+      .finally(() => {
+        const at = this.#verifying.indexOf(verification);
+        if (at >= 0) this.#verifying.splice(at, 1);
+        this.#unverifiedBytes -= bytes;
+        this.#releaseSlab(slab);
+      });
+    for (const m of members) this.#pending.set(m.key, { data: m.data, slab, uses: m.uses, verified });
+  }
+
+  /** Fingerprints a slab's extents through `fingerprintShared`; rejects CORRUPTION naming the first mismatch. */
+  async #verify(slab: Slab, members: readonly { fingerprint: Uint8Array; data: Uint8Array }[]): Promise<void> {
+    const digests = await this.#fingerprintShared(slab.buffer, Uint32Array.from(members, (m) => m.data.byteLength));
+    members.forEach((m, i) => {
+      const digest = digests[i];
+      if (digest === undefined || !equalBytes(digest, m.fingerprint)) {
+        throw new DrkitError('CORRUPTION', 'extent content does not match its fingerprint', { data: { fingerprint: toHex(m.fingerprint) } });
+      }
+    });
+  }
+
+  /** Waits until `bytes` more fit under {@link MAX_UNVERIFIED_BYTES} and {@link MAX_UNVERIFIED_CHUNKS}. */
+  async #makeRoom(bytes: number): Promise<void> {
+    while (this.#verifying.length > 0 && (this.#verifying.length >= MAX_UNVERIFIED_CHUNKS || this.#unverifiedBytes + bytes > MAX_UNVERIFIED_BYTES)) {
+      await this.#verifying[0]!.done.catch(() => undefined);
+      // The finally() that drops it runs a tick after `done` settles.
+      await Promise.resolve();
+      this.#throwIfFailed();
+    }
+  }
+
+  #throwIfFailed(): void {
+    if (this.#failure !== undefined) throw this.#failure;
   }
 
   /** Writes a batch of blocks (and the zeros before it) at their offsets. @throws CORRUPTION, EXTENT_NOT_FOUND, NOT_FOUND, PROTOCOL_ERROR (out of order) */
   async blocks(sessionId: string, cursorAfter: number, blocks: readonly WireBlock[]): Promise<number> {
     throwIfAborted(this.#signal);
+    this.#throwIfFailed();
     const request = this.#session(sessionId);
     const blockBytes = request.blockBytes;
     const writes: BlockWrite[] = [];
@@ -227,6 +401,7 @@ export class DeviceReceiver implements PeerReceiver {
 
   /** Zero-fills the rest, flushes the device and clears the checkpoint. */
   async commit(sessionIds: readonly string[]): Promise<string[]> {
+    this.#throwIfFailed();
     const request = this.#session(sessionIds[0] ?? '');
     const blocks = request.byteLength / request.blockBytes;
     if (this.#cursorBlock < blocks) {
@@ -269,7 +444,10 @@ export class DeviceReceiver implements PeerReceiver {
   /** The verified bytes of a block: received, or read back from where this restore wrote them. */
   async #dataOf(key: string, fingerprint: Uint8Array, blockBytes: number): Promise<Uint8Array> {
     const pending = this.#pending.get(key);
-    if (pending !== undefined) return pending.data;
+    if (pending !== undefined) {
+      await pending.verified;
+      return pending.data;
+    }
     const written = this.#written.get(key);
     if (written === undefined) throw new DrkitError('EXTENT_NOT_FOUND', `restore: block maps extent ${toHex(fingerprint)}, which did not arrive`, { data: { fingerprint: toHex(fingerprint) } });
     const data = await this.#device.read(written.blockIndex * blockBytes, blockBytes);
@@ -288,6 +466,7 @@ export class DeviceReceiver implements PeerReceiver {
         this.#pending.delete(key);
         const at = writes.find((w) => w.data === pending.data);
         if (at !== undefined) this.#remember(key, at.byteOffset / this.#request!.blockBytes);
+        this.#releaseSlab(pending.slab);
       }
       return;
     }

@@ -2,8 +2,14 @@
  * FrameReader: turns a connection's byte chunks into verified frames.
  *
  * Memory promise: besides the transport chunk being consumed, the reader holds at most
- * one frame, allocated only after its header passed validation, so its memory is bounded
- * by FRAME_OVERHEAD_BYTES + MAX_FRAME_PAYLOAD_BYTES whatever the peer sends.
+ * one frame, allocated only after its header passed validation, plus at most one spare
+ * buffer handed back through {@link FrameReader.recycle}, so its memory is bounded by
+ * 2 x (FRAME_OVERHEAD_BYTES + MAX_FRAME_PAYLOAD_BYTES) whatever the peer sends.
+ * Ownership: a frame's payload belongs to the caller, who may keep views into it — unless
+ * the caller hands the frame back with `recycle()`, promising that nothing references it
+ * any longer; the next frame of at least {@link RECYCLE_MIN_FRAME_BYTES} that fits is then
+ * read into that buffer instead of a fresh one (large frames are garbage V8 collects late:
+ * issue #13 measured ~60 MiB of them in every receiving process).
  * Authentication promise: once {@link FrameReader.setMac} keyed it, the reader hands on
  * only frames whose tag authenticates them, in order (see frame-mac.ts).
  * Failure promise: the first error (malformed frame, timeout, broken connection) is
@@ -47,6 +53,13 @@ export interface FrameReaderOptions {
 
 const EMPTY = new Uint8Array(0);
 
+/**
+ * Smallest frame read into a recycled buffer (64 KiB): small frames (requests, acks,
+ * block maps) are cheap fresh allocations and would otherwise take the spare from the
+ * large EXTENTS frames that follow them.
+ */
+export const RECYCLE_MIN_FRAME_BYTES = 64 * 1024;
+
 /** Reads verified frames, in order, from one connection. */
 export class FrameReader implements AsyncIterable<Frame> {
   readonly #options: FrameReaderOptions;
@@ -57,7 +70,14 @@ export class FrameReader implements AsyncIterable<Frame> {
   #headerFilled = 0;
   #decoded: FrameHeader | undefined;
   #frame: Uint8Array | undefined;
+  /** The whole buffer `#frame` views (a recycled one may be larger). */
+  #frameBuffer: Uint8Array | undefined;
   #frameFilled = 0;
+  /** A buffer handed back by `recycle()`, for the next large frame that fits. */
+  #spare: Uint8Array | undefined;
+  /** The buffer of the last frame returned, and the payload view returned with it (what `recycle()` accepts). */
+  #lastBuffer: Uint8Array | undefined;
+  #lastPayload: Uint8Array | undefined;
   #expectedSeq: number;
   #failure: DrkitError | undefined;
   #ended = false;
@@ -111,6 +131,22 @@ export class FrameReader implements AsyncIterable<Frame> {
     }
   }
 
+  /**
+   * Hands back the buffer of `frame`, the last frame `read()` returned: the caller promises
+   * that nothing references its payload any more (views included), and the reader may
+   * overwrite it with a later frame. Any other frame is ignored (its buffer stays the
+   * caller's), so a stale or foreign frame can never be recycled by mistake.
+   * @returns whether the buffer was taken
+   */
+  recycle(frame: Frame): boolean {
+    const buffer = this.#lastBuffer;
+    if (buffer === undefined || frame.payload !== this.#lastPayload) return false;
+    this.#lastBuffer = undefined;
+    this.#lastPayload = undefined;
+    if (this.#spare === undefined || this.#spare.byteLength < buffer.byteLength) this.#spare = buffer;
+    return true;
+  }
+
   async *[Symbol.asyncIterator](): AsyncIterator<Frame> {
     for (;;) {
       const frame = await this.read();
@@ -162,7 +198,7 @@ export class FrameReader implements AsyncIterable<Frame> {
       // The whole header is checked (length bound included) before the frame is allocated.
       const header = decodeFrameHeader(this.#header, this.#expectedSeq);
       this.#decoded = header;
-      this.#frame = new Uint8Array(FRAME_HEADER_BYTES + header.payloadByteLength + tagBytesOf(header.flags) + FRAME_CHECKSUM_BYTES);
+      this.#frame = this.#allocate(FRAME_HEADER_BYTES + header.payloadByteLength + tagBytesOf(header.flags) + FRAME_CHECKSUM_BYTES);
       this.#frame.set(this.#header, 0);
       this.#frameFilled = FRAME_HEADER_BYTES;
     }
@@ -179,12 +215,29 @@ export class FrameReader implements AsyncIterable<Frame> {
     const header = this.#decoded!;
     verifyFrameChecksum(this.#options.xxh64, frame, header);
     verifyFrameMac(this.#mac, frame, header);
+    const payload = frame.subarray(FRAME_HEADER_BYTES, FRAME_HEADER_BYTES + header.payloadByteLength);
+    this.#lastBuffer = frame.byteLength >= RECYCLE_MIN_FRAME_BYTES ? this.#frameBuffer : undefined;
+    this.#lastPayload = this.#lastBuffer === undefined ? undefined : payload;
     this.#frame = undefined;
+    this.#frameBuffer = undefined;
     this.#decoded = undefined;
     this.#headerFilled = 0;
     this.#frameFilled = 0;
     this.#expectedSeq = nextSeq(this.#expectedSeq);
-    return { type: header.type, flags: header.flags, seq: header.seq, payload: frame.subarray(FRAME_HEADER_BYTES, FRAME_HEADER_BYTES + header.payloadByteLength) };
+    return { type: header.type, flags: header.flags, seq: header.seq, payload };
+  }
+
+  /** A buffer for a frame of `byteLength` bytes: the recycled spare when it fits a large frame, else a fresh one. */
+  #allocate(byteLength: number): Uint8Array {
+    const spare = this.#spare;
+    if (byteLength >= RECYCLE_MIN_FRAME_BYTES && spare !== undefined && spare.byteLength >= byteLength) {
+      this.#spare = undefined;
+      this.#frameBuffer = spare;
+      return spare.subarray(0, byteLength);
+    }
+    const fresh = new Uint8Array(byteLength);
+    this.#frameBuffer = fresh;
+    return fresh;
   }
 
   /** The next transport chunk (undefined at end of stream), raced against the idle timeout and the signal. */

@@ -16,14 +16,21 @@ import type { BeginRequest as PortBeginRequest, HeldSnapshot, ReplicationPort, W
 import type { ReceiverState } from '../receiver-state.js';
 import { closeWithError } from './close-with-error.js';
 import type { HandshakeResult } from './handshake.js';
-import { errorFromPeer, readMessage, writeMessage, type Message } from './messages.js';
+import { decodeMessage, errorFromPeer, writeMessage, type Message } from './messages.js';
 import type { Clock } from '../../adapters/clock.js';
 import { MAX_LIST_SNAPSHOTS } from './control-messages.js';
 import type { LwsRecord } from './lws-messages.js';
 import type { RemoteDemotion, RemoteDemotionResult, RemoteLineageStatus, RemotePromotion, RemotePromotionResult } from '../remote-control.js';
 
 /** What serves the peer's replication requests: a site's ReceiverState, or a device restore (device-receiver.ts). */
-export type PeerReceiver = Pick<ReceiverState, 'list' | 'begin' | 'have' | 'extents' | 'blocks' | 'commit' | 'abort' | 'prune' | 'release'>;
+export type PeerReceiver = Pick<ReceiverState, 'list' | 'begin' | 'have' | 'extents' | 'blocks' | 'commit' | 'abort' | 'prune' | 'release'> & {
+  /**
+   * True when nothing the receiver keeps after `extents()` resolves is a view into the
+   * extents it was given: the Peer then reuses the EXTENTS frame's buffer for a later frame
+   * (FrameReader.recycle). A receiver that keeps views must leave it unset.
+   */
+  readonly keepsNoFrameViews?: boolean;
+};
 
 /** Starts a sender for a PULL_REQ (supplied by the Site). */
 export type PullHandler = (peer: Peer, snapshotId: string, baseSnapshotId: string | undefined) => Promise<void>;
@@ -268,8 +275,10 @@ export class Peer {
   async #readLoop(): Promise<void> {
     try {
       for (;;) {
-        const message = await readMessage(this.#handshake.reader);
-        if (message === undefined) break;
+        const reader = this.#handshake.reader;
+        const frame = await reader.read();
+        if (frame === undefined) break;
+        const message = decodeMessage(frame);
         if (message.type === 'ERROR') throw errorFromPeer(message);
         const responseKey = responseKeyOf(message);
         if (responseKey !== undefined) {
@@ -280,6 +289,8 @@ export class Peer {
           continue;
         }
         await this.#serve(message);
+        // Served (awaited) and answered: an EXTENTS frame is dead unless the receiver kept views.
+        if (message.type === 'EXTENTS' && this.#receiver?.keepsNoFrameViews === true) reader.recycle(frame);
       }
       this.#setFailure(new DrkitError('CONNECTION_LOST', 'peer closed the connection'));
     } catch (err) {
