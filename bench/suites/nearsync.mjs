@@ -286,13 +286,15 @@ async function wholeBlockWire(dir, log) {
       const m = await shipper.mark();
       const before = tcp.counter.bytes;
       const dedupBefore = shipper.dedupedBlocks;
+      const cpu0 = [sourceCpuS(), await target.cpuS()];
       const t0 = performance.now();
       expectShipped(await shipper.ship(m));
       const s = (performance.now() - t0) / 1000;
+      const cpu = [sourceCpuS() - cpu0[0], (await target.cpuS()) - cpu0[1]];
       const wireBytes = tcp.counter.bytes - before;
       const dedupedBlocks = shipper.dedupedBlocks - dedupBefore;
-      log(`nearsync.wire ${pattern}: ${BYTES / MiB} MiB in 1 MiB writes shipped as ${wireBytes} wire bytes in ${s.toFixed(2)} s, ${dedupedBlocks} blocks without data`);
-      rows.push({ bench: 'nearsync.wire', value: wireBytes / BYTES, unit: 'ratio', pattern, wireBytes, appBytes: BYTES, dedupedBlocks, blocks: BYTES / (16 * KiB), ioBytes: MiB, shipSeconds: Number(s.toFixed(3)), data: pattern === 'rewrite-held' ? 'incompressible 1 MiB writes of content the target holds (at another offset)' : 'fresh incompressible 1 MiB writes', target: 'other process, TCP loopback, raw files + LMDB' });
+      log(`nearsync.wire ${pattern}: ${BYTES / MiB} MiB in 1 MiB writes shipped as ${wireBytes} wire bytes in ${s.toFixed(2)} s, ${dedupedBlocks} blocks without data; CPU s source ${cpu[0].toFixed(3)} target ${cpu[1].toFixed(3)}`);
+      rows.push({ bench: 'nearsync.wire', value: wireBytes / BYTES, unit: 'ratio', pattern, wireBytes, appBytes: BYTES, dedupedBlocks, blocks: BYTES / (16 * KiB), ioBytes: MiB, shipSeconds: Number(s.toFixed(3)), sourceCpuSPerMiB: Number((cpu[0] / (BYTES / MiB)).toFixed(4)), targetCpuSPerMiB: Number((cpu[1] / (BYTES / MiB)).toFixed(4)), data: pattern === 'rewrite-held' ? 'incompressible 1 MiB writes of content the target holds (at another offset)' : 'fresh incompressible 1 MiB writes', target: 'other process, TCP loopback, raw files + LMDB' });
     }
     await shipper.close();
     await vol.close();
