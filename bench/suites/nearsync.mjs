@@ -17,7 +17,10 @@
 //   source site (empty log, no backlog of an earlier phase), on and off write the same
 //   kind of content (seeded random views of a 64 MiB pool, fresh per run: no block
 //   repeats, nothing compresses), and each side reports the CPU seconds of the source and
-//   the target during the timed writes and until the engine shipped them.
+//   the target during the timed writes and until settled (the log drained by a snapshot,
+//   both sides, and with NearSync the last LWS acknowledged). The value is the throughput
+//   the application sees; settledCpuRatio (off source CPU / on source + target CPU, to
+//   settled) is the cost the write path defers to the drain and the ship.
 // - nearsync.compose: seconds for the target to compose a full snapshot from 600 LWS
 //   (10 minutes at one a second) of 128 random 4 KiB writes each, taken back to back.
 // Scale the load duration with DRKIT_BENCH_NEARSYNC_S (default 30).
@@ -251,12 +254,15 @@ async function overheadPhase(dir, target, name, on, write) {
     const cpu0 = [sourceCpuS(), await target.cpuS()];
     const throughput = await write(vol);
     const cpu1 = [sourceCpuS(), await target.cpuS()];
+    // Settled: both pay the drain of what the phase left in the log (a snapshot drains it), and
+    // with NearSync the ship of it; the CPU up to there is the phase's whole cost.
+    await src.tree.snapshot(vol.id, { name: 'settled' });
     if (engine !== undefined) await settled(events);
     const cpu2 = [sourceCpuS(), await target.cpuS()];
     await engine?.stop();
     await vol.close();
     const shipped = events.filter((e) => e.kind === 'lws-shipped');
-    return { shippedRecords: shipped.reduce((n, e) => n + e.records, 0), shippedWireBytes: shipped.reduce((n, e) => n + e.wireBytes, 0), throughput, sourceCpuS: cpu1[0] - cpu0[0], targetCpuS: cpu1[1] - cpu0[1], sourceCpuToShippedS: cpu2[0] - cpu0[0], targetCpuToShippedS: cpu2[1] - cpu0[1], holdsDropped: src.dropped.length, phase: engine?.state.phase };
+    return { shippedRecords: shipped.reduce((n, e) => n + e.records, 0), shippedWireBytes: shipped.reduce((n, e) => n + e.wireBytes, 0), throughput, sourceCpuS: cpu1[0] - cpu0[0], targetCpuS: cpu1[1] - cpu0[1], sourceCpuSettledS: cpu2[0] - cpu0[0], targetCpuSettledS: cpu2[1] - cpu0[1], holdsDropped: src.dropped.length, phase: engine?.state.phase };
   } finally {
     await src.close();
   }
@@ -349,7 +355,7 @@ export default [
               const pool = seededBytes(POOL_BYTES, 1000 + 10 * r + (on ? 1 : 0) + (pattern === 'seqwrite' ? 5 : 0));
               const m = await overheadPhase(dir, target, `ovh-${pattern}-${r}-${on}`, on, phase.run(pool));
               runs[pattern][on ? 'on' : 'off'].push(m);
-              log(`overhead run ${r} ${pattern} nearsync=${on}: ${m.throughput.toFixed(0)} ${phase.unit}, CPU s source ${m.sourceCpuS.toFixed(2)} target ${m.targetCpuS.toFixed(2)} (to shipped: ${m.sourceCpuToShippedS.toFixed(2)} / ${m.targetCpuToShippedS.toFixed(2)}), holds dropped ${m.holdsDropped}${on ? `, phase ${m.phase}, shipped ${m.shippedRecords} records in ${(m.shippedWireBytes / 1e6).toFixed(1)} MB` : ''}`);
+              log(`overhead run ${r} ${pattern} nearsync=${on}: ${m.throughput.toFixed(0)} ${phase.unit}, CPU s source ${m.sourceCpuS.toFixed(2)} target ${m.targetCpuS.toFixed(2)} (settled: ${m.sourceCpuSettledS.toFixed(2)} / ${m.targetCpuSettledS.toFixed(2)}), holds dropped ${m.holdsDropped}${on ? `, phase ${m.phase}, shipped ${m.shippedRecords} records in ${(m.shippedWireBytes / 1e6).toFixed(1)} MB` : ''}`);
             }
           }
         }
@@ -357,11 +363,12 @@ export default [
         await target.stop();
       }
       const med = (list, k) => Number(median(list.map((m) => m[k])).toFixed(3));
-      const side = (list) => ({ throughput: med(list, 'throughput'), sourceCpuS: med(list, 'sourceCpuS'), targetCpuS: med(list, 'targetCpuS'), sourceCpuToShippedS: med(list, 'sourceCpuToShippedS'), targetCpuToShippedS: med(list, 'targetCpuToShippedS') });
+      const side = (list) => ({ throughput: med(list, 'throughput'), sourceCpuS: med(list, 'sourceCpuS'), targetCpuS: med(list, 'targetCpuS'), sourceCpuSettledS: med(list, 'sourceCpuSettledS'), targetCpuSettledS: med(list, 'targetCpuSettledS') });
       return Object.entries(phases).map(([pattern, phase]) => {
         const on = side(runs[pattern].on);
         const off = side(runs[pattern].off);
-        return { bench: 'nearsync.overhead', value: on.throughput / off.throughput, unit: 'ratio', pattern, on: on.throughput, off: off.throughput, throughputUnit: phase.unit, onCpu: on, offCpu: off, repeats: REPEATS, lwsIntervalMs: 1000, data: 'seeded random (incompressible, no repeated block), fresh per run', start: 'fresh source site per phase: empty log, engine stable', target: 'other process, TCP loopback', holdsDropped: runs[pattern].on.reduce((n, m) => n + m.holdsDropped, 0), ...phase.extra };
+        const settledCpuRatio = Number((off.sourceCpuSettledS / (on.sourceCpuSettledS + on.targetCpuSettledS)).toFixed(3));
+        return { bench: 'nearsync.overhead', value: on.throughput / off.throughput, unit: 'ratio', pattern, on: on.throughput, off: off.throughput, throughputUnit: phase.unit, settledCpuRatio, onCpu: on, offCpu: off, repeats: REPEATS, lwsIntervalMs: 1000, data: 'seeded random (incompressible, no repeated block), fresh per run', start: 'fresh source site per phase: empty log, engine stable', target: 'other process, TCP loopback', holdsDropped: runs[pattern].on.reduce((n, m) => n + m.holdsDropped, 0), ...phase.extra };
       });
     },
   },
