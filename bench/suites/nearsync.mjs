@@ -254,10 +254,11 @@ async function overheadPhase(dir, target, name, on, write) {
     const cpu0 = [sourceCpuS(), await target.cpuS()];
     const throughput = await write(vol);
     const cpu1 = [sourceCpuS(), await target.cpuS()];
-    // Settled: both pay the drain of what the phase left in the log (a snapshot drains it), and
-    // with NearSync the ship of it; the CPU up to there is the phase's whole cost.
-    await src.tree.snapshot(vol.id, { name: 'settled' });
+    // Settled: with NearSync the last LWS acknowledged (shipped while its records are still
+    // pending, as in steady state), then on both sides the drain of what the phase left in
+    // the log (a snapshot drains it); the CPU up to there is the phase's whole cost.
     if (engine !== undefined) await settled(events);
+    await src.tree.snapshot(vol.id, { name: 'settled' });
     const cpu2 = [sourceCpuS(), await target.cpuS()];
     await engine?.stop();
     await vol.close();
