@@ -13,7 +13,14 @@
 //   incompressible 1 MiB writes: data plus the fingerprint queries.
 // - nearsync.overhead: volume.randwrite4k (32,768 writes, unpaced) and volume.seqwrite
 //   (256 MiB in 1 MiB writes) throughput with a NearSync engine shipping every second,
-//   divided by the same without, same run.
+//   divided by the same without, same run. Like with like: every phase runs on a fresh
+//   source site (empty log, no backlog of an earlier phase), on and off write the same
+//   kind of content (seeded random views of a 64 MiB pool, fresh per run: no block
+//   repeats, nothing compresses), and each side reports the CPU seconds of the source and
+//   the target during the timed writes and until settled (the log drained by a snapshot,
+//   both sides, and with NearSync the last LWS acknowledged). The value is the throughput
+//   the application sees; settledCpuRatio (off source CPU / on source + target CPU, to
+//   settled) is the cost the write path defers to the drain and the ship.
 // - nearsync.compose: seconds for the target to compose a full snapshot from 600 LWS
 //   (10 minutes at one a second) of 128 random 4 KiB writes each, taken back to back.
 // Scale the load duration with DRKIT_BENCH_NEARSYNC_S (default 30).
@@ -57,6 +64,11 @@ async function startTarget(dir) {
       child.stdin.write('compose\n');
       return (await next()).composed;
     },
+    /** CPU seconds the target process has used so far. */
+    async cpuS() {
+      child.stdin.write('stats\n');
+      return (await next()).cpuMs / 1000;
+    },
     async stop() {
       child.stdin.end();
       await exited;
@@ -98,10 +110,10 @@ function xorshift(seed) {
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /** Starts an engine to the target and waits until it is stable. */
-async function startEngine(src, target, counter, volumeIds, lwsIntervalMs, events) {
+async function startEngine(src, target, counter, volumeIds, lwsIntervalMs, events, sessionId = `pd-${lwsIntervalMs}`) {
   const tcp = countingTransport(TcpTransport.create());
   const remote = { siteId: 'B', address: target.address, transport: tcp.transport, psk };
-  const engine = await NearSyncEngine.open({ site: src.site, remote, sessionId: `pd-${lwsIntervalMs}`, volumeIds, clock: new SystemClock(), lwsIntervalMs, onEvent: (e) => events.push({ ...e, t: performance.now() }) });
+  const engine = await NearSyncEngine.open({ site: src.site, remote, sessionId, volumeIds, clock: new SystemClock(), lwsIntervalMs, onEvent: (e) => events.push({ ...e, t: performance.now() }) });
   engine.start();
   for (let i = 0; engine.state.phase !== 'stable'; i++) {
     if (i > 600) throw new Error(`NearSync not stable after 60 s: ${engine.state.phase}`);
@@ -185,28 +197,76 @@ async function loadRun(dir, lwsIntervalMs, log) {
 
 const loadFields = (r) => ({ loadMBps: 20, achievedMBps: Number((r.load.achievedBytesPerSec / 1e6).toFixed(2)), loadSeconds: LOAD_S, ioBytes: WRITE_BYTES, volumeBytes: VOLUME_BYTES, target: 'other process, TCP loopback, raw files + LMDB', holdsDropped: r.dropped, finalPhase: r.phase });
 
-async function randwrite(vol, writes) {
+/** CPU seconds this (the source) process has used so far. */
+function sourceCpuS() {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1e6;
+}
+
+/** Random 4 KiB writes of seeded random content (views of `pool` at random 8-byte-aligned offsets). */
+async function randwrite(vol, writes, pool) {
   const rnd = xorshift(7);
-  const data = seededBytes(WRITE_BYTES, 5);
   const t0 = performance.now();
   for (let i = 0; i < writes; i++) {
-    data[0] = i & 0xff;
-    await vol.write((rnd() % (VOLUME_BYTES / WRITE_BYTES)) * WRITE_BYTES, data);
+    const at = (rnd() % ((pool.length - WRITE_BYTES) / 8)) * 8;
+    await vol.write((rnd() % (VOLUME_BYTES / WRITE_BYTES)) * WRITE_BYTES, pool.subarray(at, at + WRITE_BYTES));
     if ((i + 1) % FLUSH_EVERY === 0) await vol.flush();
   }
   await vol.flush();
   return writes / ((performance.now() - t0) / 1000);
 }
 
-async function seqwrite(vol, byteLength) {
-  const data = seededBytes(MiB, 9);
+/** Sequential 1 MiB writes of seeded random content (views of `pool` at random 8-byte-aligned offsets: no block repeats). */
+async function seqwrite(vol, byteLength, pool) {
+  const rnd = xorshift(11);
   const t0 = performance.now();
   for (let off = 0; off < byteLength; off += MiB) {
-    new DataView(data.buffer).setUint32(0, off);
-    await vol.write(off, data);
+    const at = (rnd() % ((pool.length - MiB) / 8)) * 8;
+    await vol.write(off, pool.subarray(at, at + MiB));
   }
   await vol.flush();
   return byteLength / 1e6 / ((performance.now() - t0) / 1000);
+}
+
+/** Waits until the engine has taken an LWS after now and the target acknowledged it (the phase's writes shipped). */
+async function settled(events) {
+  const t = performance.now();
+  for (let i = 0; i < 1200; i++) {
+    const taken = events.find((e) => e.kind === 'lws-taken' && e.t >= t);
+    if (taken !== undefined && events.some((e) => e.kind === 'lws-shipped' && e.seq >= taken.seq)) return;
+    await sleep(50);
+  }
+  throw new Error('NearSync did not ship the phase within 60 s');
+}
+
+/**
+ * One measured phase of nearsync.overhead on a fresh source site (empty log, no backlog of
+ * another phase), with or without an engine: throughput, and CPU seconds of the source
+ * and the target during the timed writes and until the engine shipped them.
+ */
+async function overheadPhase(dir, target, name, on, write) {
+  const src = await sourceSite(dir, name);
+  try {
+    const vol = await src.tree.createVolume({ name: 'db', byteLength: VOLUME_BYTES, blockBytes: 16 * KiB });
+    const events = [];
+    // A session id per phase: each phase's source is a fresh log whose sequence numbers restart.
+    const engine = on ? await startEngine(src, target, {}, [vol.id], 1000, events, name) : undefined;
+    const cpu0 = [sourceCpuS(), await target.cpuS()];
+    const throughput = await write(vol);
+    const cpu1 = [sourceCpuS(), await target.cpuS()];
+    // Settled: with NearSync the last LWS acknowledged (shipped while its records are still
+    // pending, as in steady state), then on both sides the drain of what the phase left in
+    // the log (a snapshot drains it); the CPU up to there is the phase's whole cost.
+    if (engine !== undefined) await settled(events);
+    await src.tree.snapshot(vol.id, { name: 'settled' });
+    const cpu2 = [sourceCpuS(), await target.cpuS()];
+    await engine?.stop();
+    await vol.close();
+    const shipped = events.filter((e) => e.kind === 'lws-shipped');
+    return { shippedRecords: shipped.reduce((n, e) => n + e.records, 0), shippedWireBytes: shipped.reduce((n, e) => n + e.wireBytes, 0), throughput, sourceCpuS: cpu1[0] - cpu0[0], targetCpuS: cpu1[1] - cpu0[1], sourceCpuSettledS: cpu2[0] - cpu0[0], targetCpuSettledS: cpu2[1] - cpu0[1], holdsDropped: src.dropped.length, phase: engine?.state.phase };
+  } finally {
+    await src.close();
+  }
 }
 
 /** The wire of whole-block records: content the target holds, then fresh content (see the header). */
@@ -233,13 +293,15 @@ async function wholeBlockWire(dir, log) {
       const m = await shipper.mark();
       const before = tcp.counter.bytes;
       const dedupBefore = shipper.dedupedBlocks;
+      const cpu0 = [sourceCpuS(), await target.cpuS()];
       const t0 = performance.now();
       expectShipped(await shipper.ship(m));
       const s = (performance.now() - t0) / 1000;
+      const cpu = [sourceCpuS() - cpu0[0], (await target.cpuS()) - cpu0[1]];
       const wireBytes = tcp.counter.bytes - before;
       const dedupedBlocks = shipper.dedupedBlocks - dedupBefore;
-      log(`nearsync.wire ${pattern}: ${BYTES / MiB} MiB in 1 MiB writes shipped as ${wireBytes} wire bytes in ${s.toFixed(2)} s, ${dedupedBlocks} blocks without data`);
-      rows.push({ bench: 'nearsync.wire', value: wireBytes / BYTES, unit: 'ratio', pattern, wireBytes, appBytes: BYTES, dedupedBlocks, blocks: BYTES / (16 * KiB), ioBytes: MiB, shipSeconds: Number(s.toFixed(3)), data: pattern === 'rewrite-held' ? 'incompressible 1 MiB writes of content the target holds (at another offset)' : 'fresh incompressible 1 MiB writes', target: 'other process, TCP loopback, raw files + LMDB' });
+      log(`nearsync.wire ${pattern}: ${BYTES / MiB} MiB in 1 MiB writes shipped as ${wireBytes} wire bytes in ${s.toFixed(2)} s, ${dedupedBlocks} blocks without data; CPU s source ${cpu[0].toFixed(3)} target ${cpu[1].toFixed(3)}`);
+      rows.push({ bench: 'nearsync.wire', value: wireBytes / BYTES, unit: 'ratio', pattern, wireBytes, appBytes: BYTES, dedupedBlocks, blocks: BYTES / (16 * KiB), ioBytes: MiB, shipSeconds: Number(s.toFixed(3)), sourceCpuSPerMiB: Number((cpu[0] / (BYTES / MiB)).toFixed(4)), targetCpuSPerMiB: Number((cpu[1] / (BYTES / MiB)).toFixed(4)), data: pattern === 'rewrite-held' ? 'incompressible 1 MiB writes of content the target holds (at another offset)' : 'fresh incompressible 1 MiB writes', target: 'other process, TCP loopback, raw files + LMDB' });
     }
     await shipper.close();
     await vol.close();
@@ -277,29 +339,38 @@ export default [
   {
     name: 'nearsync.overhead',
     async run({ dir, log }) {
-      const REPEATS = 3;
-      const runs = { randwrite4k: { on: [], off: [] }, seqwrite: { on: [], off: [] } };
+      const REPEATS = Number(process.env.DRKIT_BENCH_NEARSYNC_REPEATS ?? 3);
+      const WRITES = 32768;
+      const POOL_BYTES = 64 * MiB;
+      const phases = {
+        randwrite4k: { unit: 'IOPS', run: (pool) => (vol) => randwrite(vol, WRITES, pool), extra: { writes: WRITES, ioBytes: WRITE_BYTES, flushEvery: FLUSH_EVERY, volumeBytes: VOLUME_BYTES } },
+        seqwrite: { unit: 'MB/s', run: (pool) => (vol) => seqwrite(vol, VOLUME_BYTES, pool), extra: { byteLength: VOLUME_BYTES, ioBytes: MiB } },
+      };
+      const runs = Object.fromEntries(Object.keys(phases).map((p) => [p, { on: [], off: [] }]));
       const target = await startTarget(join(dir, 'target-overhead'));
       try {
         for (let r = 0; r < REPEATS; r++) {
-          for (const on of [false, true]) {
-            const src = await sourceSite(dir, `ovh-${r}-${on}`);
-            const vol = await src.tree.createVolume({ name: 'db', byteLength: VOLUME_BYTES, blockBytes: 16 * KiB });
-            const events = [];
-            const engine = on ? await startEngine(src, target, {}, [vol.id], 1000, events) : undefined;
-            runs.randwrite4k[on ? 'on' : 'off'].push(await randwrite(vol, 32768));
-            runs.seqwrite[on ? 'on' : 'off'].push(await seqwrite(vol, VOLUME_BYTES));
-            await engine?.stop();
-            log(`overhead run ${r} nearsync=${on}: randwrite4k ${runs.randwrite4k[on ? 'on' : 'off'].at(-1).toFixed(0)} IOPS, seqwrite ${runs.seqwrite[on ? 'on' : 'off'].at(-1).toFixed(0)} MB/s, holds dropped ${src.dropped.length}${on ? `, phase ${engine.state.phase}` : ''}`);
-            await vol.close();
-            await src.close();
+          for (const [pattern, phase] of Object.entries(phases)) {
+            for (const on of [false, true]) {
+              // Fresh content per run (the target is shared: it must not hold a run's blocks already).
+              const pool = seededBytes(POOL_BYTES, 1000 + 10 * r + (on ? 1 : 0) + (pattern === 'seqwrite' ? 5 : 0));
+              const m = await overheadPhase(dir, target, `ovh-${pattern}-${r}-${on}`, on, phase.run(pool));
+              runs[pattern][on ? 'on' : 'off'].push(m);
+              log(`overhead run ${r} ${pattern} nearsync=${on}: ${m.throughput.toFixed(0)} ${phase.unit}, CPU s source ${m.sourceCpuS.toFixed(2)} target ${m.targetCpuS.toFixed(2)} (settled: ${m.sourceCpuSettledS.toFixed(2)} / ${m.targetCpuSettledS.toFixed(2)}), holds dropped ${m.holdsDropped}${on ? `, phase ${m.phase}, shipped ${m.shippedRecords} records in ${(m.shippedWireBytes / 1e6).toFixed(1)} MB` : ''}`);
+            }
           }
         }
       } finally {
         await target.stop();
       }
-      const row = (pattern, unit, extra) => ({ bench: 'nearsync.overhead', value: median(runs[pattern].on) / median(runs[pattern].off), unit: 'ratio', pattern, on: median(runs[pattern].on), off: median(runs[pattern].off), throughputUnit: unit, repeats: REPEATS, lwsIntervalMs: 1000, target: 'other process, TCP loopback', ...extra });
-      return [row('randwrite4k', 'IOPS', { writes: 32768, flushEvery: FLUSH_EVERY, volumeBytes: VOLUME_BYTES }), row('seqwrite', 'MB/s', { byteLength: VOLUME_BYTES, ioBytes: MiB })];
+      const med = (list, k) => Number(median(list.map((m) => m[k])).toFixed(3));
+      const side = (list) => ({ throughput: med(list, 'throughput'), sourceCpuS: med(list, 'sourceCpuS'), targetCpuS: med(list, 'targetCpuS'), sourceCpuSettledS: med(list, 'sourceCpuSettledS'), targetCpuSettledS: med(list, 'targetCpuSettledS') });
+      return Object.entries(phases).map(([pattern, phase]) => {
+        const on = side(runs[pattern].on);
+        const off = side(runs[pattern].off);
+        const settledCpuRatio = Number((off.sourceCpuSettledS / (on.sourceCpuSettledS + on.targetCpuSettledS)).toFixed(3));
+        return { bench: 'nearsync.overhead', value: on.throughput / off.throughput, unit: 'ratio', pattern, on: on.throughput, off: off.throughput, throughputUnit: phase.unit, settledCpuRatio, onCpu: on, offCpu: off, repeats: REPEATS, lwsIntervalMs: 1000, data: 'seeded random (incompressible, no repeated block), fresh per run', start: 'fresh source site per phase: empty log, engine stable', target: 'other process, TCP loopback', holdsDropped: runs[pattern].on.reduce((n, m) => n + m.holdsDropped, 0), ...phase.extra };
+      });
     },
   },
   {

@@ -11,7 +11,7 @@ import { Buffer } from 'node:buffer';
 import { toHex } from '../../core/bytes.js';
 import type { ExtentCodec } from '../../dedup/codec.js';
 import type { Fingerprinter } from '../../dedup/fingerprint.js';
-import { isAllZero } from '../../snapshot/internal/zero.js';
+import { blockFingerprintsOf } from '../../snapshot/internal/block-fingerprints.js';
 import type { LwsBlock, LwsRecord } from './lws-messages.js';
 
 /** A whole-block write whose blocks are fingerprinted but not yet encoded. */
@@ -45,18 +45,10 @@ const DATA_BLOCK_HEADER_BYTES = 1 + 1 + 4;
 export function cutWholeBlocks(e: { seq: number; volumeId: string; byteOffset: number; data: Uint8Array }, blockBytes: number, fingerprinter: Fingerprinter): WholeBlocks | undefined {
   const n = e.data.length / blockBytes;
   if (e.data.length === 0 || e.byteOffset % blockBytes !== 0 || !Number.isInteger(n)) return undefined;
-  const fingerprints: (Uint8Array | undefined)[] = [];
+  // Shared with the drain of the same record when it is still pending (the same data view).
+  const fingerprints = blockFingerprintsOf(e.data, blockBytes, fingerprinter);
   let maxBytes = BLOCKS_HEADER_BYTES + Buffer.byteLength(e.volumeId);
-  for (let i = 0; i < n; i++) {
-    const block = e.data.subarray(i * blockBytes, (i + 1) * blockBytes);
-    if (isAllZero(block)) {
-      fingerprints.push(undefined);
-      maxBytes += 1;
-    } else {
-      fingerprints.push(fingerprinter.fingerprint(block));
-      maxBytes += DATA_BLOCK_HEADER_BYTES + fingerprinter.digestBytes + blockBytes;
-    }
-  }
+  for (const f of fingerprints) maxBytes += f === undefined ? 1 : DATA_BLOCK_HEADER_BYTES + fingerprinter.digestBytes + blockBytes;
   return { kind: 'whole', seq: e.seq, volumeId: e.volumeId, byteOffset: e.byteOffset, blockBytes, digestBytes: fingerprinter.digestBytes, data: e.data, fingerprints, maxBytes };
 }
 

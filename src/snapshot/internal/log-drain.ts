@@ -14,6 +14,7 @@ import { heightFor } from './block-map.js';
 import { readBlocksInto } from './block-reader.js';
 import { writeBlocks, type RowStores, type WholeBlock } from './redirect-on-write.js';
 import type { PendingWrite } from './write-log.js';
+import { knownBlockFingerprint } from './block-fingerprints.js';
 
 /**
  * Blocks assembled and redirected per step: bounds the memory of one step (256 blocks of
@@ -97,12 +98,17 @@ async function drainVolume(ctx: DrainContext, record: VolumeRecord, writes: read
     const blocks: WholeBlock[] = step.map((b, k) => {
       const out = contents[k]!;
       const blockStart = b * bs;
-      for (const w of byBlock.get(b)!) {
+      const touching = byBlock.get(b)!;
+      for (const w of touching) {
         const from = Math.max(blockStart, w.byteOffset);
         const to = Math.min(blockStart + bs, w.byteOffset + w.data.byteLength);
         out.set(w.data.subarray(from - w.byteOffset, to - w.byteOffset), from - blockStart);
       }
-      return { blockIndex: b, content: out };
+      // The last write covers the block whole and aligned: its content is that write's
+      // block, whose fingerprint the shipper may have computed already.
+      const last = touching[touching.length - 1]!;
+      const fingerprint = last.byteOffset % bs === 0 && last.data.byteLength % bs === 0 ? knownBlockFingerprint(last.data, bs, ctx.stores.fingerprinter, (blockStart - last.byteOffset) / bs) : undefined;
+      return fingerprint === undefined ? { blockIndex: b, content: out } : { blockIndex: b, content: out, fingerprint };
     });
     await writeBlocks(ctx.stores, record, geometry, blocks);
   }

@@ -66,6 +66,8 @@ export async function writeRange(s: RowStores, record: VolumeRecord, g: RowGeome
 export interface WholeBlock {
   readonly blockIndex: number;
   readonly content: Uint8Array | undefined;
+  /** The content's fingerprint by the tree's Fingerprinter when the caller already has it (block-fingerprints.ts). */
+  readonly fingerprint?: Uint8Array;
 }
 
 /**
@@ -77,12 +79,12 @@ export interface WholeBlock {
 export async function writeBlocks(s: RowStores, record: VolumeRecord, g: RowGeometry, blocks: readonly WholeBlock[]): Promise<void> {
   const updates: BlockUpdate[] = [];
   const puts = new Map<string, ExtentPut>();
-  for (const { blockIndex, content } of blocks) {
-    if (content === undefined || isAllZero(content)) {
+  for (const { blockIndex, content, fingerprint: known } of blocks) {
+    if (content === undefined || (known === undefined && isAllZero(content))) {
       updates.push({ blockIndex, fingerprint: undefined });
       continue;
     }
-    const fingerprint = s.fingerprinter.fingerprint(content);
+    const fingerprint = known ?? s.fingerprinter.fingerprint(content);
     updates.push({ blockIndex, fingerprint });
     const key = bytesToKey(fingerprint);
     if (!puts.has(key)) puts.set(key, { fingerprint, data: content });

@@ -22,7 +22,9 @@
  *
  * Memory: the data of records not yet drained is held in memory for reads, bounded by
  * the log's byte length (the caller drains before it fills), indexed by 64 KiB granule so
- * a read looks only at the writes that touch it.
+ * a read looks only at the writes that touch it. The same copies (and the marker and
+ * flush records since the start, a few bytes each) serve {@link WriteLog.records} for
+ * records not yet drained: NearSync ships them without reading the log device back.
  */
 import type { BlockDevice } from '../../adapters/block-device.js';
 import type { Xxh64 } from '../../core/checksum.js';
@@ -32,6 +34,11 @@ import { utf8 } from '../../core/bytes.js';
 import { walkLog, type LogPosition, type LogRing, type WalkStop } from './log-walk.js';
 
 export type { LogPosition } from './log-walk.js';
+
+/** A record as {@link WriteLog.records} yields it: from the device, or from memory while not yet drained. */
+export type LoggedRecord = Pick<LogRecord, 'kind' | 'seq' | 'volumeId' | 'byteOffset' | 'data'>;
+
+const NO_DATA = new Uint8Array(0);
 
 /** Where the log starts, persisted in the tree record (JSON). */
 export interface WriteLogState {
@@ -84,6 +91,8 @@ export class WriteLog {
   #tail: number;
   #nextSeq: number;
   #pending: PendingWrite[] = [];
+  /** Marker and flush records from the start on, in order: with {@link #pending}, every record not yet drained. */
+  #marks: LoggedRecord[] = [];
   readonly #byVolume = new Map<string, VolumePending>();
   #pendingBytes = 0;
   /** Records appended since the last flush record. */
@@ -213,23 +222,34 @@ export class WriteLog {
   /**
    * The records from `from` (a position still kept) up to and including sequence number
    * `toSeq` (appended already), in order: writes, markers and flush records (wrap records
-   * are skipped). What a NearSync session ships between two markers.
+   * are skipped). What a NearSync session ships between two markers. Drained records (and
+   * always the first) read back from the device, checked; the rest come from memory.
    * @throws NOT_FOUND for a position no longer kept or a sequence number not yet appended,
    *   CORRUPTION when a kept record does not read back intact
    */
-  async *records(from: LogPosition, toSeq: number): AsyncGenerator<LogRecord> {
+  async *records(from: LogPosition, toSeq: number): AsyncGenerator<LoggedRecord> {
     const oldest = this.#spaceStart();
     if (from.seq < oldest.seq || toSeq >= this.#nextSeq) {
       throw new DrkitError('NOT_FOUND', `write log records ${from.seq}..${toSeq} are not all kept (oldest ${oldest.seq}, next ${this.#nextSeq})`, { data: { fromSeq: from.seq, toSeq, oldestSeq: oldest.seq, nextSeq: this.#nextSeq } });
     }
     let expected = from.seq;
     if (expected > toSeq) return;
+    // Drained records read back from the device; the first record always does too, so
+    // `from.offset` is checked against the ring (holdWriteLog relies on it). From the
+    // start on, the records are still in memory: the same bytes, without a device read.
+    let inMemory: { writes: readonly PendingWrite[]; marks: readonly LoggedRecord[] } | undefined;
     for await (const { record } of walkLog(this.#ring(), from, this.#epoch + 1)) {
       expected = record.seq + 1;
       if (record.kind !== LOG_KIND.wrap) yield record;
       if (record.seq >= toSeq) return;
+      if (expected >= this.#startSeq) {
+        // Taken before the walk's cleanup awaits: a drain meanwhile must not move records out of reach.
+        inMemory = { writes: this.#pending, marks: this.#marks };
+        break;
+      }
     }
-    throw new DrkitError('CORRUPTION', `write log record ${expected} does not read back intact`, { data: { seq: expected } });
+    if (inMemory === undefined) throw new DrkitError('CORRUPTION', `write log record ${expected} does not read back intact`, { data: { seq: expected } });
+    yield* fromMemory(inMemory.writes, inMemory.marks, expected, toSeq);
   }
 
   #ring(): LogRing {
@@ -278,13 +298,17 @@ export class WriteLog {
    * light-weight snapshot); returns its sequence number. Durable with the next flush.
    */
   async appendMarker(volumeIds: readonly string[]): Promise<number> {
-    return this.#append(LOG_KIND.marker, volumeIds.join('\n'), 0, new Uint8Array(0));
+    const volumeId = volumeIds.join('\n');
+    const seq = await this.#append(LOG_KIND.marker, volumeId, 0, NO_DATA);
+    this.#marks.push({ kind: LOG_KIND.marker, seq, volumeId, byteOffset: 0, data: NO_DATA });
+    return seq;
   }
 
   /** Makes every appended record durable: a flush record, then a device flush. */
   async flush(): Promise<void> {
     if (this.#unflushed === 0) return;
-    const seq = await this.#append(LOG_KIND.flush, '', 0, new Uint8Array(0));
+    const seq = await this.#append(LOG_KIND.flush, '', 0, NO_DATA);
+    this.#marks.push({ kind: LOG_KIND.flush, seq, volumeId: '', byteOffset: 0, data: NO_DATA });
     await this.#device.flush();
     this.#flushedSeq = seq;
     this.#unflushed = 0;
@@ -335,6 +359,7 @@ export class WriteLog {
     this.#startOffset = state.startOffset;
     this.#startSeq = state.startSeq;
     this.#pending = [];
+    this.#marks = this.#marks.filter((m) => m.seq >= state.startSeq);
     this.#byVolume.clear();
     this.#pendingBytes = 0;
   }
@@ -413,6 +438,7 @@ export class WriteLog {
     const stopped = stop as WalkStop; // assigned by the walk's callback
     if (stopped.reason === 'checksum') await this.#checkTornTail(stopped);
     for (const { record, endOffset } of seen.slice(0, accepted)) {
+      if (record.kind === LOG_KIND.marker || record.kind === LOG_KIND.flush) this.#marks.push({ kind: record.kind, seq: record.seq, volumeId: record.volumeId, byteOffset: 0, data: NO_DATA });
       if (record.kind !== LOG_KIND.write || record.data.byteLength === 0) continue;
       this.#addPending({ seq: record.seq, volumeId: record.volumeId, byteOffset: record.byteOffset, data: record.data, endOffset });
     }
@@ -453,4 +479,39 @@ export function overlayList(list: readonly PendingWrite[], byteOffset: number, o
     const to = Math.min(end, wEnd);
     out.set(w.data.subarray(from - w.byteOffset, to - w.byteOffset), from - byteOffset);
   }
+}
+
+/**
+ * The records not yet drained (`writes` and `marks` of a log, taken together: a drain
+ * replaces both lists, appends only add records after every one asked for) from sequence
+ * number `fromSeq` (at or after the log's start) up to `toSeq`, in order.
+ */
+function* fromMemory(writes: readonly PendingWrite[], marks: readonly LoggedRecord[], fromSeq: number, toSeq: number): Generator<LoggedRecord> {
+  let i = firstAtOrAfter(writes, fromSeq);
+  let j = firstAtOrAfter(marks, fromSeq);
+  for (;;) {
+    const w = writes[i];
+    const m = marks[j];
+    if (w !== undefined && (m === undefined || w.seq < m.seq)) {
+      if (w.seq > toSeq) return;
+      i++;
+      yield { kind: LOG_KIND.write, seq: w.seq, volumeId: w.volumeId, byteOffset: w.byteOffset, data: w.data };
+    } else if (m !== undefined) {
+      if (m.seq > toSeq) return;
+      j++;
+      yield m;
+    } else return;
+  }
+}
+
+/** Index of the first of `list` (in sequence order) at or after `seq`. */
+function firstAtOrAfter(list: readonly { readonly seq: number }[], seq: number): number {
+  let lo = 0;
+  let hi = list.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (list[mid]!.seq < seq) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }
