@@ -49,9 +49,17 @@ export type LwsBase =
 export interface LwsSessionState {
   readonly sourceSiteId: string;
   readonly sessionId: string;
-  /** Every record up to this sequence number is durable here (0 = none). */
+  /** Every record up to this sequence number is durable here (0 = none), in the journal's numbering. */
   readonly durableSeq: number;
   readonly bases: readonly LwsBase[];
+  /** The source write log whose records the session receives now (absent in states written before it was recorded). */
+  readonly sourceLogId?: string;
+  /**
+   * Journal sequence number = source sequence number + this (0 for the first log). A source
+   * whose log was replaced restarts its numbering; the new generation is shifted past every
+   * number the journal holds, so old points stay distinct and restorable.
+   */
+  readonly seqOffset?: number;
 }
 
 /** A light-weight snapshot held at the target. */
@@ -140,23 +148,33 @@ export class LwsJournal {
 
   /**
    * Opens (or resumes) a session from `sourceSiteId` whose chain continues from a new
-   * seed at `baseMarkerSeq`; returns the resume point (`durableSeq`).
-   * @throws INVALID_ARGUMENT for a base older than the session's newest
+   * seed at `baseMarkerSeq` of the source's write log `sourceLogId`; returns the resume
+   * point (`durableSeq`, in the source's numbering). Sequence numbers are comparable only
+   * within one log: a different log (the source was rebuilt and reuses the session id)
+   * starts a new generation, numbered after everything held, instead of being taken for a
+   * resume, which would skip its records or mix them with the old chain's.
+   * @throws INVALID_ARGUMENT for a base older than the session's newest in the same log
    */
-  async open(sourceSiteId: string, sessionId: string, baseMarkerSeq: number, members: readonly { volumeId: string; seedSnapshotId: string }[]): Promise<number> {
+  async open(sourceSiteId: string, sessionId: string, baseMarkerSeq: number, members: readonly { volumeId: string; seedSnapshotId: string }[], sourceLogId: string): Promise<number> {
     return this.#serial(async () => {
       const k = sessionKey(sourceSiteId, sessionId);
       this.#refused.delete(k);
       const old = this.#sessions.get(k);
+      const sameLog = old !== undefined && (old.sourceLogId === undefined || old.sourceLogId === sourceLogId);
+      const offset = old === undefined ? 0 : sameLog ? (old.seqOffset ?? 0) : old.durableSeq;
+      const baseSeq = baseMarkerSeq + offset;
       const newest = old?.bases.filter((b) => b.kind === 'seed').at(-1);
-      if (newest !== undefined && baseMarkerSeq < newest.markerSeq) {
-        throw new DrkitError('INVALID_ARGUMENT', `LWS session ${sessionId}: seed marker ${baseMarkerSeq} is older than ${newest.markerSeq}`);
+      if (sameLog && newest !== undefined && baseSeq < newest.markerSeq) {
+        throw new DrkitError('INVALID_ARGUMENT', `LWS session ${sessionId}: seed marker ${baseMarkerSeq} is older than ${newest.markerSeq - offset}`);
       }
-      if (newest !== undefined && newest.markerSeq === baseMarkerSeq) return old!.durableSeq; // a resume
-      const base: LwsBase = { kind: 'seed', markerSeq: baseMarkerSeq, members: members.map((m) => ({ volumeId: m.volumeId, seedSnapshotId: m.seedSnapshotId })) };
-      const state: LwsSessionState = { sourceSiteId, sessionId, durableSeq: Math.max(old?.durableSeq ?? 0, baseMarkerSeq), bases: [...(old?.bases ?? []), base] };
+      if (sameLog && newest !== undefined && newest.markerSeq === baseSeq) {
+        if (old!.sourceLogId === undefined) await this.#put({ ...old!, sourceLogId, seqOffset: offset }, []);
+        return old!.durableSeq - offset; // a resume
+      }
+      const base: LwsBase = { kind: 'seed', markerSeq: baseSeq, members: members.map((m) => ({ volumeId: m.volumeId, seedSnapshotId: m.seedSnapshotId })) };
+      const state: LwsSessionState = { sourceSiteId, sessionId, durableSeq: Math.max(old?.durableSeq ?? 0, baseSeq), bases: [...(old?.bases ?? []), base], sourceLogId, seqOffset: offset };
       await this.#put(state, []);
-      return state.durableSeq;
+      return state.durableSeq - offset;
     });
   }
 
@@ -177,7 +195,9 @@ export class LwsJournal {
    * the next one, in one batch (group commit); an append refused refuses the same session's
    * later appends until it is opened again, so a session never stores past a gap.
    * Whole-block records are made whole first (see the file header).
-   * @returns the new durableSeq
+   * Records carry the source's sequence numbers; they are stored shifted by the session's
+   * generation offset (see {@link LwsJournal.open}).
+   * @returns the new durableSeq (the source's numbering)
    * @throws NOT_FOUND for an unknown session, CORRUPTION for a record failing its checksum
    *   or a block its fingerprint, EXTENT_NOT_FOUND for a reference to a block not held here
    */
@@ -211,10 +231,12 @@ export class LwsJournal {
         const state = states.get(k) ?? this.#sessions.get(k);
         if (state === undefined) throw new DrkitError('NOT_FOUND', `no LWS session ${a.sessionId} from ${a.sourceSiteId}`);
         const own: MetaOp[] = [];
+        const offset = state.seqOffset ?? 0;
         let last = state.durableSeq;
         /** Blocks sent with data in this batch, by fingerprint: later references of the batch name them. */
         const sent = new Map<string, Uint8Array>();
-        for (const r of a.records) {
+        for (const received of a.records) {
+          const r = offset === 0 ? received : { ...received, seq: received.seq + offset };
           if (r.seq <= last) continue;
           if (r.kind === 'write') {
             this.#verified(r);
@@ -230,7 +252,7 @@ export class LwsJournal {
           ops.push(...own);
           states.set(k, { ...state, durableSeq: last });
         }
-        results.push({ ok: true, durableSeq: last });
+        results.push({ ok: true, durableSeq: last - offset });
       } catch (err) {
         refused.set(k, err);
         results.push({ ok: false, err });

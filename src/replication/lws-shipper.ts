@@ -14,7 +14,10 @@
  * reports `dropped` and the session must re-seed: the log never grows past the bound.
  * Only flushed records ship: `mark()` makes the marker durable first.
  * Resume promise: a (re)connect opens the session at the target, which tells its last
- * durable sequence number; records at or below it are not sent again.
+ * durable sequence number; records at or below it are not sent again. The open names this
+ * tree's write log (`writeLogId`): sequence numbers mean something only within one log, so a
+ * source rebuilt with a fresh log under the same site and session ids starts a new
+ * generation at the target instead of being taken for a resume (see lws-journal.ts).
  */
 import { Buffer } from 'node:buffer';
 import { DrkitError, isDrkitError } from '../core/errors.js';
@@ -128,7 +131,7 @@ export class LwsShipper {
     const wireBefore = this.wireBytes;
     const dedupedBefore = this.dedupedBlocks;
     try {
-      durableSeq = await peer.lwsOpen(this.sessionId, base.markerSeq, base.members);
+      durableSeq = await peer.lwsOpen(this.sessionId, base.markerSeq, base.members, this.#logId());
       const inFlight = new Set<Promise<number>>();
       let failure: unknown;
       /** Resolves once the previous batch went out: batches leave in order, whenever their fingerprint answers come. */
@@ -231,6 +234,13 @@ export class LwsShipper {
   /** Closes the connection (the hold stays: a later ship resumes). */
   async close(): Promise<void> {
     await this.#drop();
+  }
+
+  /** @throws NOT_SUPPORTED for a tree without a write log */
+  #logId(): string {
+    const id = this.#ctx.tree.writeLogId;
+    if (id === undefined) throw new DrkitError('NOT_SUPPORTED', 'NearSync needs a tree with a write log');
+    return id;
   }
 
   async #connected(): Promise<Peer> {

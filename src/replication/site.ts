@@ -152,7 +152,7 @@ export class Site {
   private constructor(options: SiteOptions, receiver: ReceiverState, codec: ExtentCodec, xxh: Xxh64, clock: Clock, pool: CodecPool | undefined, lws: LwsJournal) {
     this.lws = lws;
     this.#lwsHandler = {
-      open: (peerSiteId, sessionId, baseMarkerSeq, members) => lws.open(peerSiteId, sessionId, baseMarkerSeq, members),
+      open: (peerSiteId, sessionId, baseMarkerSeq, members, sourceLogId) => lws.open(peerSiteId, sessionId, baseMarkerSeq, members, sourceLogId),
       append: (peerSiteId, sessionId, records) => lws.append(peerSiteId, sessionId, records),
       have: (peerSiteId, sessionId, fingerprints) => lws.have(peerSiteId, sessionId, fingerprints),
     };

@@ -559,6 +559,14 @@ export class SnapshotTree {
     });
   }
 
+  /**
+   * The write log's identity (16 hex digits, random when the log was created), or
+   * undefined without a log: its sequence numbers are comparable only under the same id.
+   */
+  get writeLogId(): string | undefined {
+    return this.#record.writeLog?.id;
+  }
+
   /** Holders of the write log and the first record each keeps. */
   writeLogHolds(): ReadonlyMap<string, LogPosition> {
     return new Map(this.#log?.holds ?? []);

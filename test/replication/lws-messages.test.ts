@@ -81,7 +81,7 @@ describe('NearSync messages', () => {
 
   it('round-trip through frames with their numbers 40-43', () => {
     const msgs: LwsMessage[] = [
-      { type: 'LWS_OPEN_REQ', requestId: 1, sessionId: 'pd-1', baseMarkerSeq: 4, members: [{ volumeId: 'vol-1', seedSnapshotId: 'snap-9' }] },
+      { type: 'LWS_OPEN_REQ', requestId: 1, sessionId: 'pd-1', baseMarkerSeq: 4, members: [{ volumeId: 'vol-1', seedSnapshotId: 'snap-9' }], sourceLogId: '0123456789abcdef' },
       { type: 'LWS_OPEN_RES', requestId: 1, durableSeq: 12 },
       batch,
       { type: 'LWS_BATCH_ACK', batchId: 7, durableSeq: 6 },
@@ -115,7 +115,8 @@ describe('NearSync messages', () => {
     const bad = (m: LwsMessage) => expect(() => encodeLwsMessage(m)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
     bad({ ...batch, records: [] } as LwsMessage);
     bad({ ...batch, records: [batch.type === 'LWS_BATCH' ? batch.records[1]! : (undefined as never), batch.type === 'LWS_BATCH' ? batch.records[0]! : (undefined as never)] } as LwsMessage);
-    bad({ type: 'LWS_OPEN_REQ', requestId: 1, sessionId: 'pd-1', baseMarkerSeq: 4, members: [] });
+    bad({ type: 'LWS_OPEN_REQ', requestId: 1, sessionId: 'pd-1', baseMarkerSeq: 4, members: [], sourceLogId: 'x' });
+    bad({ type: 'LWS_OPEN_REQ', requestId: 1, sessionId: 'pd-1', baseMarkerSeq: 4, members: [{ volumeId: 'v', seedSnapshotId: 's' }], sourceLogId: '' });
     bad({ type: 'LWS_BATCH_ACK', batchId: -1, durableSeq: 1 });
   });
 });

@@ -115,7 +115,7 @@ describe('NearSync whole-block deduplication', () => {
     const net = MemoryTransport.create();
     const dst = await targetSite('dst', net);
     try {
-      await dst.site.lws.open('src', 's', 1, [{ volumeId: 'v', seedSnapshotId: 'snap' }]);
+      await dst.site.lws.open('src', 's', 1, [{ volumeId: 'v', seedSnapshotId: 'snap' }], 'log-a');
       const block = randomBytes(BLOCK);
       const fingerprint = sha256Fingerprinter.fingerprint(block);
       const record = (seq: number, blocks: unknown[]) => ({ kind: 'blocks' as const, seq, volumeId: 'v', byteOffset: 0, blockBytes: BLOCK, digestBytes: 32, blocks: blocks as never });
@@ -124,19 +124,19 @@ describe('NearSync whole-block deduplication', () => {
       tampered[100]! ^= 1;
       await expect(dst.site.lws.append('src', 's', [record(2, [{ kind: 'data', fingerprint, codec: 0, data: tampered }]), marker])).rejects.toMatchObject({ code: 'CORRUPTION' });
       expect(await dst.site.lws.points()).toEqual([]);
-      await dst.site.lws.open('src', 's', 1, [{ volumeId: 'v', seedSnapshotId: 'snap' }]);
+      await dst.site.lws.open('src', 's', 1, [{ volumeId: 'v', seedSnapshotId: 'snap' }], 'log-a');
       const missing = sha256Fingerprinter.fingerprint(randomBytes(BLOCK));
       await expect(dst.site.lws.append('src', 's', [record(2, [{ kind: 'ref', fingerprint: missing }]), marker])).rejects.toMatchObject({ code: 'EXTENT_NOT_FOUND' });
       expect(await dst.site.lws.points()).toEqual([]);
       expect(dst.site.lws.sessions()[0]!.durableSeq).toBe(1);
-      await dst.site.lws.open('src', 's', 1, [{ volumeId: 'v', seedSnapshotId: 'snap' }]);
+      await dst.site.lws.open('src', 's', 1, [{ volumeId: 'v', seedSnapshotId: 'snap' }], 'log-a');
       // A reference to an extent of another size (a 4 KiB block named as a 16 KiB one) is refused too.
       const small = randomBytes(4 * KiB);
       const smallFp = sha256Fingerprinter.fingerprint(small);
       await dst.tree.putExtents([{ fingerprint: smallFp, data: small }]);
-      await dst.site.lws.open('src', 's', 1, [{ volumeId: 'v', seedSnapshotId: 'snap' }]);
+      await dst.site.lws.open('src', 's', 1, [{ volumeId: 'v', seedSnapshotId: 'snap' }], 'log-a');
       await expect(dst.site.lws.append('src', 's', [record(2, [{ kind: 'ref', fingerprint: smallFp }]), marker])).rejects.toMatchObject({ code: 'CORRUPTION' });
-      await dst.site.lws.open('src', 's', 1, [{ volumeId: 'v', seedSnapshotId: 'snap' }]);
+      await dst.site.lws.open('src', 's', 1, [{ volumeId: 'v', seedSnapshotId: 'snap' }], 'log-a');
       // The same batch made right: data, a reference to it, a hole.
       expect(await dst.site.lws.append('src', 's', [record(2, [{ kind: 'data', fingerprint, codec: 0, data: block }, { kind: 'ref', fingerprint }, { kind: 'hole' }]), marker])).toBe(4);
     } finally {

@@ -106,12 +106,60 @@ describe('NearSync shipping and restore to LWS', () => {
     expect(dedupedBlocks).toBeGreaterThan(0); // the histories did ship blocks without their data
   }, 120_000);
 
+  it('a source rebuilt with a fresh write log under the same session starts a new generation: nothing skipped, old points kept', async () => {
+    const net = MemoryTransport.create();
+    const dst = await targetSite('dst', net);
+    const expected: Uint8Array[] = [];
+    /** One source generation: a fresh tree and log; `skip` snapshots first so its ids differ from the last one's. */
+    const generation = async (fill: number, skip: number) => {
+      const src = await sourceSite('src');
+      try {
+        const vol = await src.tree.createVolume({ name: 'a', byteLength: VOLUME_BYTES, blockBytes: 16 * KiB });
+        for (let i = 0; i < skip; i++) await src.tree.snapshot(vol.id, { name: `skip-${i}` });
+        const shipper = src.site.nearSync(dst.remote, { sessionId: 'pd-1', volumeIds: [vol.id] });
+        const seedAt = await shipper.markSeed();
+        const seed = await src.tree.snapshotGroup([vol.id], { name: 'seed' });
+        shipper.setBase(seedAt.seq, new Map(seed.map((x) => [x.volumeId, x.id])));
+        await src.site.replicate(seed.map((x) => x.id), dst.remote);
+        const model = new Uint8Array(VOLUME_BYTES);
+        for (let i = 0; i < 3; i++) {
+          const data = new Uint8Array(8 * KiB).fill(fill + i);
+          await vol.write(i * 8 * KiB, data);
+          model.set(data, i * 8 * KiB);
+          const at = await shipper.mark();
+          expected.push(model.slice());
+          expect(await shipper.ship(at)).toMatchObject({ kind: 'shipped', durableSeq: at.seq });
+        }
+        await shipper.close();
+      } finally {
+        await src.close();
+      }
+    };
+    try {
+      await generation(10, 0);
+      await generation(20, 3); // the same marker numbers again, from another log
+      const points = await dst.site.lws.points({ sessionId: 'pd-1' });
+      expect(points).toHaveLength(6); // taken for a resume, the second generation would have stored nothing
+      for (const [i, p] of points.entries()) {
+        expect(p.valid).toBe(true);
+        const clone = await dst.site.lws.clone('src', 'pd-1', p.seq, `gen-${p.seq}/`);
+        try {
+          expectSameBytes(await [...clone.volumes.values()][0]!.read(0, VOLUME_BYTES), expected[i]!);
+        } finally {
+          for (const v of clone.volumes.values()) await v.close();
+        }
+      }
+    } finally {
+      await dst.site.close();
+    }
+  });
+
   it('group commit: appends made during a sync share one synced batch; a refused append refuses its session\'s later ones', async () => {
     const net = MemoryTransport.create();
     const meta = await MemoryMetaStore.open();
     const dst = await targetSite('dst', net, { meta });
     try {
-      await dst.site.lws.open('src', 's', 1, [{ volumeId: 'v', seedSnapshotId: 'snap' }]);
+      await dst.site.lws.open('src', 's', 1, [{ volumeId: 'v', seedSnapshotId: 'snap' }], 'log-a');
       const xxh = await loadXxh64();
       const data = new Uint8Array(4096).fill(9);
       const write = (seq: number) => ({ kind: 'write' as const, seq, volumeId: 'v', byteOffset: 0, checksum: xxh.hash(data), codec: 0, rawLength: 4096, data });
@@ -132,7 +180,7 @@ describe('NearSync shipping and restore to LWS', () => {
       expect((settled[1] as PromiseRejectedResult).reason).toMatchObject({ code: 'CORRUPTION' });
       expect((await dst.site.lws.points()).map((p) => p.seq).at(-1)).toBe(13); // nothing past the gap
       await expect(dst.site.lws.append('src', 's', [write(14), marker(15)])).rejects.toMatchObject({ code: 'CORRUPTION' }); // still refused: a later batch queued behind the gap
-      expect(await dst.site.lws.open('src', 's', 1, [{ volumeId: 'v', seedSnapshotId: 'snap' }])).toBe(13); // the source resumes
+      expect(await dst.site.lws.open('src', 's', 1, [{ volumeId: 'v', seedSnapshotId: 'snap' }], 'log-a')).toBe(13); // the source resumes
       expect(await dst.site.lws.append('src', 's', [write(14), marker(15), write(16), marker(17)])).toBe(17);
       expect(batch).toHaveBeenCalledTimes(2);
     } finally {
@@ -144,7 +192,7 @@ describe('NearSync shipping and restore to LWS', () => {
     const net = MemoryTransport.create();
     const dst = await targetSite('dst', net);
     try {
-      await dst.site.lws.open('src', 's', 1, [{ volumeId: 'v', seedSnapshotId: 'snap' }]);
+      await dst.site.lws.open('src', 's', 1, [{ volumeId: 'v', seedSnapshotId: 'snap' }], 'log-a');
       const xxh = await loadXxh64();
       const data = new Uint8Array(4096).fill(5);
       const good = { kind: 'write' as const, seq: 2, volumeId: 'v', byteOffset: 0, checksum: xxh.hash(data), codec: 0, rawLength: 4096, data };
@@ -152,7 +200,7 @@ describe('NearSync shipping and restore to LWS', () => {
       const marker = { kind: 'marker' as const, seq: 4, timeMs: 1, volumeIds: ['v'] };
       await expect(dst.site.lws.append('src', 's', [good, bad, marker])).rejects.toMatchObject({ code: 'CORRUPTION' });
       expect(await dst.site.lws.points()).toEqual([]);
-      await dst.site.lws.open('src', 's', 1, [{ volumeId: 'v', seedSnapshotId: 'snap' }]);
+      await dst.site.lws.open('src', 's', 1, [{ volumeId: 'v', seedSnapshotId: 'snap' }], 'log-a');
       expect(await dst.site.lws.append('src', 's', [good, { ...bad, checksum: good.checksum }, marker])).toBe(4);
       expect((await dst.site.lws.points()).map((p) => [p.seq, p.valid])).toEqual([[4, false]]); // the seed is not held here
       await expect(dst.site.lws.clone('src', 's', 4, 'x/')).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });

@@ -8,7 +8,8 @@
  *
  * - LWS_OPEN_REQ (40): requestId u32, sessionId, baseMarkerSeq u64, member count u16,
  *   then per member: volumeId, seedSnapshotId (the source's id of the seed snapshot the
- *   chain starts from; the target finds its copy by origin).
+ *   chain starts from; the target finds its copy by origin); then sourceLogId (the source
+ *   write log's id: its sequence numbers are comparable only within one log).
  * - LWS_OPEN_RES (41): requestId u32, durableSeq u64 (0 = nothing yet): the resume point.
  * - LWS_BATCH (42): batchId u32, sessionId, count u32, records: kind u8 then
  *   write (0): seq u64, volumeId, byteOffset u64, checksum u64 (xxh64 of the raw bytes),
@@ -76,6 +77,8 @@ export interface LwsOpenRequest {
   readonly sessionId: string;
   readonly baseMarkerSeq: number;
   readonly members: readonly { readonly volumeId: string; readonly seedSnapshotId: string }[];
+  /** The source's write log id (empty when unknown). */
+  readonly sourceLogId: string;
 }
 
 export interface LwsOpenResponse {
@@ -192,9 +195,11 @@ export function encodeLwsMessage(m: LwsMessage): Uint8Array[] {
       if (m.members.length === 0 || m.members.length > MAX_LWS_VOLUMES) bad(`1..${MAX_LWS_VOLUMES} members`);
       const s = id(m.sessionId, 'sessionId');
       const members = m.members.map((x) => [id(x.volumeId, 'volumeId'), id(x.seedSnapshotId, 'seedSnapshotId')] as const);
-      const w = new ByteWriter(4 + 1 + s.length + 8 + 2 + members.reduce((n, [a, b]) => n + 2 + a.length + b.length, 0));
+      const log = id(m.sourceLogId, 'sourceLogId');
+      const w = new ByteWriter(4 + 1 + s.length + 8 + 2 + members.reduce((n, [a, b]) => n + 2 + a.length + b.length, 0) + 1 + log.length);
       w.u32(m.requestId).u8(s.length).raw(s).u64(m.baseMarkerSeq).u16(members.length);
       for (const [a, b] of members) w.u8(a.length).raw(a).u8(b.length).raw(b);
+      w.u8(log.length).raw(log);
       return [w.bytes];
     }
     case 'LWS_OPEN_RES':
@@ -298,8 +303,9 @@ export function decodeLwsMessage(type: LwsMessageType, payload: Uint8Array): Lws
       if (count === 0 || count > MAX_LWS_VOLUMES) c.fail(`${count} members, 1..${MAX_LWS_VOLUMES} allowed`);
       const members: { volumeId: string; seedSnapshotId: string }[] = [];
       for (let i = 0; i < count; i++) members.push({ volumeId: id('volumeId'), seedSnapshotId: id('seedSnapshotId') });
+      const sourceLogId = id('sourceLogId');
       c.end();
-      return { type, requestId, sessionId, baseMarkerSeq, members };
+      return { type, requestId, sessionId, baseMarkerSeq, members, sourceLogId };
     }
     case 'LWS_OPEN_RES': {
       const requestId = c.u32('requestId');

@@ -44,7 +44,7 @@ export interface ControlHandler {
 
 /** Receives NearSync sessions (supplied by the Site; see lws-journal.ts). */
 export interface LwsHandler {
-  open(peerSiteId: string, sessionId: string, baseMarkerSeq: number, members: readonly { volumeId: string; seedSnapshotId: string }[]): Promise<number>;
+  open(peerSiteId: string, sessionId: string, baseMarkerSeq: number, members: readonly { volumeId: string; seedSnapshotId: string }[], sourceLogId: string): Promise<number>;
   append(peerSiteId: string, sessionId: string, records: readonly LwsRecord[]): Promise<number>;
   /** Which of the fingerprints this side holds (advisory: a later batch's references are checked again). */
   have(peerSiteId: string, sessionId: string, fingerprints: readonly Uint8Array[]): Promise<boolean[]>;
@@ -220,8 +220,8 @@ export class Peer {
 
   /** Closes the connection cleanly. */
   /** Opens or resumes a NearSync session at the peer; resolves to its durable sequence number. */
-  async lwsOpen(sessionId: string, baseMarkerSeq: number, members: readonly { volumeId: string; seedSnapshotId: string }[]): Promise<number> {
-    const res = await this.#request('LWS_OPEN_RES', (requestId) => ({ type: 'LWS_OPEN_REQ', requestId, sessionId, baseMarkerSeq, members }));
+  async lwsOpen(sessionId: string, baseMarkerSeq: number, members: readonly { volumeId: string; seedSnapshotId: string }[], sourceLogId: string): Promise<number> {
+    const res = await this.#request('LWS_OPEN_RES', (requestId) => ({ type: 'LWS_OPEN_REQ', requestId, sessionId, baseMarkerSeq, members, sourceLogId }));
     return res.durableSeq;
   }
 
@@ -337,7 +337,7 @@ export class Peer {
         const have = await lws.have(this.peerSiteId, message.sessionId, message.fingerprints);
         await writeMessage(this.#handshake.writer, { type: 'LWS_HAVE_RES', requestId: message.requestId, have });
       } else if (message.type === 'LWS_OPEN_REQ') {
-        const durableSeq = await lws.open(this.peerSiteId, message.sessionId, message.baseMarkerSeq, message.members);
+        const durableSeq = await lws.open(this.peerSiteId, message.sessionId, message.baseMarkerSeq, message.members, message.sourceLogId);
         await writeMessage(this.#handshake.writer, { type: 'LWS_OPEN_RES', requestId: message.requestId, durableSeq });
       } else {
         // Not awaited here: the journal stores the batches that arrive during a sync together
