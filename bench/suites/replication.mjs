@@ -21,7 +21,7 @@ import { applyVersion2, CHUNK_BYTES, writeStandardImage } from '../workload.mjs'
 import { mbPerSec, countingTransport, peakRssBytes } from '../util.mjs';
 
 const rssNow = peakRssBytes;
-import { createReadStream, mkdirSync, readFileSync } from 'node:fs';
+import { createReadStream, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -161,6 +161,9 @@ export default [
       const a = await fileSite(dir, 'siteA');
       const vol = await a.tree.createVolume({ name: 'image', byteLength: IMAGE_BYTES });
       await importImage(vol, imagePath);
+      // Measured: leaving the 1 GiB image file in place (page cache, writeback) doubled the
+      // later restore.device's CPU (13.7 against 6.6 s, same code); nothing reads it again.
+      rmSync(imagePath, { force: true });
       const importMs = performance.now() - t0;
       log(`  imported ${IMAGE_BYTES / MiB} MiB in ${importMs.toFixed(0)} ms`);
       const threads1 = threadCpu();
