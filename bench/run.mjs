@@ -39,7 +39,7 @@ for (const benches of suites) {
       for (const r of results) {
         process.stdout.write(`${JSON.stringify(r)}\n`);
         const { bench: name, value, unit, ...params } = r;
-        const extra = Object.entries(params).map(([k, v]) => `${k}=${v}`).join(' ');
+        const extra = Object.entries(params).map(([k, v]) => `${k}=${typeof v === "object" && v !== null ? JSON.stringify(v) : v}`).join(" ");
         process.stderr.write(`  ${name.padEnd(28)} ${Number(value).toFixed(3).padStart(14)} ${unit} ${extra}\n`);
       }
     } finally {

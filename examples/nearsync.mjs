@@ -58,6 +58,10 @@ if (process.argv[2] === '--target') {
     const { address } = await next();
     const local = await LocalSite.open({ dir: join(dir, 'prod'), create: true, siteId: 'prod', replication: { peerKeys: () => psk } });
     const vols = [await local.tree.createVolume({ name: 'db', byteLength: 8 << 20 }), await local.tree.createVolume({ name: 'wal', byteLength: 4 << 20 })];
+    // 1 MiB of content written before the seed: the target will hold its blocks.
+    const held = new Uint8Array(1 << 20);
+    for (let i = 0; i < held.length; i += 4) held[i] = (i * 2654435761) >>> 24 || 1;
+    await vols[0].write(7 << 20, held);
     const events = [];
     const engine = await NearSyncEngine.open({ site: local.site, remote: { siteId: 'dr', address, transport: TcpTransport.create(), psk }, sessionId: 'orders', volumeIds: vols.map((v) => v.id), clock: new SystemClock(), lwsIntervalMs: 500, onEvent: (e) => events.push(e) });
     engine.start();
@@ -68,6 +72,12 @@ if (process.argv[2] === '--target') {
       await v.write((x % (v.byteLength / (4 * KiB))) * 4 * KiB, new Uint8Array(4 * KiB).fill(x & 255));
       if (i % 100 === 99) await new Promise((r) => setTimeout(r, 20));
     }
+    // Whole 16 KiB blocks of content the target already holds (the 1 MiB written before
+    // the seed, copied elsewhere) ship as fingerprints, not data.
+    const dedupedBefore = engine.dedupedBlocks;
+    const wireBefore = engine.wireBytes;
+    await vols[0].write(5 << 20, held);
+    await vols[0].flush();
     const expected = Object.fromEntries(await Promise.all(vols.map(async (v) => [v.id, await sha(v)])));
     const from = events.length;
     let seq;
@@ -83,6 +93,7 @@ if (process.argv[2] === '--target') {
     child.stdin.write(`restore orders ${seq}\n`);
     const restored = await next();
     const same = vols.every((v) => restored.hashes[v.id] === expected[v.id]);
+    console.log(`1 MiB of whole blocks the target holds, written at another offset: ${engine.dedupedBlocks - dedupedBefore} of 64 blocks shipped as fingerprint references (${((engine.wireBytes - wireBefore) / 1e6).toFixed(2)} MB on the wire since, with the random writes still shipping)`);
     console.log(`restore to LWS ${seq} at the target (seed clone + ${restored.replayed} verified records, ${restored.valid}/${restored.points} points valid): ${same ? 'both volumes identical to the source' : 'DIFFERS'}`);
     child.stdin.write(`compose orders ${seq}\n`);
     const composed = await next();

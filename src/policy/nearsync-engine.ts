@@ -131,6 +131,11 @@ export class NearSyncEngine {
     return this.#shipper.wireBytes;
   }
 
+  /** Whole blocks shipped without their data so far (the target held them: sent as fingerprint references). */
+  get dedupedBlocks(): number {
+    return this.#shipper.dedupedBlocks;
+  }
+
   /** Starts the engine's loop on the clock (idempotent). */
   start(): void {
     if (this.#running) return;
