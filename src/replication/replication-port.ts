@@ -67,6 +67,15 @@ export interface WireBlock {
 
 /** The receiver side of a replication, as the sender sees it. */
 export interface ReplicationPort {
+  /**
+   * True when the port is done with the `data` of every extent of an `extents()` call by
+   * the time the call resolves (it copied them, as a connection's port does into its
+   * frame): the sender then compresses later calls into the same memory instead of a
+   * fresh buffer per extent. A port that keeps views (a receiver in this process, whose
+   * store may hold the bytes until it writes them) leaves it unset.
+   * @defaultValue false
+   */
+  readonly releasesExtentData?: boolean;
   list(volumeKey: string): Promise<HeldSnapshot[]>;
   begin(request: BeginRequest): Promise<BeginResponse>;
   have(fingerprints: readonly Uint8Array[]): Promise<boolean[]>;

@@ -27,6 +27,7 @@ import { originOf, volumeKeyOf } from './origin.js';
 import type { BeginRequest, ReplicationPort, WireBlock, WireExtent } from './replication-port.js';
 import { Throttle } from './throttle.js';
 import { ByteBudget } from './internal/byte-budget.js';
+import { ArenaPool } from './internal/arena-pool.js';
 
 /** Blocks per batch: 256 x 16 KiB = 4 MiB of logical data, one leaf of the block map. */
 export const BATCH_BLOCKS = 256;
@@ -225,6 +226,7 @@ async function sendMember(
 ): Promise<void> {
   const inflight = new Set<Promise<void>>();
   const budget = new ByteBudget(ctx.inFlightExtentBytes ?? SENDER_IN_FLIGHT_EXTENT_BYTES);
+  const arenaPool = new ArenaPool();
   let blocksChain: Promise<unknown> = Promise.resolve();
   let failure: unknown;
   let batch: WireBlock[] = [];
@@ -237,7 +239,7 @@ async function sendMember(
     const prev = blocksChain;
     const cursorAfter = blocks[blocks.length - 1]!.blockIndex + 1;
     const mine = (async () => {
-      await shipExtents(ctx, port, blocks, info.blockBytes, counters, throttle, budget, options.signal);
+      await shipExtents(ctx, port, blocks, info.blockBytes, counters, throttle, budget, arenaPool, options.signal);
       await prev;
       return port.blocks(sessionId, cursorAfter, blocks);
     })();
@@ -282,6 +284,7 @@ async function shipExtents(
   counters: Counters,
   throttle: Throttle | undefined,
   budget: ByteBudget,
+  arenaPool: ArenaPool,
   signal: AbortSignal | undefined,
 ): Promise<void> {
   // Distinct fingerprints of the batch with their block counts: one key string per block.
@@ -310,6 +313,11 @@ async function shipExtents(
   }
   let call: WireExtent[] = [];
   let callWireBytes = 0;
+  // Compressed in this thread for a port that copies what it sends: into one arena per
+  // call, reused once the call is answered, instead of a fresh buffer per extent.
+  const arenas = port.releasesExtentData === true && ctx.codecPool === undefined ? arenaPool : undefined;
+  let arena: Uint8Array | undefined;
+  let arenaUsed = 0;
   // Throttled, a call is at most an eighth of a second's worth: sent at once after its wait, a
   // 4 MiB call would make a 512 KiB/s cap a burst of 4 MiB every 8 s.
   const callBytes = throttle === undefined ? EXTENTS_CALL_BYTES : Math.min(EXTENTS_CALL_BYTES, Math.ceil(throttle.bytesPerSec / 8));
@@ -324,31 +332,58 @@ async function shipExtents(
     }
     call = [];
     callWireBytes = 0;
+    arenaUsed = 0; // answered: the port copied the call's bytes, the arena is free again
+  };
+  /** Compresses `data` into the arena at arenaUsed (flushing first when it might not fit); undefined when it is not to be compressed here. */
+  const compressIntoArena = async (data: Uint8Array): Promise<EncodedExtent> => {
+    arena ??= arenas!.take();
+    const worst = ctx.codec.maxOutputBytes(data);
+    if (arena.byteLength - arenaUsed < worst && call.length > 0) await flush();
+    if (arena.byteLength - arenaUsed < worst) return ctx.codec.compress(data); // larger than an arena: a buffer of its own
+    const r = ctx.codec.compressInto(data, arena.subarray(arenaUsed));
+    if (r.codec === CODEC_RAW) return { codec: CODEC_RAW, bytes: data };
+    const bytes = arena.subarray(arenaUsed, arenaUsed + r.byteLength);
+    arenaUsed += r.byteLength;
+    return { codec: r.codec, bytes };
   };
   const READ_BATCH = 64; // extents read from the store per call
-  for (let i = 0; i < missing.length; i += READ_BATCH) {
-    throwIfAborted(signal);
-    const slice = missing.slice(i, i + READ_BATCH);
-    // Stored forms, verified by the store: an extent kept compressed at rest ships as is
-    // (no decode, no re-encode, no second hash: its content checksum is in the index).
-    const stored = await ctx.tree.readStoredExtents(slice, { signal });
-    // Raw extents are compressed, unless the store knows that did not pay when they arrived.
-    const toCompress = (s: (typeof stored)[number]) => s.codec === CODEC_RAW && s.incompressible !== true;
-    const raws = stored.filter(toCompress).map((s) => s.bytes);
-    const compressed = await compressAll(ctx, raws, signal);
-    let r = 0;
-    for (let j = 0; j < slice.length; j++) {
-      const s = stored[j]!;
-      const encoded = toCompress(s) ? compressed[r++]! : { codec: s.codec, bytes: s.bytes };
-      // One call stays within one wire frame: flush before an extent would overflow it.
-      if (call.length > 0 && callWireBytes + encoded.bytes.length > callBytes) await flush();
-      call.push({ fingerprint: slice[j]!, checksum: s.checksum ?? ctx.xxh.hash(s.bytes), codec: encoded.codec, rawLength: s.rawLength, data: encoded.bytes });
-      callWireBytes += encoded.bytes.length;
-      counters.sentExtentBytes += s.rawLength;
-      counters.compressedExtentBytes += encoded.bytes.length;
+  try {
+    for (let i = 0; i < missing.length; i += READ_BATCH) {
+      throwIfAborted(signal);
+      const slice = missing.slice(i, i + READ_BATCH);
+      // Stored forms, verified by the store: an extent kept compressed at rest ships as is
+      // (no decode, no re-encode, no second hash: its content checksum is in the index).
+      const stored = await ctx.tree.readStoredExtents(slice, { signal });
+      // Raw extents are compressed, unless the store knows that did not pay when they arrived.
+      const toCompress = (s: (typeof stored)[number]) => s.codec === CODEC_RAW && s.incompressible !== true;
+      const compressed = arenas === undefined ? await compressAll(ctx, stored.filter(toCompress).map((s) => s.bytes), signal) : [];
+      let r = 0;
+      for (let j = 0; j < slice.length; j++) {
+        const s = stored[j]!;
+        let encoded: { readonly codec: number; readonly bytes: Uint8Array } = { codec: s.codec, bytes: s.bytes };
+        if (toCompress(s)) encoded = arenas === undefined ? compressed[r++]! : await compressIntoArena(s.bytes);
+        // One call stays within one wire frame: flush before an extent would overflow it.
+        if (call.length > 0 && callWireBytes + encoded.bytes.length > callBytes) {
+          const inArena = arena !== undefined && encoded.bytes.buffer === arena.buffer;
+          const from = encoded.bytes.byteOffset - (arena?.byteOffset ?? 0);
+          await flush();
+          if (inArena) {
+            // The flushed call's bytes are gone: this extent moves to the arena's start.
+            arena!.copyWithin(0, from, from + encoded.bytes.byteLength);
+            encoded = { codec: encoded.codec, bytes: arena!.subarray(0, encoded.bytes.byteLength) };
+            arenaUsed = encoded.bytes.byteLength;
+          }
+        }
+        call.push({ fingerprint: slice[j]!, checksum: s.checksum ?? ctx.xxh.hash(s.bytes), codec: encoded.codec, rawLength: s.rawLength, data: encoded.bytes });
+        callWireBytes += encoded.bytes.length;
+        counters.sentExtentBytes += s.rawLength;
+        counters.compressedExtentBytes += encoded.bytes.length;
+      }
     }
+    await flush();
+  } finally {
+    if (arena !== undefined) arenas!.give(arena);
   }
-  await flush();
 }
 
 /**

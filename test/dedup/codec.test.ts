@@ -226,3 +226,53 @@ describe('ExtentCodec with zstd (codec 2, the default)', () => {
     expectCode(() => zstd.decompress(CODEC_ZSTD, bad, raw.byteLength), 'CORRUPTION');
   });
 });
+
+describe('ExtentCodec.compressInto (bulk encoding into the caller\'s buffer)', () => {
+  let zstd: ExtentCodec;
+  let lz4: ExtentCodec;
+  beforeAll(async () => {
+    zstd = await ExtentCodec.open();
+    lz4 = await ExtentCodec.open({ compression: 'lz4' });
+  });
+
+  it('writes what compress() returns at the start of out, for both codecs (property, fixed seed)', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 64 * 1024 }), fc.integer({ min: 1, max: 2 ** 31 }), fc.boolean(), (byteLength, seed, text) => {
+        const data = text ? textBytes(byteLength, seed) : randomBytes(byteLength, seed);
+        for (const codec of [zstd, lz4]) {
+          const out = new Uint8Array(codec.maxOutputBytes(data) + 7).fill(0xee);
+          const r = codec.compressInto(data, out);
+          const whole = codec.compress(data);
+          expect(r.codec).toBe(whole.codec);
+          if (r.codec === CODEC_RAW) expect(r.byteLength).toBe(0);
+          else {
+            expect(r.byteLength).toBeLessThanOrEqual(codec.maxOutputBytes(data));
+            expect(equalBytes(codec.decompress(r.codec, out.subarray(0, r.byteLength), byteLength), data)).toBe(true);
+            expect(out[out.byteLength - 1]).toBe(0xee); // nothing written past what fits
+          }
+        }
+      }),
+      { seed: 1312, numRuns: 60 },
+    );
+  });
+
+  it('answers raw when the output would not fit in out, and never writes past it', () => {
+    const data = textBytes(16384, 9);
+    const needs = zstd.compressInto(data, new Uint8Array(zstd.maxOutputBytes(data))).byteLength;
+    expect(needs).toBeGreaterThan(0);
+    for (const codec of [zstd, lz4]) {
+      const backing = new Uint8Array(needs + 16).fill(0xaa);
+      const out = backing.subarray(0, 8);
+      expect(codec.compressInto(data, out)).toEqual({ codec: CODEC_RAW, byteLength: 0 });
+      expect(backing.subarray(8).every((b) => b === 0xaa)).toBe(true);
+    }
+    expect(zstd.compressInto(new Uint8Array(0), new Uint8Array(64))).toEqual({ codec: CODEC_RAW, byteLength: 0 });
+  });
+
+  it('keeps random data raw (zstd gives up early) and rejects bad arguments', () => {
+    const data = randomBytes(16384, 3);
+    expect(zstd.compressInto(data, new Uint8Array(zstd.maxOutputBytes(data))).codec).toBe(CODEC_RAW);
+    expectCode(() => zstd.compressInto(new Uint8Array(MAX_CODEC_RAW_BYTES + 1), new Uint8Array(16)), 'INVALID_ARGUMENT');
+    expectCode(() => zstd.compressInto(data, 'x' as unknown as Uint8Array), 'INVALID_ARGUMENT');
+  });
+});

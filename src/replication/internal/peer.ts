@@ -119,6 +119,8 @@ export class Peer {
   /** The peer's receiver, as a ReplicationPort. */
   port(): ReplicationPort {
     return {
+      // EXTENTS is encoded into its frame before the request is answered (FrameWriter.write is synchronous).
+      releasesExtentData: true,
       list: async (volumeKey) => {
         const out: HeldSnapshot[] = [];
         let cursor: string | undefined;
