@@ -39,6 +39,13 @@ export interface BlockWrite {
 export interface BlockRead {
   readonly byteOffset: number;
   readonly byteLength: number;
+  /**
+   * Optional: where to put the bytes, exactly `byteLength` long (e.g. a view of a buffer
+   * the caller reuses). A device that honours it returns this very view; one that does
+   * not returns a buffer of its own, which is equally correct. Nothing else may be
+   * written into it while the read is in flight.
+   */
+  readonly into?: Uint8Array;
 }
 
 /**

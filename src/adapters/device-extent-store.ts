@@ -34,10 +34,10 @@
  */
 import type { BlockDevice, BlockRead, BlockWrite, IoOptions } from './block-device.js';
 import type { MetaOp, MetaStore } from './meta-store.js';
-import type { ExtentDecoder, ExtentInfo, ExtentPut, ExtentStore, ExtentStoreCapabilities, ExtentStoreStats, PreparedExtentCommit, StoredExtent } from './extent-store.js';
+import type { ExtentDecoder, ExtentInfo, ExtentPut, ExtentStore, ExtentStoreCapabilities, ExtentStoreStats, PreparedExtentCommit, StoredExtent, StoredReadOptions } from './extent-store.js';
 import { loadXxh64, type Xxh64 } from '../core/checksum.js';
 import { DrkitError, throwIfAborted, toDrkitError } from '../core/errors.js';
-import { assertPositiveInteger } from '../core/validate.js';
+import { assertBytes, assertPositiveInteger } from '../core/validate.js';
 import { concatBytes, keyToBytes, toHex, utf8 } from '../core/bytes.js';
 import { SpaceMap } from './internal/space-map.js';
 import { ExtentIndex } from './internal/extent-index.js';
@@ -298,9 +298,10 @@ export class DeviceExtentStore implements ExtentStore {
    * and not decoded, in request order, with one vectored device read.
    * @throws as {@link get}
    */
-  async getStored(fingerprints: readonly Uint8Array[], options?: IoOptions): Promise<StoredExtent[]> {
+  async getStored(fingerprints: readonly Uint8Array[], options?: StoredReadOptions): Promise<StoredExtent[]> {
     this.#enter(options, 'getStored');
-    return this.#read(fingerprintKeys(fingerprints, 'getStored'), options, true);
+    if (options?.into !== undefined) assertBytes(options.into, 'into');
+    return this.#read(fingerprintKeys(fingerprints, 'getStored'), options, true, options?.into);
   }
 
   /** Answered from the index cache, else with one MetaStore read for the misses. @throws INVALID_ARGUMENT, NOT_OPEN, ABORTED, IO_ERROR */
@@ -557,8 +558,8 @@ export class DeviceExtentStore implements ExtentStore {
 
   /** Reads and verifies the extents of `keys` with one vectored read: content, or (asStored) stored forms. */
   async #read(keys: string[], options: IoOptions | undefined): Promise<Uint8Array[]>;
-  async #read(keys: string[], options: IoOptions | undefined, asStored: true): Promise<StoredExtent[]>;
-  async #read(keys: string[], options: IoOptions | undefined, asStored = false): Promise<Uint8Array[] | StoredExtent[]> {
+  async #read(keys: string[], options: IoOptions | undefined, asStored: true, into?: Uint8Array): Promise<StoredExtent[]>;
+  async #read(keys: string[], options: IoOptions | undefined, asStored = false, into?: Uint8Array): Promise<Uint8Array[] | StoredExtent[]> {
     const out: (Uint8Array | StoredExtent)[] = new Array(keys.length);
     const finish = (i: number, e: IndexEntry, bytes: Uint8Array): Uint8Array | StoredExtent =>
       asStored
@@ -573,6 +574,7 @@ export class DeviceExtentStore implements ExtentStore {
     const align = this.#device.capabilities.alignmentBytes;
     const slots: number[] = [];
     const reads: BlockRead[] = [];
+    let intoUsed = 0;
     for (let i = 0; i < entries.length; i++) {
       const e = entries[i]!;
       if (e.byteLength === 0) {
@@ -580,14 +582,19 @@ export class DeviceExtentStore implements ExtentStore {
         continue;
       }
       slots.push(i);
-      reads.push({ byteOffset: e.byteOffset, byteLength: roundUpTo(e.byteLength, align) });
+      const byteLength = roundUpTo(e.byteLength, align);
+      // The caller's space while it lasts (the views are what it gets back), then buffers of the device's.
+      if (into !== undefined && into.byteLength - intoUsed >= byteLength) {
+        reads.push({ byteOffset: e.byteOffset, byteLength, into: into.subarray(intoUsed, intoUsed + byteLength) });
+        intoUsed += byteLength;
+      } else reads.push({ byteOffset: e.byteOffset, byteLength });
     }
     if (reads.length > 0) {
       const got = await wrapIo(() => this.#device.readv(reads, { signal: options?.signal }), 'read extents');
       for (let j = 0; j < slots.length; j++) {
         const i = slots[j]!;
         const e = entries[i]!;
-        const bytes = align > 1 ? got[j]!.slice(0, e.byteLength) : got[j]!;
+        const bytes = align > 1 ? (reads[j]!.into !== undefined ? got[j]!.subarray(0, e.byteLength) : got[j]!.slice(0, e.byteLength)) : got[j]!;
         const ok = this.#xxh.hash(bytes) === e.checksum ? bytes : await this.#verify(keys[i]!, e, bytes);
         // A concurrent delete (made durable, its space reused) or re-put may have moved the
         // extent while we read: read its current location once more.

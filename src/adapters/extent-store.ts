@@ -41,6 +41,17 @@ export interface ExtentPut {
   readonly incompressible?: boolean;
 }
 
+/** Options of {@link ExtentStore.getStored}. */
+export interface StoredReadOptions extends IoOptions {
+  /**
+   * Optional space for the stored bytes: a store may read them into consecutive ranges
+   * of it (a buffer the caller reuses, so a bulk reader allocates nothing per extent)
+   * and return views of it; what does not fit, or a store that does not do this, gets
+   * buffers of its own. The caller must not reuse `into` while it still needs the views.
+   */
+  readonly into?: Uint8Array;
+}
+
 /** An extent's encoded form: the codec id (not 0) and the encoded bytes. */
 export interface StoredForm {
   /** Codec id (see drkit/dedup: 1 = lz4, 2 = zstd); 0 (raw) is never stored as a form. */
@@ -125,7 +136,7 @@ export interface ExtentStore {
    * verified by its checksum, not decoded: what a replication sender or a serving site
    * ships as is. @throws EXTENT_NOT_FOUND, CORRUPTION
    */
-  getStored?(fingerprints: readonly Uint8Array[], options?: IoOptions): Promise<StoredExtent[]>;
+  getStored?(fingerprints: readonly Uint8Array[], options?: StoredReadOptions): Promise<StoredExtent[]>;
   /** Which fingerprints are stored, in request order (the have-query). */
   has(fingerprints: readonly Uint8Array[], options?: IoOptions): Promise<boolean[]>;
   /** Removes extents; absent fingerprints are ignored. Their space is reused once the delete is durable. */

@@ -6,7 +6,7 @@
  */
 export type { BlockDevice, BlockDeviceCapabilities, BlockRead, BlockWrite, IoOptions } from './block-device.js';
 export type { MetaStore, MetaOp, MetaRange, BatchOptions, MetaStoreStats } from './meta-store.js';
-export type { ExtentStore, ExtentPut, ExtentInfo, ExtentStoreStats, ExtentStoreCapabilities, PreparedExtentCommit, StoredForm, StoredExtent, ExtentDecoder } from './extent-store.js';
+export type { ExtentStore, ExtentPut, ExtentInfo, ExtentStoreStats, ExtentStoreCapabilities, PreparedExtentCommit, StoredForm, StoredExtent, StoredReadOptions, ExtentDecoder } from './extent-store.js';
 export type { Clock, TimerHandle } from './clock.js';
 export { SystemClock } from './system-clock.js';
 export { VirtualClock } from './virtual-clock.js';

@@ -17,6 +17,7 @@ import {
   checkNewLength,
   checkOptions,
   checkReads,
+  intoOrOwn,
   checkWrite,
   checkWrites,
   freezeCapabilities,
@@ -103,7 +104,7 @@ export class MemoryBlockDevice implements BlockDevice {
   async readv(reads: readonly BlockRead[], options?: IoOptions): Promise<Uint8Array[]> {
     this.#enter(options, 'readv');
     checkReads(this, reads);
-    return reads.map((r) => this.#readNow(r.byteOffset, r.byteLength));
+    return reads.map((r) => intoOrOwn(r, this.#readNow(r.byteOffset, r.byteLength)));
   }
 
   /** @throws NOT_OPEN, ABORTED, INVALID_ARGUMENT, OUT_OF_RANGE */

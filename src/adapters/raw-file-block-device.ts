@@ -167,11 +167,11 @@ export class RawFileBlockDevice implements BlockDevice {
     return this.#readOne(byteOffset, byteLength);
   }
 
-  /** Adjacent reads become one preadv; groups run 4 at a time. @throws as {@link read} */
+  /** Adjacent reads become one preadv; groups run 4 at a time; each read lands in its `into` when given. @throws as {@link read} */
   async readv(reads: readonly BlockRead[], options?: IoOptions): Promise<Uint8Array[]> {
     this.#enter(options, 'readv');
     checkReads(this, reads);
-    const out = reads.map((r) => newBytes(r.byteLength));
+    const out = reads.map((r) => r.into ?? newBytes(r.byteLength));
     const groups: number[][] = [];
     reads.forEach((r, i) => {
       const group = groups[groups.length - 1];

@@ -226,7 +226,7 @@ async function sendMember(
 ): Promise<void> {
   const inflight = new Set<Promise<void>>();
   const budget = new ByteBudget(ctx.inFlightExtentBytes ?? SENDER_IN_FLIGHT_EXTENT_BYTES);
-  const arenaPool = new ArenaPool();
+  const buffers: SenderBuffers = { arenas: new ArenaPool(), reads: new ArenaPool(READ_BUFFER_BYTES) };
   let blocksChain: Promise<unknown> = Promise.resolve();
   let failure: unknown;
   let batch: WireBlock[] = [];
@@ -239,7 +239,7 @@ async function sendMember(
     const prev = blocksChain;
     const cursorAfter = blocks[blocks.length - 1]!.blockIndex + 1;
     const mine = (async () => {
-      await shipExtents(ctx, port, blocks, info.blockBytes, counters, throttle, budget, arenaPool, options.signal);
+      await shipExtents(ctx, port, blocks, info.blockBytes, counters, throttle, budget, buffers, options.signal);
       await prev;
       return port.blocks(sessionId, cursorAfter, blocks);
     })();
@@ -275,6 +275,17 @@ async function sendMember(
   if (failure !== undefined) throw failure;
 }
 
+/** Extents read from the store per read (at most {@link READ_BUFFER_BYTES} of them). */
+const READ_BATCH = 64;
+/** The reused buffer a sender reads stored extents into (64 x 16 KiB). */
+const READ_BUFFER_BYTES = 1024 * 1024;
+
+/** The reused memory of one member's transfer: call arenas and read buffers. */
+interface SenderBuffers {
+  readonly arenas: ArenaPool;
+  readonly reads: ArenaPool;
+}
+
 /** Have-query, then read, compress and send the extents the receiver lacks. */
 async function shipExtents(
   ctx: SenderContext,
@@ -284,7 +295,7 @@ async function shipExtents(
   counters: Counters,
   throttle: Throttle | undefined,
   budget: ByteBudget,
-  arenaPool: ArenaPool,
+  buffers: SenderBuffers,
   signal: AbortSignal | undefined,
 ): Promise<void> {
   // Distinct fingerprints of the batch with their block counts: one key string per block.
@@ -315,7 +326,8 @@ async function shipExtents(
   let callWireBytes = 0;
   // Compressed in this thread for a port that copies what it sends: into one arena per
   // call, reused once the call is answered, instead of a fresh buffer per extent.
-  const arenas = port.releasesExtentData === true && ctx.codecPool === undefined ? arenaPool : undefined;
+  const arenas = port.releasesExtentData === true && ctx.codecPool === undefined ? buffers.arenas : undefined;
+  const readBuffers = buffers.reads;
   let arena: Uint8Array | undefined;
   let arenaUsed = 0;
   // Throttled, a call is at most an eighth of a second's worth: sent at once after its wait, a
@@ -334,34 +346,53 @@ async function shipExtents(
     callWireBytes = 0;
     arenaUsed = 0; // answered: the port copied the call's bytes, the arena is free again
   };
-  /** Compresses `data` into the arena at arenaUsed (flushing first when it might not fit); undefined when it is not to be compressed here. */
-  const compressIntoArena = async (data: Uint8Array): Promise<EncodedExtent> => {
+  /**
+   * Puts one extent's wire bytes in the arena at arenaUsed, compressed when `compress`
+   * and that pays, else copied as they are (the read buffer is then free for the next
+   * read); flushes the call first when the extent might not fit.
+   */
+  const intoArena = async (data: Uint8Array, codec: number, compress: boolean): Promise<{ codec: number; bytes: Uint8Array }> => {
     arena ??= arenas!.take();
-    const worst = ctx.codec.maxOutputBytes(data);
-    if (arena.byteLength - arenaUsed < worst && call.length > 0) await flush();
-    if (arena.byteLength - arenaUsed < worst) return ctx.codec.compress(data); // larger than an arena: a buffer of its own
-    const r = ctx.codec.compressInto(data, arena.subarray(arenaUsed));
-    if (r.codec === CODEC_RAW) return { codec: CODEC_RAW, bytes: data };
-    const bytes = arena.subarray(arenaUsed, arenaUsed + r.byteLength);
-    arenaUsed += r.byteLength;
-    return { codec: r.codec, bytes };
+    if (arena.byteLength - arenaUsed < data.byteLength && call.length > 0) await flush();
+    if (arena.byteLength - arenaUsed < data.byteLength) {
+      // Larger than an arena: a buffer of its own (never a view of the reused read buffer).
+      return compress ? ctx.codec.compress(data.slice()) : { codec, bytes: data.slice() };
+    }
+    if (compress) {
+      const r = ctx.codec.compressInto(data, arena.subarray(arenaUsed));
+      if (r.codec !== CODEC_RAW) {
+        const bytes = arena.subarray(arenaUsed, arenaUsed + r.byteLength);
+        arenaUsed += r.byteLength;
+        return { codec: r.codec, bytes };
+      }
+    }
+    arena.set(data, arenaUsed);
+    const bytes = arena.subarray(arenaUsed, arenaUsed + data.byteLength);
+    arenaUsed += data.byteLength;
+    return { codec, bytes };
   };
-  const READ_BATCH = 64; // extents read from the store per call
+  // With arenas, the store reads into one reused buffer: everything is copied or
+  // compressed out of it before the next read.
+  const readBuffer = arenas === undefined ? undefined : readBuffers.take();
+  const readBatch = Math.max(1, Math.min(READ_BATCH, Math.floor((readBuffer?.byteLength ?? Infinity) / blockBytes)));
   try {
-    for (let i = 0; i < missing.length; i += READ_BATCH) {
+    for (let i = 0; i < missing.length; i += readBatch) {
       throwIfAborted(signal);
-      const slice = missing.slice(i, i + READ_BATCH);
+      const slice = missing.slice(i, i + readBatch);
       // Stored forms, verified by the store: an extent kept compressed at rest ships as is
       // (no decode, no re-encode, no second hash: its content checksum is in the index).
-      const stored = await ctx.tree.readStoredExtents(slice, { signal });
+      const stored = await ctx.tree.readStoredExtents(slice, readBuffer === undefined ? { signal } : { signal, into: readBuffer });
       // Raw extents are compressed, unless the store knows that did not pay when they arrived.
       const toCompress = (s: (typeof stored)[number]) => s.codec === CODEC_RAW && s.incompressible !== true;
       const compressed = arenas === undefined ? await compressAll(ctx, stored.filter(toCompress).map((s) => s.bytes), signal) : [];
       let r = 0;
       for (let j = 0; j < slice.length; j++) {
         const s = stored[j]!;
-        let encoded: { readonly codec: number; readonly bytes: Uint8Array } = { codec: s.codec, bytes: s.bytes };
-        if (toCompress(s)) encoded = arenas === undefined ? compressed[r++]! : await compressIntoArena(s.bytes);
+        // The checksum of the content, taken before the read buffer can be reused.
+        const checksum = s.checksum ?? ctx.xxh.hash(s.bytes);
+        let encoded: { readonly codec: number; readonly bytes: Uint8Array };
+        if (arenas !== undefined) encoded = await intoArena(s.bytes, s.codec, toCompress(s));
+        else encoded = toCompress(s) ? compressed[r++]! : { codec: s.codec, bytes: s.bytes };
         // One call stays within one wire frame: flush before an extent would overflow it.
         if (call.length > 0 && callWireBytes + encoded.bytes.length > callBytes) {
           const inArena = arena !== undefined && encoded.bytes.buffer === arena.buffer;
@@ -374,7 +405,7 @@ async function shipExtents(
             arenaUsed = encoded.bytes.byteLength;
           }
         }
-        call.push({ fingerprint: slice[j]!, checksum: s.checksum ?? ctx.xxh.hash(s.bytes), codec: encoded.codec, rawLength: s.rawLength, data: encoded.bytes });
+        call.push({ fingerprint: slice[j]!, checksum, codec: encoded.codec, rawLength: s.rawLength, data: encoded.bytes });
         callWireBytes += encoded.bytes.length;
         counters.sentExtentBytes += s.rawLength;
         counters.compressedExtentBytes += encoded.bytes.length;
@@ -383,6 +414,7 @@ async function shipExtents(
     await flush();
   } finally {
     if (arena !== undefined) arenas!.give(arena);
+    if (readBuffer !== undefined) readBuffers.give(readBuffer);
   }
 }
 

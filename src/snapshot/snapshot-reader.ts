@@ -6,6 +6,7 @@
 import { DrkitError, throwIfAborted } from '../core/errors.js';
 import { assertRange } from '../core/validate.js';
 import type { BlockDevice, BlockDeviceCapabilities, BlockRead, IoOptions } from '../adapters/block-device.js';
+import { checkReadsInto, intoOrOwn } from '../adapters/internal/device-guard.js';
 import { readImage } from './internal/block-reader.js';
 import type { TreeCore } from './internal/tree-core.js';
 
@@ -44,8 +45,9 @@ export class SnapshotReader implements BlockDevice {
   }
 
   async readv(reads: readonly BlockRead[], options: IoOptions = {}): Promise<Uint8Array[]> {
+    checkReadsInto(reads);
     const out: Uint8Array[] = [];
-    for (const r of reads) out.push(await this.read(r.byteOffset, r.byteLength, options));
+    for (const r of reads) out.push(intoOrOwn(r, await this.read(r.byteOffset, r.byteLength, options)));
     return out;
   }
 

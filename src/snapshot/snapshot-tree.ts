@@ -636,10 +636,12 @@ export class SnapshotTree {
    * Reads extents in the form the ExtentStore keeps them (compressed at rest or not),
    * verified against the stored form's checksum and not decoded: what a replication
    * sender ships as is. Where the store has no `getStored`, the content (codec 0, and
-   * `checksum` undefined: the caller hashes it if it needs one).
+   * `checksum` undefined: the caller hashes it if it needs one). `into`: space the store
+   * may read the stored bytes into (see `StoredReadOptions`); the views returned stay
+   * valid until the caller reuses it.
    * @throws EXTENT_NOT_FOUND, CORRUPTION
    */
-  async readStoredExtents(fingerprints: readonly Uint8Array[], options: { signal?: AbortSignal } = {}): Promise<{ codec: number; bytes: Uint8Array; rawLength: number; checksum?: bigint; incompressible?: boolean }[]> {
+  async readStoredExtents(fingerprints: readonly Uint8Array[], options: { signal?: AbortSignal; into?: Uint8Array } = {}): Promise<{ codec: number; bytes: Uint8Array; rawLength: number; checksum?: bigint; incompressible?: boolean }[]> {
     this.#ensureUsable();
     this.#activeReads++;
     try {

@@ -12,6 +12,7 @@
 import { DrkitError, throwIfAborted } from '../core/errors.js';
 import { assertBytes, assertRange } from '../core/validate.js';
 import type { BlockDevice, BlockDeviceCapabilities, BlockRead, BlockWrite, IoOptions } from '../adapters/block-device.js';
+import { checkReadsInto, intoOrOwn } from '../adapters/internal/device-guard.js';
 import type { BlockUpdate } from './internal/block-map.js';
 import { readImage } from './internal/block-reader.js';
 import { mapBlocks, type RowGeometry } from './internal/redirect-on-write.js';
@@ -74,8 +75,9 @@ export class Volume implements BlockDevice {
 
   /** Reads in request order. */
   async readv(reads: readonly BlockRead[], options: IoOptions = {}): Promise<Uint8Array[]> {
+    checkReadsInto(reads);
     const out: Uint8Array[] = [];
-    for (const r of reads) out.push(await this.read(r.byteOffset, r.byteLength, options));
+    for (const r of reads) out.push(intoOrOwn(r, await this.read(r.byteOffset, r.byteLength, options)));
     return out;
   }
 

@@ -171,6 +171,26 @@ export function describeBlockDevice(options: BlockDeviceSuiteOptions): void {
       );
     });
 
+    vitest().it(`readv into the caller's buffers equals readv, and fills the views it returns (seed ${seed})`, async () => {
+      const d = await fresh();
+      const a = d.capabilities.alignmentBytes;
+      const unit = Math.max(a, 512);
+      const data = pattern(Math.min(byteLength, 8 * unit), seed);
+      await d.write(0, data);
+      // Adjacent and scattered reads into views of one shared buffer, as a bulk reader does.
+      const reads = [0, 1, 3, 2].filter((u) => (u + 1) * unit <= data.byteLength).map((u) => ({ byteOffset: u * unit, byteLength: unit }));
+      const shared = new Uint8Array(reads.length * unit).fill(0xa5);
+      const got = await d.readv(reads.map((r, i) => ({ ...r, into: shared.subarray(i * unit, (i + 1) * unit) })));
+      const plain = await d.readv(reads);
+      for (let i = 0; i < reads.length; i++) {
+        expectBytes(got[i], plain[i]!);
+        const view = shared.subarray(i * unit, (i + 1) * unit);
+        if (got[i] === view || (got[i]!.buffer === shared.buffer && got[i]!.byteOffset === view.byteOffset)) expectBytes(view, plain[i]!);
+      }
+      await vitest().expect(d.readv([{ byteOffset: 0, byteLength: unit, into: new Uint8Array(unit + 1) }])).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+      await d.close();
+    });
+
     vitest().it('rejects I/O past the end with OUT_OF_RANGE', async () => {
       const d = await fresh();
       const a = d.capabilities.alignmentBytes;

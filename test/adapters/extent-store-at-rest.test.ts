@@ -98,6 +98,30 @@ describe('DeviceExtentStore: compression at rest', () => {
     await store.close();
   });
 
+  it('getStored reads into the caller\'s buffer while it lasts, then into buffers of its own; a flipped bit there is still CORRUPTION', async () => {
+    const { device, meta, store } = await fresh();
+    const puts = [compressedPut(11), compressedPut(12), { fingerprint: fixtureFingerprint(13), data: textExtent(13, 4096) }];
+    await store.put(puts);
+    await store.flush();
+    const fps = puts.map((p) => p.fingerprint);
+    const plain = await store.getStored(fps);
+    // Room for the first two stored forms only.
+    const room = plain[0]!.bytes.byteLength + plain[1]!.bytes.byteLength;
+    const into = new Uint8Array(room + 100);
+    const got = await store.getStored(fps, { into });
+    expect(got).toEqual(plain);
+    expect(got[0]!.bytes.buffer).toBe(into.buffer);
+    expect(got[1]!.bytes.buffer).toBe(into.buffer);
+    expect(got[1]!.bytes.byteOffset).toBe(into.byteOffset + plain[0]!.bytes.byteLength);
+    expect(got[2]!.bytes.buffer).not.toBe(into.buffer); // did not fit: a buffer of its own
+    await expectCode(store.getStored(fps, { into: 'x' as unknown as Uint8Array }), 'INVALID_ARGUMENT');
+    // The stored-form checksum is checked on bytes read into the caller's buffer too.
+    const e = await entryOf(meta, 12);
+    await flipBit(device, e.byteOffset + 10);
+    await expectCode(store.getStored(fps, { into }), 'CORRUPTION');
+    await store.close();
+  });
+
   it('stores content as is when the form is not smaller, and raw extents serve codec 0 from getStored', async () => {
     const { meta, store } = await fresh();
     const data = textExtent(3, 64);

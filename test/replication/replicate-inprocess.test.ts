@@ -7,7 +7,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { loadXxh64, equalBytes } from '../../src/index.js';
 import { SeededPrng } from '../../src/testing/index.js';
-import { MemoryExtentStore, MemoryMetaStore, VirtualClock } from '../../src/adapters/index.js';
+import { DeviceExtentStore, MemoryBlockDevice, MemoryExtentStore, MemoryMetaStore, VirtualClock } from '../../src/adapters/index.js';
 import { CODEC_ZSTD, ExtentCodec } from '../../src/dedup/codec.js';
 import { CodecPool } from '../../src/dedup/codec-pool.js';
 import { SnapshotTree } from '../../src/snapshot/index.js';
@@ -320,8 +320,13 @@ describe('sender in-flight bound (issue #13)', () => {
 });
 
 describe('compression arenas (a port that releases extent data)', () => {
-  it(`reuses one buffer across extents calls, and never before a call is answered (seed ${seed})`, async () => {
-    const a = await site('A');
+  it(`reuses its arenas and read buffer across extents calls, never before a call is answered (seed ${seed})`, async () => {
+    // Site A on a DeviceExtentStore, which reads stored extents into the sender's reused read buffer.
+    const metaA = await MemoryMetaStore.open();
+    const storeA = await DeviceExtentStore.open({ device: await MemoryBlockDevice.create({ byteLength: 64 * 1024 * KiB }), meta: metaA });
+    const clockA = new VirtualClock(1_000_000);
+    const treeA = await SnapshotTree.open({ meta: metaA, extents: storeA, clock: clockA });
+    const a = { tree: treeA, ctx: { tree: treeA, siteId: 'A', codec: await ExtentCodec.open(), xxh: await loadXxh64(), clock: clockA } satisfies SenderContext };
     const b = await site('B');
     // 64 KiB blocks, each distinct: a batch of 256 is ~9 MiB encoded, so one batch takes
     // several 4 MiB calls, its arena is reused, and extents move to the arena's start.

@@ -83,6 +83,7 @@ export function checkReads(device: GuardedShape, reads: readonly BlockRead[], wh
     if (r === null || typeof r !== 'object') throw new DrkitError('INVALID_ARGUMENT', `${what}: each read must be an object`);
     checkExtent(device, r.byteOffset, r.byteLength, what);
   }
+  checkReadsInto(reads, what);
 }
 
 /**
@@ -143,4 +144,25 @@ export function freezeCapabilities(caps: BlockDeviceCapabilities): Readonly<Bloc
     atomicWriteBytes: caps.atomicWriteBytes,
     maxConcurrency: caps.maxConcurrency,
   });
+}
+
+/**
+ * Checks only the `into` of each read (for devices whose reads validate offsets and
+ * lengths themselves): a Uint8Array of exactly byteLength bytes when given.
+ * @throws INVALID_ARGUMENT
+ */
+export function checkReadsInto(reads: readonly BlockRead[], what = 'readv'): void {
+  if (!Array.isArray(reads)) throw new DrkitError('INVALID_ARGUMENT', `${what}: reads must be an array`);
+  for (const r of reads) {
+    if (r !== null && typeof r === 'object' && r.into !== undefined && (!(r.into instanceof Uint8Array) || r.into.byteLength !== r.byteLength)) {
+      throw new DrkitError('INVALID_ARGUMENT', `${what}: into must be a Uint8Array of byteLength (${r.byteLength}) bytes`, { data: { byteLength: r.byteLength } });
+    }
+  }
+}
+
+/** A read's result placed in its `into` when it has one (then that view is the result), else the bytes themselves. */
+export function intoOrOwn(read: BlockRead, bytes: Uint8Array): Uint8Array {
+  if (read.into === undefined) return bytes;
+  read.into.set(bytes);
+  return read.into;
 }

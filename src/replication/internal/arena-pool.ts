@@ -4,16 +4,17 @@
  *
  * Why: compressing each extent into a buffer of its own allocated ~526 MB of short-lived
  * ArrayBuffers per GiB replicated, and V8 frees external memory only at mark-compact
- * collections, which that churn then triggers (docs/benchmarks.md, issue #13). An arena
- * is {@link ARENA_BYTES}: one call's worth plus the largest compressed extent that may
- * be kept, so an extent compressed past the call's end still fits before the flush.
+ * collections, which that churn then triggers (docs/benchmarks.md, issue #13). The
+ * sender flushes a call before compressing an extent whose worst case would not fit in
+ * what is left of its arena, so a call of compressible extents carries up to
+ * {@link ARENA_BYTES} of them (raw extents are views of the store's reads, not copied).
  *
  * Memory bound: a sender builds at most PIPELINE_BATCHES calls at once, so at most that
  * many arenas are out; at most {@link MAX_FREE_ARENAS} are kept when idle.
  */
 
-/** Bytes of one arena: a 4 MiB extents call plus 1 MiB, the largest block a volume may have. */
-export const ARENA_BYTES = 5 * 1024 * 1024;
+/** Bytes of one arena (2 MiB): a call is flushed early when the next extent might not fit, so calls of compressible data are ~2 MiB. */
+export const ARENA_BYTES = 2 * 1024 * 1024;
 /** Idle arenas kept for reuse (the sender's pipeline depth). */
 export const MAX_FREE_ARENAS = 4;
 
