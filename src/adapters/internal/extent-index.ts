@@ -15,11 +15,13 @@ import type { MetaOp, MetaStore } from '../meta-store.js';
 import { INDEX_TAG, decodeEntry, encodeEntry, type IndexEntry } from './extent-index-codec.js';
 
 /**
- * Estimated heap bytes of one cached entry: the key string (~32 chars, ~56 B), the entry
- * object with its bigint (~80 B) and the map slot (~40 B). Measured order of magnitude on
- * Node 20; erring high keeps the cache within its budget.
+ * Heap bytes one cached entry costs: the key string, the entry object with its bigint,
+ * the stored form's object and bigint (most entries: compression at rest) and the cache's
+ * map slot. Measured on Node 20 (test/adapters/extent-index-cache-cost.test.ts): 209 B
+ * plain, 285 B with a stored form (the old estimate, 180, let a 16 MiB cache hold ~2x
+ * its budget; issue #13). Erring high keeps the cache within its budget.
  */
-export const CACHED_ENTRY_BYTES = 180;
+export const CACHED_ENTRY_BYTES = 320;
 
 /** What a lookup finds: the entry, or undefined when the store does not hold the extent. */
 export type Lookup = IndexEntry | undefined;
