@@ -14,6 +14,7 @@
  * Big-endian ids keep nodes in id order for iteration.
  */
 import { concatBytes, utf8 } from '../../core/bytes.js';
+import { DrkitError } from '../../core/errors.js';
 
 /** Tag bytes, one per record kind. */
 export const TAG = {
@@ -119,8 +120,10 @@ export function encodeCounts(counts: readonly number[]): Uint8Array[] {
   });
 }
 
-/** Decodes a reference count (undefined -> 0). */
+/** Decodes a reference count (undefined -> 0). @throws CORRUPTION for a value under 4 bytes */
 export function decodeCount(bytes: Uint8Array | undefined): number {
   if (bytes === undefined) return 0;
-  return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(0, true);
+  if (bytes.length < 4) throw new DrkitError('CORRUPTION', `reference count of ${bytes.length} bytes`, { data: { byteLength: bytes.length } });
+  // Byte arithmetic, not a DataView: a commit decodes tens of thousands of counts.
+  return (bytes[0]! | (bytes[1]! << 8) | (bytes[2]! << 16) | (bytes[3]! << 24)) >>> 0;
 }
