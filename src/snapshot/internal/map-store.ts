@@ -234,9 +234,9 @@ export class MapStore {
   /** Pins the count `stored` (the committed one) of `key`, with its deferred delta applied. */
   #pinStored(key: string, stored: number, cache: boolean): void {
     const delta = this.#extentRcDelta.get(key) ?? 0;
-    this.#extentRcDelta.delete(key);
     const rc = stored + delta;
     if (rc < 0) throw new DrkitError('INTERNAL', 'extent reference count would go below zero', { data: { stored, delta } });
+    this.#extentRcDelta.delete(key);
     this.#pinnedExtentRc.set(key, rc);
     if (stored === 0 || !cache) this.#uncachedExtentRc.add(key);
     if (delta === 0) return;
