@@ -779,6 +779,7 @@ export class SnapshotTree {
     const prepared = sync && this.#extents.prepareCommit !== undefined ? await this.#guardPrepare() : undefined;
     try {
       if (prepared === undefined) await this.#extents.flush();
+      await this.#map.settleExtentRcs();
       const { ops } = this.#map.takeCommitOps();
       this.#record.nextNodeId = this.#map.nextNodeId;
       ops.push({ kind: 'put', key: this.#keys.tree(), value: encodeJson(this.#record) });

@@ -98,7 +98,7 @@ export interface BlockUpdate {
 }
 
 /**
- * Applies `updates` (ascending blockIndex, extent rcs of new fingerprints prefetched)
+ * Applies `updates` (ascending blockIndex)
  * to the tree whose root reference the caller holds, shadowing shared nodes. Returns
  * the new root (the caller's reference moves to it).
  */
@@ -112,12 +112,8 @@ export async function applyUpdates(store: MapStore, root: number, height: number
 async function applyInNode(store: MapStore, id: number, level: number, updates: readonly BlockUpdate[], from: number, to: number): Promise<void> {
   const node = await store.node(id);
   if (node.kind === 'leaf') {
-    const old: Uint8Array[] = [];
-    for (let i = from; i < to; i++) {
-      const fp = node.slots[slotAt(updates[i]!.blockIndex, 0)];
-      if (fp !== undefined) old.push(fp);
-    }
-    await store.prefetchExtentRcs(old);
+    // References dropped from the old fingerprints are deferred (map-store.ts): settled
+    // at the commit, where they cancel those a shadow of this leaf just took.
     for (let i = from; i < to; i++) {
       const u = updates[i]!;
       const slot = slotAt(u.blockIndex, 0);
@@ -203,9 +199,8 @@ export async function* diffRoots(store: MapStore, rootA: number, rootB: number, 
 export async function reclaimNode(store: MapStore, id: number): Promise<void> {
   const node = await store.node(id);
   if (node.kind === 'leaf') {
-    const present = node.slots.filter((s): s is Uint8Array => s !== undefined);
-    await store.prefetchExtentRcs(present);
-    for (const fp of present) store.decExtent(fp);
+    // Deferred: the commit after a reclamation batch settles them in one sorted pass.
+    for (const fp of node.slots) if (fp !== undefined) store.decExtent(fp);
   } else {
     for (const child of node.slots) if (child !== 0) await store.decNode(child);
   }

@@ -14,6 +14,7 @@
  * Big-endian ids keep nodes in id order for iteration.
  */
 import { concatBytes, utf8 } from '../../core/bytes.js';
+import { DrkitError } from '../../core/errors.js';
 
 /** Tag bytes, one per record kind. */
 export const TAG = {
@@ -61,6 +62,29 @@ export class TreeKeys {
     return concatBytes([this.prefix, Uint8Array.of(tag), fingerprint]);
   }
 
+  /**
+   * Keys of fingerprint records of `tag` for fingerprints given as binary strings
+   * (`bytesToKey`), built as views of one buffer: a commit or a settling pass makes tens
+   * of thousands, and one allocation costs far less than one per key.
+   */
+  fingerprintKeys(tag: number, binaryKeys: readonly string[]): Uint8Array[] {
+    const head = this.prefix.length + 1;
+    let total = 0;
+    for (const k of binaryKeys) total += head + k.length;
+    const buffer = new Uint8Array(total);
+    const out = new Array<Uint8Array>(binaryKeys.length);
+    let at = 0;
+    for (let i = 0; i < binaryKeys.length; i++) {
+      const k = binaryKeys[i]!;
+      buffer.set(this.prefix, at);
+      buffer[at + this.prefix.length] = tag;
+      for (let j = 0; j < k.length; j++) buffer[at + head + j] = k.charCodeAt(j);
+      out[i] = buffer.subarray(at, at + head + k.length);
+      at += head + k.length;
+    }
+    return out;
+  }
+
   /** Key of a named (volume / snapshot) record of `tag`. */
   named(tag: number, name: string): Uint8Array {
     return concatBytes([this.prefix, Uint8Array.of(tag), utf8(name)]);
@@ -86,8 +110,20 @@ export function encodeCount(count: number): Uint8Array {
   return out;
 }
 
-/** Decodes a reference count (undefined -> 0). */
+/** Encodes reference counts as 4-byte views of one buffer (one allocation per commit, not per count). */
+export function encodeCounts(counts: readonly number[]): Uint8Array[] {
+  const buffer = new Uint8Array(counts.length * 4);
+  const view = new DataView(buffer.buffer);
+  return counts.map((count, i) => {
+    view.setUint32(i * 4, count, true);
+    return buffer.subarray(i * 4, i * 4 + 4);
+  });
+}
+
+/** Decodes a reference count (undefined -> 0). @throws CORRUPTION for a value under 4 bytes */
 export function decodeCount(bytes: Uint8Array | undefined): number {
   if (bytes === undefined) return 0;
-  return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(0, true);
+  if (bytes.length < 4) throw new DrkitError('CORRUPTION', `reference count of ${bytes.length} bytes`, { data: { byteLength: bytes.length } });
+  // Byte arithmetic, not a DataView: a commit decodes tens of thousands of counts.
+  return (bytes[0]! | (bytes[1]! << 8) | (bytes[2]! << 16) | (bytes[3]! << 24)) >>> 0;
 }

@@ -11,6 +11,20 @@
  * on each of its children. When rc reaches 0 a node is queued for reclamation and an
  * extent is marked dead; neither is touched again by the live tree.
  *
+ * Deferred extent counts (after btrfs's delayed refs): a reference change to an extent
+ * whose count is not in memory is recorded as a delta, without reading the count.
+ * Shadowing a shared leaf takes one reference per extent it holds (~200 in a full leaf),
+ * and an incremental that rewrites blocks all over a volume shadows every leaf: reading
+ * each count where it changes cost a random MetaStore read per extent. The deltas are
+ * settled before each commit ({@link MapStore.settleExtentRcs}) in one pass over the
+ * changed keys in key order; a reference taken and dropped in one commit (a shadowed
+ * leaf's slot that is then overwritten) cancels and is neither read nor written. The
+ * committed counts are the same as if every change had been applied at once, so the
+ * reference model, the dead list and crash behaviour do not change: nothing of a delta
+ * is durable before its commit, like every other change here. A count a caller needs
+ * (`extentRc`, for dedup and reclamation) is read by {@link MapStore.prefetchExtentRcs},
+ * which folds in the delta first.
+ *
  * Memory: nothing here grows with stored data. Clean values live in LRU caches within
  * the tree's `cacheBytes`; changed (dirty) values and extent counts prefetched for the
  * operation in progress are pinned until the next commit, and the tree commits once
@@ -25,7 +39,7 @@ import { DrkitError } from '../../core/errors.js';
 import { LruCache } from '../../core/lru-cache.js';
 import type { MetaOp, MetaStore } from '../../adapters/meta-store.js';
 import { copyNode, decodeNode, emptyNode, encodeNode, nodeHeapBytes, type MapNode } from './map-node.js';
-import { decodeCount, encodeCount, TAG, type TreeKeys } from './keys.js';
+import { decodeCount, encodeCount, encodeCounts, TAG, type TreeKeys } from './keys.js';
 
 /**
  * Estimated heap bytes of one cached reference count: key (number or ~32-char string),
@@ -54,8 +68,16 @@ export class MapStore {
   /** Extent rcs changed or prefetched since the last commit (bytesToKey(fingerprint) -> rc). */
   readonly #pinnedExtentRc = new Map<string, number>();
   readonly #dirtyExtentRc = new Set<string>();
-  /** Pinned extent counts that were 0 when prefetched: new extents, not worth caching after the commit. */
-  readonly #newExtentRc = new Set<string>();
+  /**
+   * Extent reference changes not yet applied to a count in memory (key -> delta); never
+   * a key of #pinnedExtentRc. Settled before every commit.
+   */
+  readonly #extentRcDelta = new Map<string, number>();
+  /**
+   * Pinned extent counts not worth caching after the commit: extents new when prefetched,
+   * and counts settled from deltas (a shadowed leaf's extents, rarely needed again soon).
+   */
+  readonly #uncachedExtentRc = new Set<string>();
   /** Extents whose rc reached 0 since the last commit (to persist in the dead list). */
   readonly #newlyDead = new Set<string>();
   /** Dead extents revived (rc 0 -> 1) before they were deleted. */
@@ -85,12 +107,12 @@ export class MapStore {
 
   /** True when uncommitted changes exist. */
   get dirty(): boolean {
-    return this.#dirtyNodes.size + this.#dirtyNodeRc.size + this.#dirtyExtentRc.size + this.#deletedNodes.size + this.#newlyFree.length > 0;
+    return this.#dirtyNodes.size + this.#dirtyNodeRc.size + this.#dirtyExtentRc.size + this.#extentRcDelta.size + this.#deletedNodes.size + this.#newlyFree.length > 0;
   }
 
-  /** Estimated heap bytes pinned until the next commit (dirty nodes and counts, prefetched counts). */
+  /** Estimated heap bytes pinned until the next commit (dirty nodes and counts, prefetched counts, deltas). */
   get pinnedBytes(): number {
-    return this.#dirtyNodeBytes + this.#dirtyNodeRc.size * NODE_RC_BYTES + this.#pinnedExtentRc.size * EXTENT_RC_BYTES;
+    return this.#dirtyNodeBytes + this.#dirtyNodeRc.size * NODE_RC_BYTES + (this.#pinnedExtentRc.size + this.#extentRcDelta.size) * EXTENT_RC_BYTES;
   }
 
   /** The node, from memory or the MetaStore. @throws CORRUPTION when a referenced node is missing */
@@ -153,30 +175,75 @@ export class MapStore {
     if (rc === 1) this.#newlyFree.push(id);
   }
 
-  /** Loads the rcs of several extents with one MetaStore call and pins them until the next commit. */
+  /**
+   * Loads the rcs of several extents with one MetaStore call and pins them until the next
+   * commit (a deferred change to one of them is applied first).
+   * @throws INTERNAL when a deferred change would take a count below zero
+   */
   async prefetchExtentRcs(fingerprints: readonly Uint8Array[]): Promise<void> {
-    const missing: Uint8Array[] = [];
+    const missing: string[] = [];
     const seen = new Set<string>();
     for (const fp of fingerprints) {
       const key = bytesToKey(fp);
       if (this.#pinnedExtentRc.has(key) || seen.has(key)) continue;
       const cached = this.#cleanExtentRc.peek(key);
       if (cached !== undefined) {
-        this.#pinnedExtentRc.set(key, cached);
+        this.#pinStored(key, cached, true);
         continue;
       }
       seen.add(key);
-      missing.push(fp);
+      missing.push(key);
     }
-    if (missing.length === 0) return;
-    const values = await this.#meta.getMany(missing.map((fp) => this.#keys.fingerprint(TAG.extentRc, fp)));
-    missing.forEach((fp, i) => {
-      const key = bytesToKey(fp);
-      if (this.#pinnedExtentRc.has(key)) return;
-      const rc = decodeCount(values[i]);
-      this.#pinnedExtentRc.set(key, rc);
-      if (rc === 0) this.#newExtentRc.add(key);
-    });
+    await this.#load(missing, true);
+  }
+
+  /**
+   * Applies every deferred extent reference change: reads the counts concerned in one
+   * MetaStore call, in key order, and pins the results as changed. Call before
+   * {@link takeCommitOps}.
+   * @throws INTERNAL when a change would take a count below zero (a reference-count bug)
+   */
+  async settleExtentRcs(): Promise<void> {
+    if (this.#extentRcDelta.size === 0) return;
+    const keys: string[] = [];
+    for (const [key, delta] of this.#extentRcDelta) {
+      if (delta === 0) {
+        this.#extentRcDelta.delete(key);
+        continue;
+      }
+      const cached = this.#cleanExtentRc.peek(key);
+      if (cached !== undefined) this.#pinStored(key, cached, true);
+      else keys.push(key);
+    }
+    // Binary strings compare like their bytes: key order is the MetaStore's order.
+    keys.sort();
+    await this.#load(keys, false);
+  }
+
+  /** Reads the stored counts of `keys` (bytesToKey form) and pins each with its delta applied. */
+  async #load(keys: readonly string[], cache: boolean): Promise<void> {
+    if (keys.length === 0) return;
+    const values = await this.#meta.getMany(this.#keys.fingerprintKeys(TAG.extentRc, keys));
+    for (let i = 0; i < keys.length; i++) {
+      const key = keys[i]!;
+      // Another caller may have pinned it while the read was in flight: that count is newer.
+      if (!this.#pinnedExtentRc.has(key)) this.#pinStored(key, decodeCount(values[i]), cache);
+    }
+  }
+
+  /** Pins the count `stored` (the committed one) of `key`, with its deferred delta applied. */
+  #pinStored(key: string, stored: number, cache: boolean): void {
+    const delta = this.#extentRcDelta.get(key) ?? 0;
+    const rc = stored + delta;
+    if (rc < 0) throw new DrkitError('INTERNAL', 'extent reference count would go below zero', { data: { stored, delta } });
+    this.#extentRcDelta.delete(key);
+    this.#pinnedExtentRc.set(key, rc);
+    if (stored === 0 || !cache) this.#uncachedExtentRc.add(key);
+    if (delta === 0) return;
+    this.#dirtyExtentRc.add(key);
+    // The same transitions incExtent and decExtent record, from the committed count.
+    if (stored === 0 && rc > 0) this.#revived.add(key);
+    else if (stored > 0 && rc === 0) this.#newlyDead.add(key);
   }
 
   /** Reference count of an extent (must be prefetched). */
@@ -186,11 +253,14 @@ export class MapStore {
     return rc;
   }
 
-  /** Takes a reference on an extent (rc must be prefetched). */
+  /** Takes a reference on an extent: applied to its count if pinned, else deferred (see the header). */
   incExtent(fingerprint: Uint8Array): void {
     const key = bytesToKey(fingerprint);
     const rc = this.#pinnedExtentRc.get(key);
-    if (rc === undefined) throw new DrkitError('INTERNAL', 'extent reference count used before prefetch');
+    if (rc === undefined) {
+      this.#extentRcDelta.set(key, (this.#extentRcDelta.get(key) ?? 0) + 1);
+      return;
+    }
     this.#pinnedExtentRc.set(key, rc + 1);
     this.#dirtyExtentRc.add(key);
     if (rc === 0) {
@@ -199,11 +269,19 @@ export class MapStore {
     }
   }
 
-  /** Drops a reference on an extent; at zero it joins the dead list. */
+  /**
+   * Drops a reference on an extent; at zero it joins the dead list. Deferred like
+   * {@link incExtent} when the count is not pinned (then checked when settled).
+   * @throws INTERNAL when a pinned count would go below zero
+   */
   decExtent(fingerprint: Uint8Array): void {
     const key = bytesToKey(fingerprint);
     const rc = this.#pinnedExtentRc.get(key);
-    if (rc === undefined || rc <= 0) throw new DrkitError('INTERNAL', 'extent reference count would go below zero');
+    if (rc === undefined) {
+      this.#extentRcDelta.set(key, (this.#extentRcDelta.get(key) ?? 0) - 1);
+      return;
+    }
+    if (rc <= 0) throw new DrkitError('INTERNAL', 'extent reference count would go below zero');
     this.#pinnedExtentRc.set(key, rc - 1);
     this.#dirtyExtentRc.add(key);
     if (rc === 1) {
@@ -221,14 +299,12 @@ export class MapStore {
     this.#deletedNodes.add(id);
   }
 
-  /** Copies a node's slots into a new node and references every child of it. */
+  /** Copies a node's slots into a new node and references every child of it (a leaf's extents: deferred). */
   async shadow(id: number): Promise<number> {
     const node = await this.node(id);
     const copyId = this.createNode(node.level, node);
     if (node.kind === 'leaf') {
-      const present = node.slots.filter((s): s is Uint8Array => s !== undefined);
-      await this.prefetchExtentRcs(present);
-      for (const fp of present) this.incExtent(fp);
+      for (const fp of node.slots) if (fp !== undefined) this.incExtent(fp);
     } else {
       for (const child of node.slots) if (child !== 0) await this.incNode(child);
     }
@@ -239,8 +315,10 @@ export class MapStore {
    * Drains the changes since the last call as MetaStore ops, plus the nodes freed and
    * extents that died (for the caller's reclamation queue). Changed values move to the
    * clean caches: the caller commits the ops or, on failure, calls {@link reset}.
+   * @throws INTERNAL when deferred extent changes were not settled first ({@link settleExtentRcs})
    */
   takeCommitOps(): { ops: MetaOp[]; freedNodes: number[]; deadExtents: Uint8Array[]; revivedExtents: Uint8Array[] } {
+    if (this.#extentRcDelta.size > 0) throw new DrkitError('INTERNAL', 'extent reference changes not settled before the commit');
     const ops: MetaOp[] = [];
     const k = this.#keys;
     for (const [id, node] of this.#dirtyNodes) {
@@ -261,21 +339,26 @@ export class MapStore {
     for (const id of this.#newlyFree) {
       if (!this.#deletedNodes.has(id)) ops.push({ kind: 'put', key: k.id(TAG.freeNode, id), value: new Uint8Array(0) });
     }
-    for (const key of this.#dirtyExtentRc) {
-      const rc = this.#pinnedExtentRc.get(key)!;
-      const fp = keyToBytes(key);
-      ops.push(rc === 0 ? { kind: 'del', key: k.fingerprint(TAG.extentRc, fp) } : { kind: 'put', key: k.fingerprint(TAG.extentRc, fp), value: encodeCount(rc) });
-    }
+    // In key order (the MetaStore applies them with good locality), keys and values as
+    // views of one buffer each.
+    const changed = [...this.#dirtyExtentRc].sort();
+    const rcs = changed.map((key) => this.#pinnedExtentRc.get(key)!);
+    const rcKeys = k.fingerprintKeys(TAG.extentRc, changed);
+    const rcValues = encodeCounts(rcs);
+    for (let i = 0; i < changed.length; i++) ops.push(rcs[i] === 0 ? { kind: 'del', key: rcKeys[i]! } : { kind: 'put', key: rcKeys[i]!, value: rcValues[i]! });
     const deadExtents = [...this.#newlyDead].map(keyToBytes);
     for (const fp of deadExtents) ops.push({ kind: 'put', key: k.fingerprint(TAG.deadExtent, fp), value: new Uint8Array(0) });
     const revivedExtents = [...this.#revived].map(keyToBytes);
     for (const fp of revivedExtents) ops.push({ kind: 'del', key: k.fingerprint(TAG.deadExtent, fp) });
     const freedNodes = this.#newlyFree.filter((id) => !this.#deletedNodes.has(id));
-    // Extents with rc 0 need not stay cached.
     // Counts of extents that existed before (shared content, dedup hits) stay cached; those
-    // of extents just written would only churn the cache.
-    for (const [key, rc] of this.#pinnedExtentRc) if (rc > 0 && !this.#newExtentRc.has(key)) this.#cleanExtentRc.set(key, rc, EXTENT_RC_BYTES);
-    this.#newExtentRc.clear();
+    // of extents just written or settled from deltas would only churn the cache. A count
+    // left out (or at 0) must not stay cached with an old value.
+    for (const [key, rc] of this.#pinnedExtentRc) {
+      if (rc > 0 && !this.#uncachedExtentRc.has(key)) this.#cleanExtentRc.set(key, rc, EXTENT_RC_BYTES);
+      else this.#cleanExtentRc.delete(key);
+    }
+    this.#uncachedExtentRc.clear();
     for (const key of this.#newlyDead) this.#cleanExtentRc.delete(key);
     this.#dirtyNodes.clear();
     this.#dirtyNodeBytes = 0;
@@ -299,7 +382,8 @@ export class MapStore {
     this.#dirtyNodeRc.clear();
     this.#cleanExtentRc.clear();
     this.#pinnedExtentRc.clear();
-    this.#newExtentRc.clear();
+    this.#uncachedExtentRc.clear();
+    this.#extentRcDelta.clear();
     this.#dirtyExtentRc.clear();
     this.#newlyDead.clear();
     this.#revived.clear();
