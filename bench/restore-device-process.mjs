@@ -3,6 +3,7 @@
 // blocks into the file, fsync. Prints one JSON line with its own wall, CPU and peak RSS.
 // Usage: node bench/restore-device-process.mjs <address> <remoteSiteId> <snapshotId> <outPath> <byteLength>
 // The device is opened with O_DIRECT (`direct: true`); DRKIT_RESTORE_DIRECT=0 writes through the page cache.
+// DRKIT_RESTORE_CHECKPOINT_MIB sets `checkpointBytes` (default: the library's, 64 MiB).
 // DRKIT_RESTORE_VERIFY_WORKERS sets `verifyWorkers` (default: the library's, 0: in this thread); 1 hashes on a worker.
 import { peakRssBytes } from './util.mjs';
 import { performance } from 'node:perf_hooks';
@@ -21,9 +22,11 @@ const site = await Site.open({ siteId: 'restorer', tree, meta, peerKeys: () => p
 const direct = process.env.DRKIT_RESTORE_DIRECT !== '0';
 const device = await RawFileBlockDevice.open({ path: outPath, create: { byteLength: Number(byteLengthText) }, direct });
 const verifyWorkers = process.env.DRKIT_RESTORE_VERIFY_WORKERS;
+const checkpointMiB = process.env.DRKIT_RESTORE_CHECKPOINT_MIB;
 const result = await site.restoreToDevice({ siteId: remoteSiteId, address, transport: TcpTransport.create(), psk }, snapshotId, device, {
   deviceZeroed: true,
   ...(verifyWorkers === undefined ? {} : { verifyWorkers: Number(verifyWorkers) }),
+  ...(checkpointMiB === undefined ? {} : { checkpointBytes: Number(checkpointMiB) * 1024 * 1024 }),
   checkpoints: fileRestoreCheckpoints(`${outPath}.drkit-restore`),
 });
 await device.close();

@@ -15,8 +15,11 @@
  * - Resumable: every `checkpointBytes` of blocks the device is flushed, then the cursor
  *   is saved through the {@link RestoreCheckpointStore}; a later restore of the same
  *   snapshot onto the same device resumes there (BEGIN answers that block), so what was
- *   written and verified is not fetched again. `commit` flushes the device and clears the
- *   checkpoint.
+ *   written and verified is not fetched again. A checkpoint runs beside the transfer (one
+ *   at a time): it saves the cursor as it was when the checkpoint began, after a flush that
+ *   began after every block below that cursor was written, so later writes never wait for
+ *   it (measured: 15 stalls of ~20 ms per GiB before). `commit` waits for it, flushes the
+ *   device and clears the checkpoint; a failed checkpoint fails the receiver (sticky).
  * - Verification may run off the read loop: `extents()` decodes a batch (in this thread)
  *   into reused shared slabs, hands the SHA-256 of each slab's extents to
  *   `fingerprintShared` (in this thread by default; a CodecPool worker reading the slab in
@@ -154,6 +157,8 @@ export class DeviceReceiver implements PeerReceiver {
   #request: BeginRequest | undefined;
   #cursorBlock = 0;
   #unsavedBytes = 0;
+  /** The checkpoint under way (flush, then save), if any; never rejects (failures go to #failure). */
+  #checkpointing: Promise<void> | undefined;
   #committed: string | undefined;
 
   constructor(options: {
@@ -396,16 +401,42 @@ export class DeviceReceiver implements PeerReceiver {
     this.#unsavedBytes += Math.max(0, end - this.#cursorBlock) * blockBytes;
     this.#cursorBlock = Math.max(this.#cursorBlock, end);
     if (this.#unsavedBytes >= this.#checkpointBytes) {
-      await this.#device.flush();
-      await this.#checkpoints.save(this.#checkpoint());
+      await this.settled();
+      this.#throwIfFailed();
       this.#unsavedBytes = 0;
+      this.#startCheckpoint();
     }
     this.#onBlocks();
     return this.#cursorBlock;
   }
 
+  /**
+   * Starts a checkpoint of the cursor as it is now: every block below it was handed to the
+   * device before the flush begins, so the flush covers it; blocks written meanwhile are not
+   * claimed.
+   */
+  #startCheckpoint(): void {
+    const checkpoint = this.#checkpoint();
+    this.#checkpointing = (async () => {
+      await this.#device.flush(this.#signal === undefined ? {} : { signal: this.#signal });
+      await this.#checkpoints.save(checkpoint);
+    })().catch((err: unknown) => {
+      this.#failure ??= err;
+    });
+  }
+
+  /** Resolves once no checkpoint is under way (a retry waits for it, so no late save follows a newer one or a clear). */
+  async settled(): Promise<void> {
+    while (this.#checkpointing !== undefined) {
+      const current = this.#checkpointing;
+      await current;
+      if (this.#checkpointing === current) this.#checkpointing = undefined;
+    }
+  }
+
   /** Zero-fills the rest, flushes the device and clears the checkpoint. */
   async commit(sessionIds: readonly string[]): Promise<string[]> {
+    await this.settled();
     this.#throwIfFailed();
     const request = this.#session(sessionIds[0] ?? '');
     const blocks = request.byteLength / request.blockBytes;
