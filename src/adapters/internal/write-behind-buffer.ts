@@ -236,8 +236,9 @@ export class WriteBehindBuffer {
   #recycle(slab: Slab): void {
     if (slab === this.#slab) return;
     if (slab.fromArena) this.#limits.arena?.give(slab.bytes);
-    // Keep at most as many slabs as the pending bound can fill, plus the staging one.
-    else if (this.#freeSlabs.length < this.#limits.maxPendingBytes / this.#limits.runMaxBytes + 1) this.#freeSlabs.push(slab);
+    // Keep at most as many slabs as the pending bound can fill, plus the staging one; with an
+    // arena, a heap slab was a burst's overflow and is not kept (the arena is the working set).
+    else if (this.#limits.arena === undefined && this.#freeSlabs.length < this.#limits.maxPendingBytes / this.#limits.runMaxBytes + 1) this.#freeSlabs.push(slab);
   }
 
   /** True when the run can be written with O_DIRECT (see {@link WriteSink}). */

@@ -47,8 +47,9 @@ import type { PeerReceiver } from './peer.js';
 
 /**
  * Extents written in this restore that the receiver remembers (fingerprint -> block) so
- * the sender need not resend a duplicate: 65,536 x ~150 B ~= 10 MiB, every block of a
- * 1 GiB volume of 16 KiB blocks; beyond it, the oldest unpromised are forgotten.
+ * the sender need not resend a duplicate: 65,536 x ~100 B (a 32-char key and a number in
+ * a Map) ~= 6 MiB, every block of a 1 GiB volume of 16 KiB blocks; beyond it, the oldest
+ * unpromised are forgotten.
  */
 export const MAX_WRITTEN_EXTENTS = 65_536;
 /**
@@ -126,12 +127,6 @@ interface Verification {
   readonly done: Promise<void>;
 }
 
-interface Written {
-  readonly blockIndex: number;
-  /** have() answers not yet consumed by a block map: never evicted while > 0. */
-  promised: number;
-}
-
 /** A PeerReceiver that writes one pulled snapshot into a BlockDevice. */
 export class DeviceReceiver implements PeerReceiver {
   readonly counters: DeviceReceiverCounters = { totalBytes: 0, logicalBytes: 0, resumedFromBytes: 0, extentBytes: 0 };
@@ -153,7 +148,10 @@ export class DeviceReceiver implements PeerReceiver {
   #unverifiedBytes = 0;
   /** The first verification failure: every later call rejects with it. */
   #failure: unknown;
-  readonly #written = new Map<string, Written>();
+  /** Extents written: fingerprint key -> the block holding it. */
+  readonly #written = new Map<string, number>();
+  /** have() answers for written extents not yet consumed by a block map (never evicted while here); few at a time. */
+  readonly #promised = new Map<string, number>();
   #request: BeginRequest | undefined;
   #cursorBlock = 0;
   #unsavedBytes = 0;
@@ -247,9 +245,8 @@ export class DeviceReceiver implements PeerReceiver {
         pending.uses++;
         return true;
       }
-      const written = this.#written.get(key);
-      if (written === undefined) return false;
-      written.promised++;
+      if (!this.#written.has(key)) return false;
+      this.#promised.set(key, (this.#promised.get(key) ?? 0) + 1);
       return true;
     });
   }
@@ -375,7 +372,8 @@ export class DeviceReceiver implements PeerReceiver {
     const request = this.#session(sessionId);
     const blockBytes = request.blockBytes;
     const writes: BlockWrite[] = [];
-    const uniqueKeys = new Set<string>();
+    /** Each extent's key -> the first block of this map that holds it. */
+    const firstBlock = new Map<string, number>();
     let next = this.#cursorBlock;
     for (const b of blocks) {
       if (b.blockIndex < next) {
@@ -390,13 +388,13 @@ export class DeviceReceiver implements PeerReceiver {
         continue;
       }
       const key = bytesToKey(b.fingerprint);
-      uniqueKeys.add(key);
+      if (!firstBlock.has(key)) firstBlock.set(key, b.blockIndex);
       writes.push({ byteOffset: b.blockIndex * blockBytes, data: await this.#dataOf(key, b.fingerprint, blockBytes) });
     }
     const end = Math.min(Math.max(cursorAfter, next), request.byteLength / blockBytes);
     await this.#zeros(next, end, writes);
     if (writes.length > 0) await this.#device.writev(writes, this.#signal === undefined ? {} : { signal: this.#signal });
-    for (const key of uniqueKeys) this.#consumed(key, writes);
+    for (const [key, blockIndex] of firstBlock) this.#consumed(key, blockIndex);
     this.counters.logicalBytes += Math.max(0, end - this.#cursorBlock) * blockBytes;
     this.#unsavedBytes += Math.max(0, end - this.#cursorBlock) * blockBytes;
     this.#cursorBlock = Math.max(this.#cursorBlock, end);
@@ -484,44 +482,45 @@ export class DeviceReceiver implements PeerReceiver {
       await pending.verified;
       return pending.data;
     }
-    const written = this.#written.get(key);
-    if (written === undefined) throw new DrkitError('EXTENT_NOT_FOUND', `restore: block maps extent ${toHex(fingerprint)}, which did not arrive`, { data: { fingerprint: toHex(fingerprint) } });
-    const data = await this.#device.read(written.blockIndex * blockBytes, blockBytes);
+    const blockIndex = this.#written.get(key);
+    if (blockIndex === undefined) throw new DrkitError('EXTENT_NOT_FOUND', `restore: block maps extent ${toHex(fingerprint)}, which did not arrive`, { data: { fingerprint: toHex(fingerprint) } });
+    const data = await this.#device.read(blockIndex * blockBytes, blockBytes);
     if (!equalBytes(this.#fingerprinter.fingerprint(data), fingerprint)) {
-      throw new DrkitError('CORRUPTION', `restore: block ${written.blockIndex} read back does not match its fingerprint`, { data: { fingerprint: toHex(fingerprint), blockIndex: written.blockIndex } });
+      throw new DrkitError('CORRUPTION', `restore: block ${blockIndex} read back does not match its fingerprint`, { data: { fingerprint: toHex(fingerprint), blockIndex } });
     }
     return data;
   }
 
-  /** One use of `key` by a block map is done: release it, remembering where it was written. */
-  #consumed(key: string, writes: readonly BlockWrite[]): void {
+  /** One use of `key` by a block map (which wrote it first at `blockIndex`) is done: release it, remembering where it was written. */
+  #consumed(key: string, blockIndex: number): void {
     const pending = this.#pending.get(key);
     if (pending !== undefined) {
       pending.uses--;
       if (pending.uses <= 0) {
         this.#pending.delete(key);
-        const at = writes.find((w) => w.data === pending.data);
-        if (at !== undefined) this.#remember(key, at.byteOffset / this.#request!.blockBytes);
+        this.#remember(key, blockIndex);
         this.#releaseSlab(pending.slab);
       }
       return;
     }
-    const written = this.#written.get(key);
-    if (written !== undefined && written.promised > 0) written.promised--;
+    const promised = this.#promised.get(key);
+    if (promised === undefined) return;
+    if (promised <= 1) this.#promised.delete(key);
+    else this.#promised.set(key, promised - 1);
   }
 
   #remember(key: string, blockIndex: number): void {
     if (this.#written.has(key)) return;
     if (this.#written.size >= MAX_WRITTEN_EXTENTS) {
-      for (const [k, w] of this.#written) {
-        if (w.promised === 0) {
+      for (const k of this.#written.keys()) {
+        if (!this.#promised.has(k)) {
           this.#written.delete(k);
           break;
         }
       }
       if (this.#written.size >= MAX_WRITTEN_EXTENTS) return;
     }
-    this.#written.set(key, { blockIndex, promised: 0 });
+    this.#written.set(key, blockIndex);
   }
 
   /** Zero writes for blocks [from, to), unless the device already reads as zeros. */
