@@ -244,27 +244,38 @@ export class RawFileBlockDevice implements BlockDevice {
   }
 
   /**
-   * Reads in request order that follow each other with gaps of at most 32 KiB become one
-   * read of their span (up to 1 MiB; the results are views into it, never overlapping);
-   * spans run 4 at a time. @throws as {@link read}
+   * Requests are taken in offset order (results stay in request order): those that follow
+   * each other with gaps of at most 32 KiB become one read of their span (up to 1 MiB; the
+   * results are views into it, never overlapping); spans run 4 at a time. Offset order
+   * matters for an extent store after an incremental: a batch's rewritten blocks live
+   * apart from the rest, and in request order they broke every span (measured: 18,438
+   * reads serving a 1 GiB restore, 583 MB). @throws as {@link read}
    */
   async readv(reads: readonly BlockRead[], options?: IoOptions): Promise<Uint8Array[]> {
     this.#enter(options, 'readv');
     checkReads(this, reads);
     const out: Uint8Array[] = new Array(reads.length);
     const groups: { byteOffset: number; byteLength: number; members: number[] }[] = [];
-    reads.forEach((r, i) => {
+    const order = reads.map((_, i) => i).sort((x, y) => reads[x]!.byteOffset - reads[y]!.byteOffset);
+    let current: (typeof groups)[number] | undefined;
+    for (const i of order) {
+      const r = reads[i]!;
       if (r.byteLength === 0) {
         out[i] = new Uint8Array(0);
-        return;
+        continue;
       }
-      const group = groups[groups.length - 1];
-      const end = group === undefined ? 0 : group.byteOffset + group.byteLength;
-      if (group !== undefined && r.byteOffset >= end && r.byteOffset - end <= MAX_READ_GAP_BYTES && r.byteOffset + r.byteLength - group.byteOffset <= READ_SPAN_MAX_BYTES) {
-        group.byteLength = r.byteOffset + r.byteLength - group.byteOffset;
-        group.members.push(i);
-      } else groups.push({ byteOffset: r.byteOffset, byteLength: r.byteLength, members: [i] });
-    });
+      const end = current === undefined ? 0 : current.byteOffset + current.byteLength;
+      if (current !== undefined && r.byteOffset < end) {
+        // Overlaps the span being built: read on its own, so no two results share bytes.
+        groups.push({ byteOffset: r.byteOffset, byteLength: r.byteLength, members: [i] });
+      } else if (current !== undefined && r.byteOffset - end <= MAX_READ_GAP_BYTES && r.byteOffset + r.byteLength - current.byteOffset <= READ_SPAN_MAX_BYTES) {
+        current.byteLength = r.byteOffset + r.byteLength - current.byteOffset;
+        current.members.push(i);
+      } else {
+        current = { byteOffset: r.byteOffset, byteLength: r.byteLength, members: [i] };
+        groups.push(current);
+      }
+    }
     let next = 0;
     const worker = async (): Promise<void> => {
       while (next < groups.length) {

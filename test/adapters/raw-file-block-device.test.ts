@@ -158,6 +158,11 @@ describe('RawFileBlockDevice.readv', () => {
     expect(new Set(got.slice(0, 4).map((g) => g.buffer)).size).toBe(1); // one span
     expect(got[4]!.buffer).not.toBe(got[0]!.buffer); // 3 MiB away: its own read
     expect(got[5]!.buffer).not.toBe(got[0]!.buffer); // overlaps: its own bytes
+    // Out of offset order (an extent store's batch after an incremental): still one span, results in request order.
+    const shuffled = [36864, 0, 24576, 12288].map((byteOffset) => ({ byteOffset, byteLength: 9216 }));
+    const again = await dev.readv(shuffled);
+    shuffled.forEach((r, i) => expect(Buffer.compare(again[i]!, model.subarray(r.byteOffset, r.byteOffset + r.byteLength)), `shuffled read ${i}`).toBe(0));
+    expect(new Set(again.map((g) => g.buffer)).size).toBe(1);
     await dev.close();
   });
 });
