@@ -7,6 +7,8 @@
  * page granularity). Views at multiples of {@link ARENA_ALIGNMENT_BYTES} from its start
  * are therefore aligned. Should a platform place it elsewhere, the direct write fails
  * with EINVAL, which the raw-file device reports as a coded error (never a silent loss).
+ * Cost: the slabs' bytes once touched, plus address space (not memory) that V8 reserves
+ * around each wasm memory as guard regions; hence one arena per device, not one per slab.
  */
 
 /** Alignment of the arena's slabs: the x86-64 and arm64 page size, a multiple of every logical block size up to 4 KiB. */
