@@ -162,6 +162,8 @@ async function attemptAll(
       options.signal?.removeEventListener('abort', onAbort);
       wireBytesBefore += connected.wireBytesRead;
       await connected.close();
+      // A checkpoint still under way finishes before a retry loads the cursor.
+      await receiver.settled();
     }
   });
 }

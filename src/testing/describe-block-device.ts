@@ -177,8 +177,9 @@ export function describeBlockDevice(options: BlockDeviceSuiteOptions): void {
       const unit = Math.max(a, 512);
       const data = pattern(Math.min(byteLength, 8 * unit), seed);
       await d.write(0, data);
-      // Adjacent and scattered reads into views of one shared buffer, as a bulk reader does.
-      const reads = [0, 1, 3, 2].filter((u) => (u + 1) * unit <= data.byteLength).map((u) => ({ byteOffset: u * unit, byteLength: unit }));
+      await d.flush(); // read from the medium, not from a write-behind buffer
+      // Adjacent reads and reads with gaps, out of order, into views of one shared buffer, as a bulk reader does.
+      const reads = [0, 1, 5, 3].filter((u) => (u + 1) * unit <= data.byteLength).map((u) => ({ byteOffset: u * unit, byteLength: unit }));
       const shared = new Uint8Array(reads.length * unit).fill(0xa5);
       const got = await d.readv(reads.map((r, i) => ({ ...r, into: shared.subarray(i * unit, (i + 1) * unit) })));
       const plain = await d.readv(reads);

@@ -29,6 +29,26 @@ describeBlockDevice({
   cleanup: async () => rmSync(rawDir, { recursive: true, force: true }),
 });
 
+// O_DIRECT mode: aligned runs bypass the page cache, the rest (the suite's odd offsets and
+// lengths, a partial trailing unit) go through the buffered descriptor. Both, on one file.
+const directDir = mkdtempSync(join(tmpdir(), 'drkit-bd-direct-'));
+describeBlockDevice({
+  name: 'RawFileBlockDevice (direct)',
+  create: ({ byteLength }) => RawFileBlockDevice.open({ path: join(directDir, `dev-${rawCount++}`), create: { byteLength }, direct: true }),
+  reopen: async (device) => {
+    const path = (device as RawFileBlockDevice).path;
+    await device.close();
+    return RawFileBlockDevice.open({ path, direct: true });
+  },
+});
+
+describeBlockDevice({
+  name: 'RawFileBlockDevice (direct, length not a multiple of 4 KiB)',
+  create: ({ byteLength }) => RawFileBlockDevice.open({ path: join(directDir, `dev-${rawCount++}`), create: { byteLength }, direct: true }),
+  byteLength: 65536 + 4096 + 100,
+  cleanup: async () => rmSync(directDir, { recursive: true, force: true }),
+});
+
 // The wrapper with no faults configured must be indistinguishable from its inner device.
 const inners = new WeakMap<BlockDevice, BlockDevice>();
 describeBlockDevice({

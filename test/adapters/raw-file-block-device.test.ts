@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { RawFileBlockDevice } from '../../src/adapters/node.js';
 import { WriteBehindBuffer } from '../../src/adapters/internal/write-behind-buffer.js';
+import { AlignedArena } from '../../src/adapters/internal/aligned-arena.js';
 import { probeReadableLength } from '../../src/adapters/internal/fd-io.js';
 import { isDrkitError } from '../../src/core/errors.js';
 
@@ -139,6 +140,83 @@ describe('RawFileBlockDevice', () => {
   });
 });
 
+describe('RawFileBlockDevice.readv', () => {
+  it('reads requests with small gaps as one span, overlays pending writes, never shares bytes between overlapping requests', async () => {
+    const byteLength = 4 * 1024 * 1024;
+    const dev = await RawFileBlockDevice.open({ path: nextPath(), create: { byteLength } });
+    const model = pattern(byteLength, 5);
+    await dev.write(0, model);
+    await dev.flush();
+    const late = pattern(1000, 6); // pending in the write-behind buffer while we read
+    model.set(late, 20_000);
+    await dev.write(20_000, late);
+    // Extents of 9 KiB in 12 KiB units (a store's padding), one far away, one overlapping the first.
+    const reads = [0, 12288, 24576, 36864].map((byteOffset) => ({ byteOffset, byteLength: 9216 }));
+    reads.push({ byteOffset: 3 * 1024 * 1024, byteLength: 5000 }, { byteOffset: 100, byteLength: 200 }, { byteOffset: 50_000, byteLength: 0 });
+    const got = await dev.readv(reads);
+    reads.forEach((r, i) => expect(Buffer.compare(got[i]!, model.subarray(r.byteOffset, r.byteOffset + r.byteLength)), `read ${i}`).toBe(0));
+    expect(new Set(got.slice(0, 4).map((g) => g.buffer)).size).toBe(1); // one span
+    expect(got[4]!.buffer).not.toBe(got[0]!.buffer); // 3 MiB away: its own read
+    expect(got[5]!.buffer).not.toBe(got[0]!.buffer); // overlaps: its own bytes
+    // Out of offset order (an extent store's batch after an incremental): still one span, results in request order.
+    const shuffled = [36864, 0, 24576, 12288].map((byteOffset) => ({ byteOffset, byteLength: 9216 }));
+    const again = await dev.readv(shuffled);
+    shuffled.forEach((r, i) => expect(Buffer.compare(again[i]!, model.subarray(r.byteOffset, r.byteOffset + r.byteLength)), `shuffled read ${i}`).toBe(0));
+    expect(new Set(again.map((g) => g.buffer)).size).toBe(1);
+    await dev.close();
+  });
+});
+
+describe('RawFileBlockDevice (direct)', () => {
+  it('declares direct I/O and writes whole 4 KiB units through O_DIRECT, the rest buffered, one file either way', async () => {
+    const path = nextPath();
+    const byteLength = 3 * 1024 * 1024 + 4096 + 100; // a partial trailing unit
+    const dev = await RawFileBlockDevice.open({ path, create: { byteLength }, direct: true });
+    expect(dev.capabilities.directIo).toBe(true);
+    expect(dev.capabilities.directIoAlignmentBytes).toBe(4096);
+    expect(dev.capabilities.alignmentBytes).toBe(1);
+    const model = new Uint8Array(byteLength);
+    const put = async (byteOffset: number, data: Uint8Array): Promise<void> => {
+      model.set(data, byteOffset);
+      await dev.write(byteOffset, data);
+    };
+    // A streamed image: 16 KiB blocks in order.
+    for (let b = 0; b < 192; b++) await put(b * 16384, pattern(16384, b + 1));
+    await dev.flush();
+    const streamed = dev.writtenBytes;
+    expect(streamed.directBytes).toBe(192 * 16384);
+    expect(streamed.bufferedBytes).toBe(0);
+    // The partial tail, an unaligned write over direct-written data, an aligned one over that.
+    await put(byteLength - 4196, pattern(4196, 7));
+    await put(5000, pattern(3000, 8));
+    await put(4096, pattern(8192, 9));
+    await dev.flush();
+    expect(dev.writtenBytes.bufferedBytes).toBeGreaterThanOrEqual(4196);
+    expect(dev.writtenBytes.directBytes).toBeGreaterThan(streamed.directBytes);
+    expect(Buffer.compare(await dev.read(0, byteLength), model)).toBe(0);
+    await dev.close();
+    // What the file holds, read by another descriptor after close.
+    expect(Buffer.compare(fs.readFileSync(path), model)).toBe(0);
+  });
+
+  it('a buffered device declares no direct I/O and writes nothing through O_DIRECT', async () => {
+    const dev = await RawFileBlockDevice.open({ path: nextPath(), create: { byteLength: 65536 } });
+    expect(dev.capabilities.directIo).toBe(false);
+    expect(dev.capabilities.directIoAlignmentBytes).toBe(1);
+    await dev.write(0, pattern(65536, 3));
+    await dev.flush();
+    expect(dev.writtenBytes).toEqual({ directBytes: 0, bufferedBytes: 65536 });
+    await dev.close();
+  });
+
+  it('refuses bad options with coded errors', async () => {
+    expect(await codeOf(RawFileBlockDevice.open({ path: nextPath(), create: { byteLength: 4096 }, direct: 'yes' as unknown as boolean }))).toBe('INVALID_ARGUMENT');
+    const path = nextPath();
+    fs.writeFileSync(path, new Uint8Array(4096));
+    expect(await codeOf(RawFileBlockDevice.open({ path, readOnly: true, direct: true }))).toBe('INVALID_ARGUMENT');
+  });
+});
+
 describe('WriteBehindBuffer', () => {
   const limits = { maxPendingBytes: 64 * 1024, maxInFlight: 4, runMaxBytes: 16 * 1024 };
 
@@ -183,6 +261,78 @@ describe('WriteBehindBuffer', () => {
       await wb.drain();
       expect(Buffer.compare(disk, model), `seed ${seed}`).toBe(0);
     }
+  });
+
+  /** A buffer over an in-memory disk whose sink records its calls and can be held; `put` also updates the model. */
+  function arenaBuffer(arena: AlignedArena, maxInFlight: number) {
+    const disk = new Uint8Array(256 * 1024);
+    const model = new Uint8Array(256 * 1024);
+    const calls: { byteOffset: number; aligned: boolean; chunks: Uint8Array[] }[] = [];
+    const gate = { held: Promise.resolve(), release: () => undefined as void };
+    const wb = new WriteBehindBuffer(async (chunks, byteOffset, aligned) => {
+      calls.push({ byteOffset, aligned, chunks: [...chunks] });
+      await gate.held;
+      let pos = byteOffset;
+      for (const c of chunks) {
+        disk.set(c, pos);
+        pos += c.byteLength;
+      }
+    }, { maxPendingBytes: 256 * 1024, maxInFlight, runMaxBytes: 16 * 1024, arena });
+    return {
+      wb,
+      disk,
+      model,
+      calls,
+      hold: () => void (gate.held = new Promise<void>((r) => (gate.release = r))),
+      release: () => gate.release(),
+      put: async (byteOffset: number, data: Uint8Array): Promise<void> => {
+        model.set(data, byteOffset);
+        await wb.write(byteOffset, data);
+      },
+    };
+  }
+
+  it('with an arena: marks aligned runs, aligns new chunks in memory, stages on the heap when the arena is full', async () => {
+    const arena = new AlignedArena(16 * 1024, 2);
+    const { wb, disk, model, calls, hold, release, put } = arenaBuffer(arena, 8);
+    await put(0, pattern(8192, 1)); // aligned offset and length
+    await put(8192, pattern(8192, 2)); // widens the run: one aligned 16 KiB chunk
+    await wb.drain();
+    expect(calls.map((c) => [c.byteOffset, c.aligned, c.chunks.length])).toEqual([[0, true, 1]]);
+    await put(20000, pattern(100, 3)); // unaligned: buffered
+    await put(32768, pattern(4096, 4)); // a new chunk: starts aligned in the slab despite the 100 bytes before it
+    await wb.drain();
+    expect(calls.slice(1).map((c) => [c.byteOffset, c.aligned])).toEqual([[20000, false], [32768, true]]);
+    expect(arena.holdsAligned(calls[2]!.chunks[0]!)).toBe(true);
+    // Hold the sink: five slabs' worth in flight, the arena has two, the rest stage on the heap.
+    hold();
+    calls.length = 0;
+    for (let i = 0; i < 5; i++) await put(65536 + i * 16384, pattern(16384, 10 + i));
+    await new Promise((r) => setImmediate(r));
+    release();
+    await wb.drain();
+    expect(calls.filter((c) => c.aligned).length).toBe(2);
+    expect(calls.filter((c) => !c.aligned).length).toBe(3);
+    expect(Buffer.compare(disk, model)).toBe(0);
+    // Arena slabs came back: the next aligned stream stages in the arena again.
+    calls.length = 0;
+    await put(196608, pattern(16384, 20));
+    await wb.drain();
+    expect(calls.map((c) => c.aligned)).toEqual([true]);
+  });
+
+  it('with an arena: a run that continues into the next slab (adjacent in the same memory) keeps that slab from reuse', async () => {
+    const { wb, disk, model, hold, release, put } = arenaBuffer(new AlignedArena(16 * 1024, 4), 1);
+    hold();
+    await put(0, pattern(8192, 1)); // first slab [0, 8K)
+    await put(65536, pattern(8192, 2)); // first slab [8K, 16K): a second run
+    await put(65536 + 8192, pattern(4096, 3)); // continues that run, staged at the start of the second slab
+    await put(131072, pattern(16384, 4)); // a third slab: the second is retired
+    await put(163840, pattern(16384, 5)); // a slab from the arena: must not be the second
+    await put(196608, pattern(16384, 6));
+    release();
+    await wb.drain();
+    expect(Buffer.compare(disk, model)).toBe(0);
   });
 
   it('poisons itself on a failed background write: later writes and drains reject', async () => {

@@ -1,7 +1,11 @@
 // Site.restoreToDevice (issue #13): a snapshot of a remote site restored straight into a
 // BlockDevice — in order, verified, resumable, with progress and cancellation.
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { MemoryBlockDevice, MemoryTransport, type BlockDevice } from '../../src/adapters/index.js';
+import { RawFileBlockDevice } from '../../src/adapters/node.js';
 import { memoryRestoreCheckpoints, type RestoreProgress } from '../../src/replication/index.js';
 import type { SnapshotTree } from '../../src/snapshot/index.js';
 import { equalBytes } from '../../src/core/bytes.js';
@@ -115,6 +119,87 @@ describe('Site.restoreToDevice', () => {
     expect(second.progress.extentBytes).toBeLessThan(fullRun.progress.extentBytes);
     expect(equalBytes(await device.read(0, BLOCKS * BLOCK), expected)).toBe(true);
     expect(await checkpoints.load()).toBeUndefined();
+    await a.site.close();
+    await b.site.close();
+  });
+
+  it('checkpoints beside the transfer: writes go on during a flush, and a saved cursor never claims a block written after its flush began', async () => {
+    const { a, b, snapshotId, expected } = await setup();
+    const device = await garbageDevice();
+    const written = new Set<number>();
+    let writesDuringFlush = 0;
+    let flushing = 0;
+    /** Blocks written when the last completed flush began: what a checkpoint may claim. */
+    let durable = new Set<number>();
+    const writev = device.writev.bind(device);
+    device.writev = async (w, o) => {
+      await writev(w, o);
+      if (flushing > 0) writesDuringFlush++;
+      for (const x of w) for (let at = x.byteOffset; at < x.byteOffset + x.data.byteLength; at += BLOCK) written.add(at / BLOCK);
+    };
+    const flush = device.flush.bind(device);
+    device.flush = async (o) => {
+      const covered = new Set(written);
+      flushing++;
+      await new Promise((r) => setTimeout(r, 20)); // a slow disk
+      await flush(o);
+      flushing--;
+      durable = covered;
+    };
+    const inner = memoryRestoreCheckpoints();
+    const claims: number[] = [];
+    const checkpoints = {
+      ...inner,
+      save: async (c: Parameters<typeof inner.save>[0]) => {
+        for (let blk = 0; blk < c.cursorBlock; blk++) {
+          // Blocks the snapshot does not map are skipped only with deviceZeroed; here every block below the cursor was written.
+          if (!durable.has(blk)) throw new Error(`checkpoint claims block ${blk}, not flushed`);
+        }
+        claims.push(c.cursorBlock);
+        return inner.save(c);
+      },
+    };
+    await b.site.restoreToDevice(a.remote, snapshotId, device, { checkpoints, checkpointBytes: 64 * BLOCK, retries: 0 });
+    expect(equalBytes(await device.read(0, BLOCKS * BLOCK), expected)).toBe(true);
+    expect(claims.filter((c) => c > 0).length).toBeGreaterThan(2);
+    expect(writesDuringFlush).toBeGreaterThan(0);
+    expect(await checkpoints.load()).toBeUndefined(); // cleared at commit, after the last save
+    await a.site.close();
+    await b.site.close();
+  });
+
+  it('a checkpoint that fails fails the restore', async () => {
+    const { a, b, snapshotId } = await setup();
+    const inner = memoryRestoreCheckpoints();
+    let saves = 0;
+    const checkpoints = {
+      ...inner,
+      save: async (c: Parameters<typeof inner.save>[0]) => {
+        if (++saves > 1) throw new Error('checkpoint disk full');
+        return inner.save(c);
+      },
+    };
+    const err = await errorOf(b.site.restoreToDevice(a.remote, snapshotId, await garbageDevice(), { checkpoints, checkpointBytes: 64 * BLOCK, retries: 0 }));
+    // The receiver's failure ends the connection; the cause says why.
+    expect(String((err.cause as Error | undefined)?.message)).toMatch(/checkpoint disk full/);
+    await a.site.close();
+    await b.site.close();
+  });
+
+  it('restores into a raw file opened with O_DIRECT, every mapped block written direct', async () => {
+    const { a, b, snapshotId, expected } = await setup();
+    const dir = mkdtempSync(join(tmpdir(), 'drkit-restore-direct-'));
+    try {
+      const path = join(dir, 'disk.img');
+      const device = await RawFileBlockDevice.open({ path, create: { byteLength: BLOCKS * BLOCK }, direct: true });
+      await b.site.restoreToDevice(a.remote, snapshotId, device, { deviceZeroed: true, checkpointBytes: 128 * BLOCK });
+      expect(device.writtenBytes.bufferedBytes).toBe(0);
+      expect(device.writtenBytes.directBytes).toBeGreaterThan(0);
+      await device.close();
+      expect(equalBytes(new Uint8Array(readFileSync(path)), expected)).toBe(true);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
     await a.site.close();
     await b.site.close();
   });

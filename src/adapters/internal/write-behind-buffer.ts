@@ -16,9 +16,14 @@
  * Durability is not this module's business: callers `drain()` then fsync.
  */
 import { DrkitError } from '../../core/errors.js';
+import { ARENA_ALIGNMENT_BYTES, type AlignedArena } from './aligned-arena.js';
 
-/** Where the buffer writes: the chunks go back to back at `byteOffset`. */
-export type WriteSink = (chunks: Uint8Array[], byteOffset: number) => Promise<void>;
+/**
+ * Where the buffer writes: the chunks go back to back at `byteOffset`. `aligned` is true
+ * when the run suits O_DIRECT: its offset and every chunk's length are multiples of
+ * {@link ARENA_ALIGNMENT_BYTES} and every chunk lies aligned in the staging arena.
+ */
+export type WriteSink = (chunks: Uint8Array[], byteOffset: number, aligned: boolean) => Promise<void>;
 
 /** Bounds of a {@link WriteBehindBuffer}. */
 export interface WriteBehindLimits {
@@ -28,6 +33,12 @@ export interface WriteBehindLimits {
   maxInFlight: number;
   /** Largest single merged write; also the staging slab size. */
   runMaxBytes: number;
+  /**
+   * Page-aligned slabs of `runMaxBytes` to stage in first (for O_DIRECT): a chunk then
+   * starts at an aligned point of its slab. When every arena slab is in use, slabs come
+   * from the heap and their runs are not `aligned`. @defaultValue none (heap slabs)
+   */
+  arena?: AlignedArena;
 }
 
 /** Bytes to lay over file data at `byteOffset` (chunks back to back). */
@@ -51,6 +62,8 @@ interface PendingRun extends PendingBytes {
 interface Slab {
   readonly bytes: Uint8Array;
   refs: number;
+  /** Taken from the arena, to which it returns (heap slabs go to the free list). */
+  readonly fromArena: boolean;
 }
 
 interface SpaceWaiter {
@@ -171,15 +184,24 @@ export class WriteBehindBuffer {
   }
 
   #append(byteOffset: number, data: Uint8Array): void {
+    const tail = this.#tail;
+    const extendsTail = tail !== undefined && !tail.issued && tail.byteOffset + tail.byteLength === byteOffset && tail.byteLength + data.byteLength <= this.#limits.runMaxBytes;
+    if (this.#limits.arena !== undefined && this.#slab !== undefined) {
+      const last = extendsTail ? tail.chunks[tail.chunks.length - 1] : undefined;
+      const contiguous = last !== undefined && last.buffer === this.#slab.bytes.buffer && last.byteOffset + last.byteLength === this.#slab.bytes.byteOffset + this.#slabCursor;
+      // A new chunk starts on an aligned point (an O_DIRECT iovec needs it); a contiguous one widens the last.
+      if (!contiguous) this.#slabCursor = Math.ceil(this.#slabCursor / ARENA_ALIGNMENT_BYTES) * ARENA_ALIGNMENT_BYTES;
+    }
     const slab = this.#currentSlab(data.byteLength);
     const copy = slab.bytes.subarray(this.#slabCursor, this.#slabCursor + data.byteLength);
     copy.set(data);
     this.#slabCursor += data.byteLength;
-    const tail = this.#tail;
-    if (tail && !tail.issued && tail.byteOffset + tail.byteLength === byteOffset && tail.byteLength + data.byteLength <= this.#limits.runMaxBytes) {
+    if (extendsTail) {
       const last = tail.chunks[tail.chunks.length - 1] as Uint8Array;
-      // Staged back to back in the same slab: widen the view instead of adding an iovec.
-      if (last.buffer === copy.buffer && last.byteOffset + last.byteLength === copy.byteOffset) {
+      // Staged back to back in the same slab: widen the view instead of adding an iovec. The
+      // same slab, not just the same buffer: arena slabs share one, and a view widened into
+      // the next slab would hold bytes of a slab it has no reference to (reused under it).
+      if (tail.slabs[tail.slabs.length - 1] === slab && last.byteOffset + last.byteLength === copy.byteOffset) {
         tail.chunks[tail.chunks.length - 1] = new Uint8Array(last.buffer, last.byteOffset, last.byteLength + copy.byteLength);
       } else {
         tail.chunks.push(copy);
@@ -200,19 +222,29 @@ export class WriteBehindBuffer {
   /** The slab to stage `byteCount` bytes in: the current one, a recycled one, or a new one. */
   #currentSlab(byteCount: number): Slab {
     const slabBytes = this.#limits.runMaxBytes;
-    if (this.#slab && this.#slabCursor + byteCount <= slabBytes) return this.#slab;
+    // A heap slab (staged while the arena was full) gives way as soon as an arena slab is free.
+    const leaveHeap = this.#slab !== undefined && !this.#slab.fromArena && this.#limits.arena?.hasFree === true;
+    if (this.#slab && this.#slabCursor + byteCount <= slabBytes && !leaveHeap) return this.#slab;
     const retired = this.#slab;
-    this.#slab = this.#freeSlabs.pop() ?? { bytes: new Uint8Array(Buffer.allocUnsafeSlow(slabBytes).buffer, 0, slabBytes), refs: 0 };
+    const fromArena = this.#limits.arena?.take();
+    this.#slab = fromArena !== undefined ? { bytes: fromArena, refs: 0, fromArena: true } : this.#freeSlabs.pop() ?? { bytes: new Uint8Array(Buffer.allocUnsafeSlow(slabBytes).buffer, 0, slabBytes), refs: 0, fromArena: false };
     this.#slabCursor = 0;
     if (retired && retired.refs === 0) this.#recycle(retired);
     return this.#slab;
   }
 
   #recycle(slab: Slab): void {
-    // Keep at most as many slabs as the pending bound can fill, plus the staging one.
-    if (slab !== this.#slab && this.#freeSlabs.length < this.#limits.maxPendingBytes / this.#limits.runMaxBytes + 1) {
-      this.#freeSlabs.push(slab);
-    }
+    if (slab === this.#slab) return;
+    if (slab.fromArena) this.#limits.arena?.give(slab.bytes);
+    // Keep at most as many slabs as the pending bound can fill, plus the staging one; with an
+    // arena, a heap slab was a burst's overflow and is not kept (the arena is the working set).
+    else if (this.#limits.arena === undefined && this.#freeSlabs.length < this.#limits.maxPendingBytes / this.#limits.runMaxBytes + 1) this.#freeSlabs.push(slab);
+  }
+
+  /** True when the run can be written with O_DIRECT (see {@link WriteSink}). */
+  #aligned(run: PendingRun): boolean {
+    const arena = this.#limits.arena;
+    return arena !== undefined && run.byteOffset % ARENA_ALIGNMENT_BYTES === 0 && run.chunks.every((c) => arena.holdsAligned(c));
   }
 
   #schedulePump(): void {
@@ -234,7 +266,7 @@ export class WriteBehindBuffer {
       this.#toIssue.shift();
       run.issued = true;
       this.#inFlight.add(run);
-      this.#sink(run.chunks, run.byteOffset).then(
+      this.#sink(run.chunks, run.byteOffset, this.#aligned(run)).then(
         () => this.#complete(run),
         (err: unknown) => this.#fail(run, err),
       );
