@@ -113,7 +113,7 @@ export interface RawFileBlockDeviceOptions {
   /**
    * Write whole 4 KiB units with O_DIRECT (see the module header): for streaming a large
    * image (a restore), where page-cache copies and writeback cost more CPU than the writes.
-   * Excludes `readOnly`; a file system that refuses O_DIRECT (tmpfs) fails the open with
+   * Excludes `readOnly`; a file system that refuses O_DIRECT (tmpfs before Linux 6.6) fails the open with
    * `NOT_SUPPORTED`. @defaultValue false
    */
   direct?: boolean;

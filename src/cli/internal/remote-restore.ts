@@ -4,7 +4,7 @@
  * (the checkpoint file FILE.drkit-restore; a new file is only recreated when there is none).
  */
 import fs from 'node:fs/promises';
-import { RawFileBlockDevice } from '../../adapters/node.js';
+import { openStreamingTarget } from './transfer.js';
 import { fileRestoreCheckpoints, type DeviceRestoreResult, type RemoteSite, type Site } from '../../replication/index.js';
 import type { Output, Progress } from './output.js';
 
@@ -24,7 +24,7 @@ export async function restoreFromRemoteToFile(out: Output, site: Site, remote: R
   const stat = await fs.stat(path).catch(() => undefined);
   const isBlockDevice = stat?.isBlockDevice() === true;
   // A new file grows to the snapshot's length at BEGIN (sparse); a resumed one is kept.
-  const device = isBlockDevice || resuming ? await RawFileBlockDevice.open({ path }) : await RawFileBlockDevice.open({ path, create: { byteLength: 4096, overwrite: true } });
+  const device = isBlockDevice || resuming ? await openStreamingTarget({ path }) : await openStreamingTarget({ path, create: { byteLength: 4096, overwrite: true } });
   const controller = new AbortController();
   const onSigint = (): void => controller.abort();
   process.once('SIGINT', onSigint);
