@@ -153,14 +153,20 @@ try {
   await rr.close();
   say(`[restore]    a fresh siteA pulled golden back from siteB: ${restoredSum === written ? 'bit-identical to disk.img' : 'DIFFERS'}`);
   // Restore straight into a raw file (no local extent store in between), then what siteB keeps at rest.
-  const direct = await RawFileBlockDevice.open({ path: join(dir, 'restored-from-B.img'), create: { byteLength: golden.byteLength } });
+  // O_DIRECT writes (whole 4 KiB units bypass the page cache), as `drkit restore --to` opens its target.
+  const target = { path: join(dir, 'restored-from-B.img'), create: { byteLength: golden.byteLength } };
+  const direct = await RawFileBlockDevice.open({ ...target, direct: true }).catch((err) => {
+    if (err?.code === 'NOT_SUPPORTED') return RawFileBlockDevice.open(target); // a file system without O_DIRECT
+    throw err;
+  });
   const phases = new Set();
   const streamed = await siteA2.restoreToDevice(remoteB, full.remoteSnapshotIds[0], direct, { deviceZeroed: true, onProgress: (p) => phases.add(p.phase) });
   const directSum = await checksumOf(direct);
+  const { directBytes } = direct.writtenBytes;
   await direct.close();
   const atRest = await b.extents.stats();
   say(
-    `[restore]    golden streamed from siteB straight into restored-from-B.img (${[...phases].join(' > ')}): ${(streamed.progress.wireBytes / MiB).toFixed(1)} MiB on the wire, ` +
+    `[restore]    golden streamed from siteB straight into restored-from-B.img (${[...phases].join(' > ')}; ${(directBytes / MiB).toFixed(1)} MiB written with O_DIRECT): ${(streamed.progress.wireBytes / MiB).toFixed(1)} MiB on the wire, ` +
       `${directSum === written ? 'bit-identical to disk.img' : 'DIFFERS'}; siteB holds ${(atRest.extentBytes / MiB).toFixed(1)} MiB of extents in ${(atRest.storedBytes / MiB).toFixed(1)} MiB (kept zstd-compressed as they arrived)`,
   );
   if (directSum !== written) throw new Error('device restore differs');
