@@ -1,11 +1,15 @@
 // Replication benches (issue 4) on the standard workload of bench/workload.mjs: a 1 GiB
 // image (40% random, 30% text-like, 20% zero, 10% copies, in 64 KiB regions) imported
-// into a volume at site A (this process, raw-file stores), replicated to site B in
-// another process over TCP loopback (raw-file stores), then version 2 (5% of the 4 KiB
+// into a volume at site A and replicated to site B (another process, TCP loopback) by a
+// fresh backup process (bench/backup-process.mjs, raw-file stores, as a backup tool's
+// command runs); this process then reopens site A for the rest: version 2 (5% of the 4 KiB
 // blocks rewritten at random) replicated incrementally; a 1%-modified clone shows
 // global dedup; TLS and restore-from-remote close the set.
 // Scale with DRKIT_BENCH_IMAGE_MIB (default 1024); DRKIT_BENCH_BACKUP_ONLY=1 stops after
-// replicate.incremental (for iterating on the backup path with a profiler).
+// replicate.incremental (for iterating on the backup path with a profiler);
+// DRKIT_BENCH_COMPRESSION_WORKERS sets site A's compressionWorkers; DRKIT_SITE_DIRECT=1
+// opens both sites' extent devices with O_DIRECT; DRKIT_BENCH_NODE_ARGS passes node
+// flags to the child processes.
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createInterface } from 'node:readline';
