@@ -50,7 +50,9 @@ try {
   const restorer = await open('restorer', 'restorer');
   const target = join(dir, 'restored.img');
   const checkpoints = fileRestoreCheckpoints(`${target}.drkit-restore`);
-  const device = await RawFileBlockDevice.open({ path: target, create: { byteLength: VOLUME_BYTES } });
+  // O_DIRECT writes where the file system takes them, as `drkit restore --to` opens its target.
+  const options = { path: target, create: { byteLength: VOLUME_BYTES } };
+  const device = await RawFileBlockDevice.open({ ...options, direct: true }).catch((err) => (err?.code === 'NOT_SUPPORTED' ? RawFileBlockDevice.open(options) : Promise.reject(err)));
   const controller = new AbortController();
   const first = await restorer.site
     .restoreToDevice(remoteB, sent.remoteSnapshotIds[0], device, {
@@ -73,7 +75,9 @@ try {
     },
   });
   const restored = await digest(device, VOLUME_BYTES);
+  const { directBytes, bufferedBytes } = device.writtenBytes;
   await device.close();
+  say(`[device]    ${(directBytes / MiB).toFixed(1)} MiB written with O_DIRECT, ${(bufferedBytes / MiB).toFixed(1)} MiB through the page cache`);
   say(`[verify]    restored.img ${restored === source ? 'is bit-identical to the snapshot' : 'DIFFERS'} (${second.originSnapshotId}); restorer site holds ${restorer.tree.listSnapshots().length} snapshots (nothing landed there)`);
   await vol.close();
   for (const s of [restorer, b, a]) await s.close();
