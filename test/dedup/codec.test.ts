@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { CODEC_LZ4, CODEC_RAW, CODEC_ZSTD, ExtentCodec, MAX_CODEC_RAW_BYTES, type CodecId } from '../../src/dedup/index.js';
+import { zstdCompressBound } from '../../src/dedup/codec.js';
 import { equalBytes, isDrkitError } from '../../src/index.js';
 
 /** xorshift32 bytes: deterministic incompressible data. */
@@ -267,6 +268,19 @@ describe('ExtentCodec.compressInto (bulk encoding into the caller\'s buffer)', (
       expect(backing.subarray(8).every((b) => b === 0xaa)).toBe(true);
     }
     expect(zstd.compressInto(new Uint8Array(0), new Uint8Array(64))).toEqual({ codec: CODEC_RAW, byteLength: 0 });
+  });
+
+  it('with room for zstd\'s worst case, keeps only outputs within the limit', () => {
+    // Random data, and data that compresses a little but not to 90%: both raw, though
+    // zstd had room to write them.
+    const slightly = randomBytes(16384, 5);
+    slightly.fill(0, 0, 1200);
+    for (const data of [randomBytes(16384, 3), slightly]) {
+      const out = new Uint8Array(zstdCompressBound(data.byteLength) + 64);
+      expect(zstd.compressInto(data, out)).toEqual({ codec: CODEC_RAW, byteLength: 0 });
+      expect(zstd.compress(data).codec).toBe(CODEC_RAW);
+    }
+    expect(zstdCompressBound(16384)).toBe(16384 + 64 + 56);
   });
 
   it('keeps random data raw (zstd gives up early) and rejects bad arguments', () => {
