@@ -26,4 +26,5 @@ export {
   type CodecPoolOptions,
   type CodecBatchOptions,
   type EncodedExtentInput,
+  type PreparedExtent,
 } from './codec-pool.js';
