@@ -93,7 +93,7 @@ export interface CodecBatchOptions {
   signal?: AbortSignal;
 }
 
-type Op = 'compress' | 'decompress' | 'fingerprint' | 'prepare';
+type Op = 'compress' | 'decompress' | 'fingerprint';
 
 interface WorkerReply {
   id: number;
@@ -303,41 +303,6 @@ export class CodecPool {
   }
 
   /**
-   * What a writer needs to store each extent compressed at rest, in one pass over its
-   * bytes on a worker: whether it is all zero, else its SHA-256 fingerprint and, when
-   * compression pays (as {@link ExtentCodec.compressInto} decides), its compressed form.
-   * The inputs are copied into one transferred buffer, so the caller may reuse them as
-   * soon as the call returns; results are views into one buffer per batch.
-   * @throws INVALID_ARGUMENT, BUSY, CLOSED, ABORTED, INTERNAL as compressBatch
-   */
-  async prepareBatch(extents: readonly Uint8Array[], options: CodecBatchOptions = {}): Promise<PreparedExtent[]> {
-    this.#checkBatch(extents.length, options.signal);
-    const lengths = new Uint32Array(extents.length);
-    extents.forEach((data, i) => {
-      assertBytes(data, `extents[${i}]`);
-      if (data.byteLength > MAX_CODEC_RAW_BYTES) {
-        throw new DrkitError('INVALID_ARGUMENT', `extents[${i}] of ${data.byteLength} bytes exceeds the codec limit of ${MAX_CODEC_RAW_BYTES}`, {
-          data: { index: i, byteLength: data.byteLength, maxBytes: MAX_CODEC_RAW_BYTES },
-        });
-      }
-      lengths[i] = data.byteLength;
-    });
-    checkBatchBytes(lengths);
-    // In-thread, the work is done before the call returns, so the same promise holds:
-    // the caller may reuse its buffers at once.
-    if (this.workerCount === 0) return extents.map((data) => this.#prepareOne(data));
-    const reply = await this.#submit('prepare', pack(extents, lengths), lengths, {}, options.signal);
-    return preparedViews(reply, extents.length, sha256Fingerprinter.digestBytes);
-  }
-
-  #prepareOne(data: Uint8Array): PreparedExtent {
-    if (isAllZeroBytes(data)) return ZERO_EXTENT;
-    const fingerprint = sha256Fingerprinter.fingerprint(data);
-    const encoded = this.#codec.compress(data);
-    return encoded.codec === CODEC_RAW ? { zero: false, fingerprint } : { zero: false, fingerprint, stored: { codec: encoded.codec, bytes: encoded.bytes } };
-  }
-
-  /**
    * Stops the workers. Calls in flight or queued reject with CLOSED. Idempotent.
    */
   async close(): Promise<void> {
@@ -465,54 +430,6 @@ export class CodecPool {
 }
 
 function noop(): void {}
-
-/** One extent as {@link CodecPool.prepareBatch} answers it. */
-export interface PreparedExtent {
-  /** The extent is all zero bytes: no fingerprint, nothing to store (a hole). */
-  readonly zero: boolean;
-  /** SHA-256 of the content; absent when `zero`. */
-  readonly fingerprint?: Uint8Array;
-  /** The compressed form, when compression pays; absent: keep the content as it is. */
-  readonly stored?: { readonly codec: CodecId; readonly bytes: Uint8Array };
-}
-
-const ZERO_EXTENT: PreparedExtent = Object.freeze({ zero: true });
-
-/** The worker's codec byte for an all-zero extent (never a codec id). */
-const PREPARED_ZERO = 255;
-
-function isAllZeroBytes(data: Uint8Array): boolean {
-  const words = data.byteOffset % 4 === 0 ? new Uint32Array(data.buffer, data.byteOffset, data.byteLength >>> 2) : new Uint32Array(0);
-  for (let i = 0; i < words.length; i++) if (words[i] !== 0) return false;
-  for (let i = words.length * 4; i < data.byteLength; i++) if (data[i] !== 0) return false;
-  return true;
-}
-
-/** Splits a prepare reply: `count` digests, then the compressed forms back to back. */
-function preparedViews(reply: WorkerReply, count: number, digestBytes: number): PreparedExtent[] {
-  const buffer = reply.buffer as ArrayBuffer;
-  const lengths = reply.lengths as Uint32Array;
-  const codecs = reply.codecs as Uint8Array;
-  const out: PreparedExtent[] = new Array(count);
-  let byteOffset = count * digestBytes;
-  for (let i = 0; i < count; i++) {
-    const codec = codecs[i] as number;
-    if (codec === PREPARED_ZERO) {
-      out[i] = ZERO_EXTENT;
-      continue;
-    }
-    const fingerprint = new Uint8Array(buffer, i * digestBytes, digestBytes);
-    if (codec === CODEC_RAW) {
-      out[i] = { zero: false, fingerprint };
-      continue;
-    }
-    if (!isCodecId(codec)) throw new DrkitError('INTERNAL', `codec worker answered codec ${codec}`);
-    const n = lengths[i] as number;
-    out[i] = { zero: false, fingerprint, stored: { codec, bytes: new Uint8Array(buffer, byteOffset, n) } };
-    byteOffset += n;
-  }
-  return out;
-}
 
 /** File URLs of the native codec modules the workers import (empty: not needed or not loadable). */
 interface ModuleUrls {

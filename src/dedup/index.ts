@@ -26,5 +26,4 @@ export {
   type CodecPoolOptions,
   type CodecBatchOptions,
   type EncodedExtentInput,
-  type PreparedExtent,
 } from './codec-pool.js';

@@ -147,60 +147,7 @@ function fingerprint(msg) {
   return { buffer: out.buffer, lengths: new Uint32Array(count).fill(digestBytes) };
 }
 
-// prepare: per extent, all-zero (codec 255, nothing else), or its digest and the
-// compressed form when it pays (codec 2/1, bytes after the digests) or none (codec 0):
-// what a writer needs to store an extent compressed at rest, in one pass over the bytes.
-// zstd compresses with the binding's one-shot compress2 into room for its worst case, as
-// ExtentCodec.compressInto does (no exception per incompressible extent).
-let zstdCCtx;
-if (zstdUrl) {
-  const zBin = await import(zstdBindingUrl);
-  const zBinding = zBin.DCtx ? zBin : zBin.default;
-  zstdCCtx = new zBinding.CCtx();
-  zstdCCtx.setParameter(zBinding.CParameter.compressionLevel, zstdLevel);
-}
-const zstdBound = (n) => n + (n >>> 8) + (n < 131072 ? (131072 - n) >>> 11 : 0);
-function isZero(data) {
-  const words = data.byteOffset % 4 === 0 ? new Uint32Array(data.buffer, data.byteOffset, data.byteLength >>> 2) : new Uint32Array(0);
-  for (let i = 0; i < words.length; i++) if (words[i] !== 0) return false;
-  for (let i = words.length * 4; i < data.byteLength; i++) if (data[i] !== 0) return false;
-  return true;
-}
-function prepare(msg) {
-  const input = new Uint8Array(msg.buffer);
-  const count = msg.lengths.length;
-  let room = count * digestBytes;
-  for (let i = 0; i < count; i++) room += zstdBound(msg.lengths[i]);
-  const out = new Uint8Array(room);
-  const codecs = new Uint8Array(count);
-  const outLengths = new Uint32Array(count + 1);
-  let inOffset = 0;
-  let outOffset = count * digestBytes;
-  for (let i = 0; i < count; i++) {
-    const byteLength = msg.lengths[i];
-    const data = input.subarray(inOffset, inOffset + byteLength);
-    inOffset += byteLength;
-    if (isZero(data)) { codecs[i] = 255; continue; }
-    out.set(createHash(digestAlgorithm).update(data).digest(), i * digestBytes);
-    const limit = Math.floor(byteLength * maxCompressedFraction);
-    let n = -1;
-    if (compressId === 2 && zstdCCtx) {
-      try { n = zstdCCtx.compress2(out.subarray(outOffset, outOffset + zstdBound(byteLength)), data); } catch { n = -1; }
-    } else {
-      const c = loadLz4().compressSync(Buffer.from(data.buffer, data.byteOffset, byteLength));
-      if (c.byteLength <= limit) { out.set(c, outOffset); n = c.byteLength; }
-    }
-    if (n > 0 && n <= limit) {
-      codecs[i] = compressId;
-      outLengths[i] = n;
-      outOffset += n;
-    }
-  }
-  outLengths[count] = outOffset;
-  return { buffer: out.buffer, lengths: outLengths, codecs };
-}
-
-const ops = { compress, decompress, fingerprint, prepare };
+const ops = { compress, decompress, fingerprint };
 
 parentPort.on('message', (msg) => {
   try {
