@@ -26,7 +26,7 @@ import type { MetaStore } from '../adapters/meta-store.js';
 import type { ExtentPut } from '../adapters/extent-store.js';
 import type { SnapshotTree } from '../snapshot/index.js';
 import type { Volume } from '../snapshot/index.js';
-import { CODEC_RAW, ExtentCodec, MAX_CODEC_RAW_BYTES, isCodecId } from '../dedup/codec.js';
+import { CODEC_RAW, ExtentCodec, isCodecId } from '../dedup/codec.js';
 import { originOf, stampOrigin, volumeKeyOf } from './origin.js';
 import { checkIncomingGeneration } from './generation-guard.js';
 import type { BeginRequest, BeginResponse, HeldSnapshot, ReplicationPort, WireBlock, WireExtent } from './replication-port.js';
@@ -144,39 +144,14 @@ export class ReceiverState implements ReplicationPort {
   }
 
   async extents(extents: readonly WireExtent[]): Promise<void> {
-    // Encoded extents decode into ONE buffer per call, each a view of it: one allocation
-    // where there were as many as extents (~750 MB of 16 KiB buffers per GiB of initial
-    // transfer). A raw extent's content is its payload itself. The total is what the old
-    // per-extent buffers held together: each rawLength is bounded by the codec's limit.
-    let decodedBytes = 0;
-    for (const e of extents) {
+    const puts: ExtentPut[] = extents.map((e) => {
       if (!isCodecId(e.codec)) throw new DrkitError('CORRUPTION', `unknown extent codec ${e.codec}`);
-      if (e.codec !== CODEC_RAW) {
-        if (!Number.isSafeInteger(e.rawLength) || e.rawLength < 0 || e.rawLength > MAX_CODEC_RAW_BYTES) {
-          throw new DrkitError('CORRUPTION', `extent rawLength ${e.rawLength} exceeds the codec limit of ${MAX_CODEC_RAW_BYTES}`, { data: { rawLength: e.rawLength } });
-        }
-        decodedBytes += e.rawLength;
-      }
-    }
-    const decoded = new Uint8Array(decodedBytes);
-    let at = 0;
-    const puts: ExtentPut[] = new Array(extents.length);
-    for (let i = 0; i < extents.length; i++) {
-      const e = extents[i]!;
-      let data: Uint8Array;
-      if (e.codec === CODEC_RAW) data = this.#codec.decompress(CODEC_RAW, e.data, e.rawLength);
-      else {
-        data = decoded.subarray(at, at + e.rawLength);
-        at += e.rawLength;
-        this.#codec.decompressInto(e.codec, e.data, e.rawLength, data);
-      }
+      const data = this.#codec.decompress(e.codec, e.data, e.rawLength);
       // The sender's checksum goes to the ExtentStore, whose contract verifies it before
       // writing anything of the batch (CORRUPTION otherwise): one hash, not two. The form
       // that arrived goes with it: a store that compresses at rest keeps it as is.
-      puts[i] = e.codec === CODEC_RAW
-        ? { fingerprint: e.fingerprint, data, checksum: e.checksum, incompressible: true }
-        : { fingerprint: e.fingerprint, data, checksum: e.checksum, stored: { codec: e.codec, bytes: e.data } };
-    }
+      return { fingerprint: e.fingerprint, data, checksum: e.checksum, ...(e.codec === CODEC_RAW ? { incompressible: true } : { stored: { codec: e.codec, bytes: e.data } }) };
+    });
     await this.#tree.putExtents(puts);
   }
 
