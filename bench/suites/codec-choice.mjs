@@ -19,6 +19,7 @@ const CODECS = [
   { name: 'zstd1', options: { compression: 'zstd', zstdLevel: 1 } },
   { name: 'zstd2', options: { compression: 'zstd', zstdLevel: 2 } },
   { name: 'zstd3', options: { compression: 'zstd', zstdLevel: 3 } },
+  { name: 'zstd-3', options: { compression: 'zstd', zstdLevel: -3 } },
 ];
 
 const cpuMs = () => {

@@ -75,7 +75,7 @@ export interface CodecPoolOptions {
    * @defaultValue 'zstd' (falls back to 'lz4' where zstd-napi cannot be loaded)
    */
   compression?: 'zstd' | 'lz4';
-  /** zstd level, as {@link ExtentCodecOptions.zstdLevel}. @defaultValue 1 ({@link DEFAULT_ZSTD_LEVEL}) */
+  /** zstd level, as {@link ExtentCodecOptions.zstdLevel}. @defaultValue -1 ({@link DEFAULT_ZSTD_LEVEL}) */
   zstdLevel?: number;
 }
 

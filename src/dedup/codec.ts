@@ -8,9 +8,10 @@
  *   emits). The prefix duplicates the caller's rawLength on purpose: it is checked
  *   against it before anything is allocated;
  * - codec 2 (zstd): one zstd frame (RFC 8878) at level {@link DEFAULT_ZSTD_LEVEL}, the
- *   default since 2026-12-02: on the standard workload's 16 KiB extents it saved 30.0% of
- *   the non-zero bytes at ~295 MB/s per core where lz4 saved 23.3% at ~170 MB/s (lz4-napi
- *   spends its time failing on incompressible data; docs/benchmarks.md, issue #13).
+ *   default codec since 2026-12-02: on the standard workload's 16 KiB extents level -1
+ *   saves 28.5% of the non-zero bytes at ~300-400 MB/s per core where lz4 saved 23.3% at
+ *   ~170 MB/s (lz4-napi spends its time failing on incompressible data;
+ *   docs/benchmarks.md, issue #13).
  *   Decoding writes into a buffer of exactly rawLength bytes (the caller's, bounded),
  *   never one sized by the frame's own header.
  *
@@ -44,11 +45,14 @@ export function isCodecId(codec: unknown): codec is CodecId {
 }
 
 /**
- * Default zstd level: 1. Measured on the standard workload's 16 KiB extents (2026-12-02):
- * level 1 saved 30.0% at ~295 MB/s per core, level 3 30.5% at ~250-280, level -1 28.5% at
- * ~360: level 1 keeps compression off the critical path with nearly all of the saving.
+ * Default zstd level: -1 (since 2026-12-03). Measured on the standard workload's 16 KiB
+ * extents once incompressible input stopped failing through N-API (zstdCompressBound):
+ * level -1 saved 28.5% at ~300-400 MB/s per core and decoded at ~950-1,550 MB/s, level 1
+ * 30.0% at ~240 and ~800-850 (docs/benchmarks.md, issue #13). Compression is the
+ * sender's largest stage of a full backup, and the 1.5% it gives back still leaves the
+ * bytes at rest under the issue's bound (restic's 651 MB for the 1 GiB image).
  */
-export const DEFAULT_ZSTD_LEVEL = 1;
+export const DEFAULT_ZSTD_LEVEL = -1;
 
 /**
  * Largest extent the codec accepts, both ways (4 MiB). Four times the largest block a
@@ -101,7 +105,7 @@ export interface ExtentCodecOptions {
    * @defaultValue 'zstd' (falls back to 'lz4' where zstd-napi cannot be loaded)
    */
   compression?: 'zstd' | 'lz4';
-  /** zstd level (-7..19), when compressing with zstd. @defaultValue 1 ({@link DEFAULT_ZSTD_LEVEL}) */
+  /** zstd level (-7..19), when compressing with zstd. @defaultValue -1 ({@link DEFAULT_ZSTD_LEVEL}) */
   zstdLevel?: number;
 }
 
