@@ -23,5 +23,5 @@ export {
 } from './device-extent-store.js';
 export { copyMetaStore, type CopyMetaStoreOptions } from './copy-meta-store.js';
 export { LogMetaStore, type LogMetaStoreOptions } from './log-meta-store.js';
-export type { Transport, Connection, Listener, ListenOptions, PeerInfo } from './transport.js';
+export type { Transport, Connection, ConnectionReadOptions, Listener, ListenOptions, PeerInfo } from './transport.js';
 export { MemoryTransport, type MemoryTransportOptions } from './memory-transport.js';

@@ -13,7 +13,8 @@ import type { Connection, Listener, ListenOptions, Transport } from './transport
 import type { IoOptions } from './block-device.js';
 import { assertPositiveInteger } from '../core/validate.js';
 import { parseHostPort } from './internal/host-port.js';
-import { SocketConnection } from './internal/socket-connection.js';
+import { SocketConnection, receiveInto } from './internal/socket-connection.js';
+import { RECEIVE_SLOT_BYTES, ReceivePool } from './internal/receive-pool.js';
 import { configureSocket, dialTcp, listenTcp, remoteAddressOf } from './internal/socket-endpoint.js';
 import {
   DEFAULT_READ_HIGH_WATER_BYTES,
@@ -57,8 +58,11 @@ export class TcpTransport implements Transport {
   async connect(address: string, options?: IoOptions & { timeoutMs?: number }): Promise<Connection> {
     const target = parseHostPort(address, 'TcpTransport.connect');
     const timeoutMs = checkConnectOptions(options, 'TcpTransport.connect');
-    const socket = await dialTcp(target, timeoutMs, options?.signal);
-    return new SocketConnection({ stream: socket, raw: socket, peer: { address }, readHighWaterBytes: this.#readHighWaterBytes });
+    // The client side reads into a pool it reuses when the consumer allows (reuseChunks);
+    // node offers no `onread` for accepted sockets, so the listening side reads as usual.
+    const receive = receiveInto(new ReceivePool(Math.ceil(this.#readHighWaterBytes / RECEIVE_SLOT_BYTES) + 2));
+    const socket = await dialTcp(target, timeoutMs, options?.signal, receive.onread);
+    return new SocketConnection({ stream: socket, raw: socket, peer: { address }, readHighWaterBytes: this.#readHighWaterBytes, receive });
   }
 
   /**

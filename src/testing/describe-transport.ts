@@ -22,6 +22,7 @@ import { isDrkitError } from '../core/errors.js';
 import {
   PatternStream,
   listenAccepting,
+  readKeepingChunks,
   readPattern,
   sleep,
   writePattern,
@@ -133,6 +134,43 @@ export function describeTransport(options: TransportSuiteOptions): void {
         ),
         { seed, numRuns },
       );
+    });
+
+    vitest().it('delivers the same bytes to a reader that lets chunks be reused (reuseChunks), fast or stalling', async () => {
+      const [client, server] = await connected();
+      const pattern = new PatternStream(seed + 7);
+      const totalBytes = 8 * BULK_WRITE_BYTES;
+      const writing = writePattern(server, pattern, totalBytes, 48_000 + (seed % 1000)).then(() => server.close());
+      let chunks = 0;
+      const got = await readPattern(
+        client,
+        pattern,
+        async () => {
+          // Stall now and then, so that reads land while earlier chunks wait in the queue.
+          if (++chunks % 37 === 0) await sleep(5);
+        },
+        Infinity,
+        { reuseChunks: true },
+      );
+      await writing;
+      vitest().expect(got.error).toBeUndefined();
+      vitest().expect(got.byteLength).toBe(totalBytes);
+      vitest().expect(got.firstMismatch).toBe(-1);
+    });
+
+    vitest().it('never reuses the memory of chunks a reader keeps (no reuseChunks)', async () => {
+      const [client, server] = await connected();
+      const pattern = new PatternStream(seed + 8);
+      const totalBytes = 8 * BULK_WRITE_BYTES;
+      const writing = writePattern(server, pattern, totalBytes, 40_000).then(() => server.close());
+      let chunks = 0;
+      const got = await readKeepingChunks(client, pattern, async () => {
+        if (++chunks % 29 === 0) await sleep(5);
+      });
+      await writing;
+      vitest().expect(got.error).toBeUndefined();
+      vitest().expect(got.byteLength).toBe(totalBytes);
+      vitest().expect(got.firstMismatch, 'first byte of a kept chunk that changed after delivery').toBe(-1);
     });
 
     vitest().it('lets the writer get only a bounded distance ahead of a slow reader', async () => {

@@ -10,6 +10,19 @@ import { DrkitError } from '../../core/errors.js';
 export interface ReadQueueHooks {
   /** Called after the consumer took bytes out (or stopped reading): producers may resume. */
   onConsumed?: () => void;
+  /**
+   * Called once for a chunk nobody references any longer: dropped unread (closed queue,
+   * discard), or, when iterated with `reuseChunks`, handed out and then left behind by the
+   * consumer asking for the next one. Producers that reuse memory (a receive pool) free
+   * the chunk's memory here.
+   */
+  onReleased?: (chunk: Uint8Array) => void;
+}
+
+/** Options of {@link ReadQueue.iterate}, as `Connection.read` takes them. */
+export interface ReadQueueIterateOptions {
+  /** The consumer keeps no reference to a chunk once it asks for the next (see Connection.read). */
+  readonly reuseChunks?: boolean;
 }
 
 /** Chunks waiting for one consumer, ending cleanly or with an error. */
@@ -23,6 +36,9 @@ export class ReadQueue {
   /** The consumer left the loop: later chunks are dropped, not kept. */
   #discarding = false;
   #iterated = false;
+  #reuseChunks = false;
+  /** With `reuseChunks`: the chunk last handed out, released at the next `next()`. */
+  #handed: Uint8Array | undefined;
   #wake: (() => void) | undefined;
   readonly #hooks: ReadQueueHooks;
 
@@ -42,7 +58,10 @@ export class ReadQueue {
 
   /** Appends a received chunk; dropped when the queue is closed. */
   push(chunk: Uint8Array): void {
-    if (this.closed || chunk.byteLength === 0) return;
+    if (this.closed || chunk.byteLength === 0) {
+      this.#hooks.onReleased?.(chunk);
+      return;
+    }
     this.#chunks.push(chunk);
     this.#bufferedBytes += chunk.byteLength;
     this.#notify();
@@ -72,17 +91,19 @@ export class ReadQueue {
    * The single consumer's iteration.
    * @throws INVALID_ARGUMENT when iterated a second time
    */
-  iterate(): AsyncIterable<Uint8Array> {
+  iterate(options: ReadQueueIterateOptions = {}): AsyncIterable<Uint8Array> {
     if (this.#iterated) {
       throw new DrkitError('INVALID_ARGUMENT', 'Connection.read(): a connection can be read only once');
     }
     this.#iterated = true;
+    this.#reuseChunks = options.reuseChunks === true;
     return { [Symbol.asyncIterator]: () => this.#iterator() };
   }
 
   #iterator(): AsyncIterator<Uint8Array> {
     return {
       next: async (): Promise<IteratorResult<Uint8Array>> => {
+        this.#releaseHanded();
         for (;;) {
           if (this.#head < this.#chunks.length) {
             const chunk = this.#chunks[this.#head] as Uint8Array;
@@ -92,6 +113,7 @@ export class ReadQueue {
               this.#head = 0;
             }
             this.#bufferedBytes -= chunk.byteLength;
+            if (this.#reuseChunks) this.#handed = chunk;
             this.#hooks.onConsumed?.();
             return { done: false, value: chunk };
           }
@@ -104,6 +126,7 @@ export class ReadQueue {
         // The consumer broke out of its loop: drop what is queued and what comes later,
         // so a peer that keeps writing is never blocked by bytes nobody will read.
         this.#discarding = true;
+        this.#releaseHanded();
         this.#clear();
         this.#hooks.onConsumed?.();
         return { done: true, value: undefined };
@@ -111,7 +134,15 @@ export class ReadQueue {
     };
   }
 
+  #releaseHanded(): void {
+    const handed = this.#handed;
+    this.#handed = undefined;
+    if (handed !== undefined) this.#hooks.onReleased?.(handed);
+  }
+
   #clear(): void {
+    const released = this.#hooks.onReleased;
+    if (released !== undefined) for (let i = this.#head; i < this.#chunks.length; i++) released(this.#chunks[i] as Uint8Array);
     this.#chunks.length = 0;
     this.#head = 0;
     this.#bufferedBytes = 0;

@@ -15,11 +15,12 @@
  * unless `close()` already ended our side (then it closes the socket without a reset).
  */
 import type net from 'node:net';
-import type { Connection, PeerInfo } from '../transport.js';
+import type { Connection, ConnectionReadOptions, PeerInfo } from '../transport.js';
 import type { IoOptions } from '../block-device.js';
 import { AbortError, DrkitError } from '../../core/errors.js';
 import { assertBytes } from '../../core/validate.js';
 import { ReadQueue } from './read-queue.js';
+import type { ReceivePool } from './receive-pool.js';
 import { END_RECORD, MAX_RECORD_BYTES, RecordDecoder, recordHeader } from './stream-records.js';
 import { socketError } from './socket-errors.js';
 import { checkIoOptions } from './transport-options.js';
@@ -42,6 +43,45 @@ export interface SocketConnectionInit {
   readonly readHighWaterBytes: number;
   /** Bytes already read from `stream` (during a handshake) that belong to the application. */
   readonly initialBytes?: Uint8Array;
+  /**
+   * The socket reads into this pool (it was opened with `onread`, see {@link receiveInto})
+   * instead of emitting 'data'. The pool's `onRead` sink is attached here.
+   */
+  readonly receive?: ReceiveInto;
+}
+
+/** A socket's `onread` wiring to a {@link ReceivePool}: what `dialTcp` takes and SocketConnection attaches to. */
+export interface ReceiveInto {
+  readonly pool: ReceivePool;
+  /** node's `onread` option for `net.connect`. */
+  readonly onread: { buffer: () => Uint8Array; callback: (bytesRead: number, buffer: Uint8Array) => boolean };
+  /** Where reads go; until attached, they wait (in arrival order) in `early`. */
+  attach(sink: (chunk: Uint8Array, slot: Uint8Array) => void): void;
+}
+
+/**
+ * `onread` wiring for a socket not yet wrapped in a SocketConnection: reads that land
+ * before the connection attaches (the peer may speak first) wait in order.
+ */
+export function receiveInto(pool: ReceivePool): ReceiveInto {
+  let sink: ((chunk: Uint8Array, slot: Uint8Array) => void) | undefined;
+  const early: { chunk: Uint8Array; slot: Uint8Array }[] = [];
+  return {
+    pool,
+    onread: {
+      buffer: () => pool.take(),
+      callback: (bytesRead, buffer) => {
+        const chunk = buffer.subarray(0, bytesRead);
+        if (sink !== undefined) sink(chunk, buffer);
+        else early.push({ chunk, slot: buffer });
+        return true; // pausing is the connection's (readHighWaterBytes), not node's
+      },
+    },
+    attach(s) {
+      sink = s;
+      for (const e of early.splice(0)) s(e.chunk, e.slot);
+    },
+  };
 }
 
 interface PendingWrite {
@@ -59,6 +99,7 @@ export class SocketConnection implements Connection {
   readonly #readHighWaterBytes: number;
   readonly #pending = new Set<PendingWrite>();
   readonly #decoder = new RecordDecoder();
+  readonly #pool: ReceivePool | undefined;
   #paused = false;
   #peerEnded = false;
   #closing: Promise<void> | undefined;
@@ -69,10 +110,22 @@ export class SocketConnection implements Connection {
     this.#stream = init.stream;
     this.#raw = init.raw;
     this.#readHighWaterBytes = init.readHighWaterBytes;
-    this.#queue = new ReadQueue({ onConsumed: () => this.#maybeResume() });
+    const pool = init.receive?.pool;
+    this.#pool = pool;
+    this.#queue = new ReadQueue({
+      onConsumed: () => this.#maybeResume(),
+      ...(pool === undefined ? {} : { onReleased: (chunk: Uint8Array) => pool.release(chunk) }),
+    });
     const stream = this.#stream;
     if (init.initialBytes !== undefined) this.#onData(init.initialBytes);
-    stream.on('data', (chunk: Buffer) => this.#onData(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength)));
+    if (init.receive !== undefined) {
+      init.receive.attach((chunk, slot) => {
+        this.#onData(chunk);
+        pool?.filled(slot);
+      });
+    } else {
+      stream.on('data', (chunk: Buffer) => this.#onData(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength)));
+    }
     stream.on('drain', () => this.#onDrain());
     stream.on('end', () => {
       if (this.#decoder.ended) return;
@@ -140,8 +193,10 @@ export class SocketConnection implements Connection {
   }
 
   /** Received bytes in order; see Connection.read. @throws INVALID_ARGUMENT on a second call */
-  read(): AsyncIterable<Uint8Array> {
-    return this.#queue.iterate();
+  read(options?: ConnectionReadOptions): AsyncIterable<Uint8Array> {
+    const iterable = this.#queue.iterate(options);
+    this.#pool?.setReuse(options?.reuseChunks === true);
+    return iterable;
   }
 
   /**
@@ -206,7 +261,10 @@ export class SocketConnection implements Connection {
    */
   #onData(chunk: Uint8Array): void {
     try {
-      this.#decoder.feed(chunk, (payload) => this.#queue.push(payload));
+      this.#decoder.feed(chunk, (payload) => {
+        this.#pool?.retain(payload);
+        this.#queue.push(payload);
+      });
     } catch (err) {
       this.destroy(err as Error);
       return;

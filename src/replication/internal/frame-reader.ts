@@ -89,7 +89,9 @@ export class FrameReader implements AsyncIterable<Frame> {
   constructor(connection: Connection, options: FrameReaderOptions) {
     this.#options = options;
     this.#expectedSeq = options.firstSeq ?? 0;
-    this.#source = connection.read()[Symbol.asyncIterator]();
+    // Every chunk is copied into a frame buffer (or the header) before the next is asked
+    // for, so the transport may reuse its memory (fewer allocations: issue #13's memory).
+    this.#source = connection.read({ reuseChunks: true })[Symbol.asyncIterator]();
   }
 
   /** Bytes received from the connection so far (frames, headers and tags included): progress's wire bytes. */

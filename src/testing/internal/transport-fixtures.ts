@@ -2,7 +2,7 @@
  * Helpers of the Transport conformance suite: a deterministic byte stream that any
  * offset of can be checked without storing it, and small async utilities.
  */
-import type { Connection, Listener, Transport } from '../../adapters/transport.js';
+import type { Connection, ConnectionReadOptions, Listener, Transport } from '../../adapters/transport.js';
 import { SeededPrng } from './seeded-prng.js';
 
 /**
@@ -76,11 +76,12 @@ export async function readPattern(
   pattern: PatternStream,
   onChunk?: (readBytes: number) => Promise<void> | void,
   stopAfterBytes = Infinity,
+  readOptions?: ConnectionReadOptions,
 ): Promise<ReadOutcome> {
   let byteLength = 0;
   let firstMismatch = -1;
   try {
-    for await (const chunk of connection.read()) {
+    for await (const chunk of connection.read(readOptions)) {
       if (firstMismatch < 0) {
         const at = pattern.mismatch(byteLength, chunk);
         if (at >= 0) firstMismatch = byteLength + at;
@@ -91,6 +92,33 @@ export async function readPattern(
     }
   } catch (error) {
     return { byteLength, firstMismatch, error };
+  }
+  return { byteLength, firstMismatch };
+}
+
+/**
+ * Reads `connection` to its end keeping every chunk as delivered (no reuse promised), and
+ * checks them against `pattern` only then: a transport that received into a chunk's
+ * memory again after handing it out fails here.
+ */
+export async function readKeepingChunks(connection: Connection, pattern: PatternStream, onChunk?: () => Promise<void> | void): Promise<ReadOutcome> {
+  const kept: Uint8Array[] = [];
+  try {
+    for await (const chunk of connection.read()) {
+      kept.push(chunk);
+      await onChunk?.();
+    }
+  } catch (error) {
+    return { byteLength: kept.reduce((n, c) => n + c.byteLength, 0), firstMismatch: -1, error };
+  }
+  let byteLength = 0;
+  let firstMismatch = -1;
+  for (const chunk of kept) {
+    if (firstMismatch < 0) {
+      const at = pattern.mismatch(byteLength, chunk);
+      if (at >= 0) firstMismatch = byteLength + at;
+    }
+    byteLength += chunk.byteLength;
   }
   return { byteLength, firstMismatch };
 }
