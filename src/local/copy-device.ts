@@ -65,11 +65,21 @@ export async function copyDevice(from: BlockDevice, to: BlockDevice, options: Co
   const signal = options.signal;
   const io = signal === undefined ? undefined : { signal };
   const reads: Promise<Uint8Array>[] = [];
+  // Chunks are read into a ring of reused buffers (READ_AHEAD_CHUNKS in flight, one being
+  // written): a buffer is read into again only after the write of its bytes resolved
+  // (BlockDevice.write lets the caller reuse `data` then). A fresh 1 MiB buffer per chunk
+  // was garbage V8 frees late, out of order, from glibc's heap: the import's process kept
+  // ~45 MiB more of it (issue #13, measured 2026-12-03).
+  const ring = Array.from({ length: READ_AHEAD_CHUNKS + 1 }, () => new Uint8Array(Math.min(chunkBytes, totalBytes)));
+  let ringNext = 0;
   let nextRead = 0;
   const readAhead = (): void => {
     while (reads.length < READ_AHEAD_CHUNKS && nextRead < totalBytes) {
       const at = nextRead;
-      const read = from.read(at, Math.min(chunkBytes, totalBytes - at), io);
+      const byteLength = Math.min(chunkBytes, totalBytes - at);
+      const into = (ring[ringNext] as Uint8Array).subarray(0, byteLength);
+      ringNext = (ringNext + 1) % ring.length;
+      const read = from.readv([{ byteOffset: at, byteLength, into }], io).then((parts) => parts[0] as Uint8Array);
       read.catch(() => undefined); // awaited in order below; an early rejection is not unhandled
       reads.push(read);
       nextRead += chunkBytes;

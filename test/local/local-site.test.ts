@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { LocalSite, MARKER_FILE, copyDevice } from '../../src/local/index.js';
-import { MemoryBlockDevice } from '../../src/adapters/index.js';
+import { MemoryBlockDevice, type BlockDevice, type BlockRead } from '../../src/adapters/index.js';
 import { isDrkitError } from '../../src/core/errors.js';
 import { SeededPrng } from '../../src/testing/index.js';
 
@@ -207,5 +207,42 @@ describe('copyDevice', () => {
     const aborted = new AbortController();
     aborted.abort();
     await expect(copyDevice(from, to, { signal: aborted.signal })).rejects.toMatchObject({ code: 'ABORTED' });
+  });
+
+  it('reuses its read buffers only after the write of their bytes resolved, whatever order reads and writes finish in (seed 0xc0de)', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.integer({ min: 1, max: 24 }), fc.array(fc.integer({ min: 0, max: 3 }), { minLength: 48, maxLength: 48 }), async (chunks, delays) => {
+        const chunkBytes = 4 * KiB;
+        const from = await MemoryBlockDevice.create({ byteLength: chunks * chunkBytes });
+        for (let i = 0; i < chunks; i++) await from.write(i * chunkBytes, new Uint8Array(chunkBytes).fill(i + 1));
+        const to = await MemoryBlockDevice.create({ byteLength: from.byteLength });
+        let call = 0;
+        const tick = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, delays[call++ % delays.length]));
+        // Reads finish after seeded delays (out of order); a write checks at its end that
+        // nobody overwrote the bytes it was handed while it was in flight.
+        const slowFrom = {
+          byteLength: from.byteLength,
+          readv: async (reads: readonly BlockRead[]) => {
+            await tick();
+            return from.readv(reads);
+          },
+        } as unknown as BlockDevice;
+        let overwritten = 0;
+        const slowTo = {
+          byteLength: to.byteLength,
+          flush: () => to.flush(),
+          write: async (byteOffset: number, data: Uint8Array) => {
+            const before = data.slice();
+            await tick();
+            if (!sameBytes(before, data)) overwritten++;
+            return to.write(byteOffset, data);
+          },
+        } as unknown as BlockDevice;
+        await copyDevice(slowFrom, slowTo, { chunkBytes });
+        expect(overwritten).toBe(0);
+        expect(sameBytes(await to.read(0, to.byteLength), await from.read(0, from.byteLength))).toBe(true);
+      }),
+      { seed: 0xc0de, numRuns: 40 },
+    );
   });
 });
