@@ -302,7 +302,7 @@ export class DeviceExtentStore implements ExtentStore {
   async getStored(fingerprints: readonly Uint8Array[], options?: StoredReadOptions): Promise<StoredExtent[]> {
     this.#enter(options, 'getStored');
     if (options?.into !== undefined) assertBytes(options.into, 'into');
-    return this.#read(fingerprintKeys(fingerprints, 'getStored'), options, true, options?.into);
+    return this.#read(fingerprintKeys(fingerprints, 'getStored'), options, true, options?.into, options?.bulk === true);
   }
 
   /** Answered from the index cache, else with one MetaStore read for the misses. @throws INVALID_ARGUMENT, NOT_OPEN, ABORTED, IO_ERROR */
@@ -570,14 +570,14 @@ export class DeviceExtentStore implements ExtentStore {
 
   /** Reads and verifies the extents of `keys` with one vectored read: content, or (asStored) stored forms. */
   async #read(keys: string[], options: IoOptions | undefined): Promise<Uint8Array[]>;
-  async #read(keys: string[], options: IoOptions | undefined, asStored: true, into?: Uint8Array): Promise<StoredExtent[]>;
-  async #read(keys: string[], options: IoOptions | undefined, asStored = false, into?: Uint8Array): Promise<Uint8Array[] | StoredExtent[]> {
+  async #read(keys: string[], options: IoOptions | undefined, asStored: true, into?: Uint8Array, bulk?: boolean): Promise<StoredExtent[]>;
+  async #read(keys: string[], options: IoOptions | undefined, asStored = false, into?: Uint8Array, bulk = false): Promise<Uint8Array[] | StoredExtent[]> {
     const out: (Uint8Array | StoredExtent)[] = new Array(keys.length);
     const finish = (i: number, e: IndexEntry, bytes: Uint8Array): Uint8Array | StoredExtent =>
       asStored
         ? { codec: e.encoded?.codec ?? 0, bytes, rawLength: contentLength(e), checksum: contentChecksum(e), ...(e.encoded?.codec === 0 ? { incompressible: true } : {}) }
         : this.#content(keys[i]!, e, bytes);
-    const found = await wrapIo(() => this.#index.lookupMany(keys), 'read extent index');
+    const found = await wrapIo(() => this.#index.lookupMany(keys, { cacheMisses: !bulk }), 'read extent index');
     const entries = keys.map((key, i) => {
       const e = found[i];
       if (e === undefined) throw extentNotFound(keyToBytes(key));

@@ -50,6 +50,13 @@ export interface StoredReadOptions extends IoOptions {
    * buffers of its own. The caller must not reuse `into` while it still needs the views.
    */
   readonly into?: Uint8Array;
+  /**
+   * The caller reads each extent about once (a transfer streaming a snapshot): the store
+   * may leave what it looks up for this call out of its caches, which a 1 GiB transfer
+   * would otherwise fill with entries nobody asks for again (heap the garbage collector
+   * then carries). Entries already cached are still used. @defaultValue false
+   */
+  readonly bulk?: boolean;
 }
 
 /** An extent's encoded form: the codec id (not 0) and the encoded bytes. */

@@ -381,7 +381,9 @@ async function shipExtents(
       const slice = missing.slice(i, i + readBatch);
       // Stored forms, verified by the store: an extent kept compressed at rest ships as is
       // (no decode, no re-encode, no second hash: its content checksum is in the index).
-      const stored = await ctx.tree.readStoredExtents(slice, readBuffer === undefined ? { signal } : { signal, into: readBuffer });
+      // bulk: a transfer reads each extent once; caching its index entries would only
+      // fill the store's cache (and the heap) with entries nobody asks for again.
+      const stored = await ctx.tree.readStoredExtents(slice, readBuffer === undefined ? { signal, bulk: true } : { signal, into: readBuffer, bulk: true });
       // Raw extents are compressed, unless the store knows that did not pay when they arrived.
       const toCompress = (s: (typeof stored)[number]) => s.codec === CODEC_RAW && s.incompressible !== true;
       const compressed = arenas === undefined ? await compressAll(ctx, stored.filter(toCompress).map((s) => s.bytes), signal) : [];

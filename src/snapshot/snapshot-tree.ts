@@ -638,10 +638,11 @@ export class SnapshotTree {
    * sender ships as is. Where the store has no `getStored`, the content (codec 0, and
    * `checksum` undefined: the caller hashes it if it needs one). `into`: space the store
    * may read the stored bytes into (see `StoredReadOptions`); the views returned stay
-   * valid until the caller reuses it.
+   * valid until the caller reuses it. `bulk`: each extent is read about once (a transfer),
+   * so the store need not cache its lookups (see `StoredReadOptions.bulk`).
    * @throws EXTENT_NOT_FOUND, CORRUPTION
    */
-  async readStoredExtents(fingerprints: readonly Uint8Array[], options: { signal?: AbortSignal; into?: Uint8Array } = {}): Promise<{ codec: number; bytes: Uint8Array; rawLength: number; checksum?: bigint; incompressible?: boolean }[]> {
+  async readStoredExtents(fingerprints: readonly Uint8Array[], options: { signal?: AbortSignal; into?: Uint8Array; bulk?: boolean } = {}): Promise<{ codec: number; bytes: Uint8Array; rawLength: number; checksum?: bigint; incompressible?: boolean }[]> {
     this.#ensureUsable();
     this.#activeReads++;
     try {

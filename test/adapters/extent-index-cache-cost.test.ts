@@ -43,3 +43,23 @@ describe('extent index cache cost', () => {
     expect(perEntry).toBeLessThanOrEqual(CACHED_ENTRY_BYTES);
   });
 });
+
+describe('ExtentIndex lookups of a bulk reader', () => {
+  it('are answered but not cached (cacheMisses: false), while ordinary lookups are', async () => {
+    const { ExtentIndex } = await import('../../src/adapters/internal/extent-index.js');
+    const { MemoryMetaStore } = await import('../../src/adapters/index.js');
+    const meta = await MemoryMetaStore.open();
+    const index = new ExtentIndex(meta, new TextEncoder().encode('x/'), 1024 * 1024);
+    const keys = Array.from({ length: 100 }, (_, i) => fingerprintKey(new Uint8Array(32).fill(i + 1), 'test'));
+    keys.forEach((key, i) => index.put(key, { byteOffset: i * 4096, byteLength: 4096, checksum: BigInt(i) }));
+    const { ops, committed } = index.takeCommitOps();
+    await meta.batch(ops);
+    committed();
+    expect(index.cachedCount).toBe(0);
+    const bulk = await index.lookupMany(keys.slice(0, 50), { cacheMisses: false });
+    expect(bulk.map((e) => e?.byteOffset)).toEqual(keys.slice(0, 50).map((_, i) => i * 4096));
+    expect(index.cachedCount).toBe(0);
+    await index.lookupMany(keys.slice(50));
+    expect(index.cachedCount).toBe(50);
+  });
+});

@@ -56,8 +56,12 @@ export class ExtentIndex {
     return this.#cache.size;
   }
 
-  /** The entries of `keys` (bytesToKey of fingerprints), with one MetaStore call for the misses. */
-  async lookupMany(keys: readonly string[]): Promise<Lookup[]> {
+  /**
+   * The entries of `keys` (bytesToKey of fingerprints), with one MetaStore call for the
+   * misses, which are cached unless `cacheMisses` is false (a bulk reader's lookups).
+   */
+  async lookupMany(keys: readonly string[], options: { cacheMisses?: boolean } = {}): Promise<Lookup[]> {
+    const cacheMisses = options.cacheMisses !== false;
     const out: Lookup[] = new Array(keys.length);
     const missIdx: number[] = [];
     for (let i = 0; i < keys.length; i++) {
@@ -84,7 +88,7 @@ export class ExtentIndex {
       }
       const entry = value === undefined ? undefined : decodeEntry(value);
       out[i] = entry;
-      if (entry !== undefined && coherent) this.#cache.set(key, entry, CACHED_ENTRY_BYTES);
+      if (entry !== undefined && coherent && cacheMisses) this.#cache.set(key, entry, CACHED_ENTRY_BYTES);
     });
     return out;
   }
