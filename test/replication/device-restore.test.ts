@@ -235,14 +235,26 @@ describe('Site.restoreToDevice', () => {
   it('verifies a duplicate read back from the device: damage there is CORRUPTION', async () => {
     const { a, b, snapshotId } = await setup();
     const device: BlockDevice = await garbageDevice();
+    // Read-backs of a batch go out in one readv: damage what it returns (and read, for good measure).
     const readBack = device.read.bind(device);
+    const readBacks = device.readv.bind(device);
+    let damaged = 0;
     device.read = async (offset, n, o) => {
       const bytes = await readBack(offset, n, o);
       bytes[3]! ^= 0x10;
+      damaged++;
       return bytes;
+    };
+    device.readv = async (reads, o) => {
+      const out = await readBacks(reads, o);
+      for (const bytes of out) bytes[3]! ^= 0x10;
+      damaged += out.length;
+      return out;
     };
     const err = await errorOf(b.site.restoreToDevice(a.remote, snapshotId, device, { retries: 0 }));
     expect(err.code).toBe('CORRUPTION');
+    expect(err.message).toMatch(/read back/);
+    expect(damaged).toBeGreaterThan(0);
     await a.site.close();
     await b.site.close();
   });
