@@ -220,7 +220,7 @@ describe('DeviceReceiver read-backs', () => {
               const mapped = k - AHEAD;
               if (mapped >= 0) {
                 failedBatch = mapped;
-                const map = batches[mapped]!.map((c, j) => ({ blockIndex: mapped * PER_BATCH + j, ...(c >= 0 ? { fingerprint: fpOf(c) } : {}) }));
+                const map = batches[mapped]!.map((c, j) => ({ blockIndex: mapped * PER_BATCH + j, fingerprint: c >= 0 ? fpOf(c) : undefined }));
                 await receiver.blocks('s', (mapped + 1) * PER_BATCH, map);
                 failedBatch = undefined;
               }
