@@ -1,4 +1,5 @@
 import { defineConfig, type Options } from 'tsup';
+import { drkitShebang } from './src/cli/internal/process-settings.js';
 
 const entries = {
   index: 'src/index.ts',
@@ -32,6 +33,7 @@ export default defineConfig([
   { ...common, format: ['esm'], entry: { ...entries, 'testing/index': 'src/testing/index.ts' } },
   { ...common, format: ['cjs'], entry: entries },
   // The `drkit` command (package.json bin): one executable ESM file; it imports the library
-  // through its own bundle, so it needs no declarations and no shared chunks.
-  { ...common, format: ['esm'], entry: { cli: 'src/cli/main.ts' }, dts: false, splitting: false, banner: { js: '#!/usr/bin/env node' } },
+  // through its own bundle, so it needs no declarations and no shared chunks. Its first
+  // line starts node with the command's process settings (src/cli/internal/process-settings.ts).
+  { ...common, format: ['esm'], entry: { cli: 'src/cli/main.ts' }, dts: false, splitting: false, banner: { js: drkitShebang() } },
 ]);

@@ -39,9 +39,15 @@ function drkit(args: readonly string[], env: Record<string, string> = {}): Promi
 const lines = (r: Run): Record<string, unknown>[] => r.stdout.trim().split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Record<string, unknown>);
 
 /** Starts `drkit serve` and resolves once it listens, with its address. */
-function serve(args: readonly string[]): Promise<{ child: ChildProcess; remote: string; address: string; exited: Promise<Run> }> {
+function serve(
+  args: readonly string[],
+  how: { asExecutable?: boolean } = {},
+): Promise<{ child: ChildProcess; remote: string; address: string; exited: Promise<Run>; fields: Record<string, unknown> }> {
   return new Promise((ready, fail) => {
-    const child = spawn(process.execPath, [cli, '--json', ...args], { cwd: root, env: { ...process.env, DRKIT_SITE: '' } });
+    // As a user runs it (the file itself, through its first line), or as `node dist/cli.js`.
+    const child = how.asExecutable
+      ? spawn(cli, ['--json', ...args], { cwd: root, env: { ...process.env, DRKIT_SITE: '' } })
+      : spawn(process.execPath, [cli, '--json', ...args], { cwd: root, env: { ...process.env, DRKIT_SITE: '' } });
     children.push(child);
     let stdout = '';
     let stderr = '';
@@ -52,7 +58,7 @@ function serve(args: readonly string[]): Promise<{ child: ChildProcess; remote: 
       const listening = stdout.split('\n').find((l) => l.includes('"listening"'));
       if (listening === undefined) return;
       const fields = JSON.parse(listening) as { remote: string; address: string };
-      ready({ child, remote: fields.remote, address: fields.address, exited });
+      ready({ child, remote: fields.remote, address: fields.address, exited, fields });
     });
     void exited.then((r) => fail(new Error(`serve exited early (${r.code}): ${r.stderr}${r.stdout}`)));
   });
@@ -164,6 +170,25 @@ describe('drkit CLI', () => {
     fs.writeFileSync(odd, Buffer.alloc(1000));
     expect((await drkit(['--site', site, 'import', odd, '--volume', 'v'])).code).toBe(2);
     expect((await drkit(['init', fresh('site'), '--write-log-mib', 'lots'])).code).toBe(2);
+  });
+
+  it('runs as an executable with its process settings (glibc mmap threshold, small young generation), and without them as `node dist/cli.js`', async () => {
+    const site = fresh('settings');
+    expect((await drkit(['init', site, '--site-id', 'dr', '--storage-only', '--no-write-log'])).code).toBe(0);
+    const asCommand = await serve(['--site', site, 'serve', '--listen', '127.0.0.1:0', '--psk-file', psk], { asExecutable: true });
+    expect(asCommand.fields.processSettings).toBe(true);
+    if (process.platform === 'linux') {
+      // What the kernel started: one process (env execs node), with the settings in place.
+      const environ = fs.readFileSync(`/proc/${asCommand.child.pid}/environ`, 'utf8').split('\0');
+      expect(environ).toContain('MALLOC_MMAP_THRESHOLD_=131072');
+      expect(fs.readFileSync(`/proc/${asCommand.child.pid}/cmdline`, 'utf8').split('\0')).toContain('--max-semi-space-size=4');
+    }
+    asCommand.child.kill('SIGTERM');
+    expect((await asCommand.exited).code).toBe(0);
+    const viaNode = await serve(['--site', site, 'serve', '--listen', '127.0.0.1:0', '--psk-file', psk]);
+    expect(viaNode.fields.processSettings).toBe(false);
+    viaNode.child.kill('SIGTERM');
+    expect((await viaNode.exited).code).toBe(0);
   });
 
   it('serve in a child; replicate, list --remote, restore --from; SIGTERM stops serve with 0 and its site reopens', async () => {

@@ -8,6 +8,7 @@ import { LocalSite } from '../../local/index.js';
 import { CliContext } from '../internal/context.js';
 import { loadCredentials, serverOptions, withCredentialOptions, type CredentialFlags } from '../internal/remote.js';
 import { nextShutdownSignal } from '../internal/signals.js';
+import { processSettingsInEffect } from '../internal/process-settings.js';
 
 export function registerServe(program: Command): void {
   withCredentialOptions(
@@ -25,7 +26,7 @@ export function registerServe(program: Command): void {
       const listener = await local.site.listen(credentials.transport, opts.listen);
       ctx.out.emit(
         'listening',
-        { siteId: local.siteId, address: listener.address, remote: `${local.siteId}@${listener.address}`, tls: credentials.tls, storageOnly: local.storageOnly },
+        { siteId: local.siteId, address: listener.address, remote: `${local.siteId}@${listener.address}`, tls: credentials.tls, storageOnly: local.storageOnly, processSettings: processSettingsInEffect() },
         `site ${local.siteId} listening on ${listener.address}${credentials.tls ? ' (TLS)' : ''}: peers reach it as ${local.siteId}@${listener.address}`,
       );
       signal = await shutdown;
