@@ -12,7 +12,7 @@
 //      back (its own late writes kept as a clone, only the delta shipped), A is primary again;
 //   7. the `drkit` command lists site A from a process of its own.
 // Usage: npm run demo [-- --keep]   (--keep leaves the work directory in place)
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -213,7 +213,9 @@ try {
   if (nbdcopy === undefined) say('[nbd]        skipped: nbdcopy not installed (apt-get install -y libnbd-bin)');
   else {
     const socketPath = join(dir, 'nbd.sock');
-    const server = spawn(process.execPath, [join(dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'cli.js'), '--site', join(dir, 'siteA'), '--json', 'nbd', '--socket', socketPath], { stdio: ['ignore', 'pipe', 'inherit'] });
+    // Run as a user runs `drkit`: the file itself, whose first line starts node with the
+    // command's process settings (src/cli/internal/process-settings.ts).
+    const server = spawn(join(dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'cli.js'), ['--site', join(dir, 'siteA'), '--json', 'nbd', '--socket', socketPath], { stdio: ['ignore', 'pipe', 'inherit'] });
     const serverExit = new Promise((resolve) => server.on('close', resolve));
     let out = '';
     await new Promise((resolve, reject) => {
@@ -224,6 +226,11 @@ try {
       serverExit.then((code) => reject(new Error(`drkit nbd exited (${code})`)));
     });
     const exports = out.trim().split('\n').map((l) => JSON.parse(l)).filter((e) => e.type === 'export');
+    const tuned = process.platform !== 'linux'
+      ? 'not checked off Linux'
+      : readFileSync(`/proc/${server.pid}/environ`, 'utf8').split('\0').includes('MALLOC_MMAP_THRESHOLD_=131072') && readFileSync(`/proc/${server.pid}/cmdline`, 'utf8').split('\0').includes('--max-semi-space-size=4')
+        ? 'MALLOC_MMAP_THRESHOLD_=131072 and --max-semi-space-size=4 in effect'
+        : 'NOT in effect';
     const goldenExport = exports.find((e) => e.name === 'vm-disk@golden');
     const copyPath = join(dir, 'nbd-copy.img');
     const copied = await new Promise((resolve) => spawn(nbdcopy, [goldenExport.uri, copyPath], { stdio: 'inherit' }).on('close', resolve));
@@ -232,6 +239,7 @@ try {
     await copy.close();
     server.kill('SIGTERM');
     const serverCode = await serverExit;
+    say(`[cli]        drkit nbd runs as a command (pid ${server.pid}): process settings ${tuned}`);
     say(`[nbd]        drkit nbd: ${exports.length} exports; nbdcopy of export "${goldenExport.name}" (Unix socket) -> file: xxh64 ${hex(copySum)} ${copied === 0 && copySum === written ? 'identical to disk.img' : 'DIFFERS'}; SIGTERM -> exit ${serverCode}`);
     if (copied !== 0 || copySum !== written || serverCode !== 0) throw new Error('NBD export did not serve the snapshot');
   }
