@@ -7,7 +7,10 @@
  * One database (LMDB's root) holds every record; each key carries a namespace byte (see
  * internal/lmdb-keys.ts): caller keys, and two internal records — the format version
  * and the counters (key count, live bytes) that every batch updates in its own
- * transaction, so `stats()` is exact and survives crashes with the data it counts.
+ * transaction, so `stats()` is exact and survives crashes with the data it counts. Each
+ * op's previous value length feeds them: read in the transaction, or taken from a put's
+ * `replaces` hint (see MetaOp), which this store trusts: a wrong hint skews `stats()`,
+ * never the data.
  *
  * Durability promise: `batch()` is atomic (one LMDB child transaction) and visible once
  * it resolves; it is durable once `batch(..., { sync: true })` or a later `flush()`
@@ -178,6 +181,8 @@ interface StoredOp {
   readonly key: Buffer;
   /** undefined for a delete. */
   readonly value: Uint8Array | undefined;
+  /** A put's `replaces` hint (see MetaOp): the previous value's length, null for none, undefined unknown. */
+  readonly replaces: number | null | undefined;
 }
 
 /** A read transaction and cursor pinned by one running iteration. */
@@ -313,6 +318,8 @@ export class LmdbMetaStore implements MetaStore {
    * Applies `ops` atomically in one LMDB child transaction; batches issued in the same
    * event turn share the parent transaction and its sync. Keys and values are copied at
    * the call. An abort after the batch was accepted only stops the wait for durability.
+   * A put's `replaces` hint is trusted for the counters (not checked: that would be the
+   * read it saves).
    * @throws NOT_OPEN, INVALID_ARGUMENT (bad op, a key over {@link LMDB_META_STORE_MAX_KEY_BYTES},
    * a batch over 64 MiB), ABORTED, NO_SPACE, IO_ERROR
    */
@@ -321,7 +328,9 @@ export class LmdbMetaStore implements MetaStore {
     throwIfAborted(options?.signal);
     validateBatch(ops, LMDB_META_STORE_MAX_KEY_BYTES);
     if (ops.length > 0) {
-      const stored: StoredOp[] = ops.map((op) => ({ key: toStoredKey(op.key), value: op.kind === 'put' ? copyBytes(op.value) : undefined }));
+      const stored: StoredOp[] = ops.map((op) =>
+        op.kind === 'put' ? { key: toStoredKey(op.key), value: copyBytes(op.value), replaces: op.replaces } : { key: toStoredKey(op.key), value: undefined, replaces: undefined },
+      );
       await this.track(this.db.childTransaction(() => this.applyInTxn(stored)), 'batch');
     }
     if (options?.sync === true) await this.waitFlushed(options.signal);
@@ -446,9 +455,12 @@ export class LmdbMetaStore implements MetaStore {
     let keyDelta = 0;
     let byteDelta = 0;
     for (const op of ops) {
+      // A put's hint stands for the read (a random B-tree lookup per count a shadowed leaf
+      // changes); a delete always reads, since it must know whether the key was there.
       // Reads inside the callback see the transaction's own writes, including earlier ops.
-      const previous = this.db.getBinaryFast(op.key);
-      const previousBytes = previous === undefined ? undefined : previous.length;
+      let previousBytes: number | undefined;
+      if (op.replaces !== undefined) previousBytes = op.replaces ?? undefined;
+      else previousBytes = this.db.getBinaryFast(op.key)?.length;
       const keyBytes = op.key.length - 1;
       if (op.value !== undefined) {
         this.db.putSync(op.key, op.value as Buffer);

@@ -44,7 +44,7 @@ import {
   type Superblock,
 } from './internal/log-format.js';
 import { recoverLog } from './internal/log-recovery.js';
-import { OP_OVERHEAD_BYTES, validateBatch } from './internal/meta-batch.js';
+import { OP_OVERHEAD_BYTES, checkReplaces, validateBatch } from './internal/meta-batch.js';
 import { MemTable } from './internal/mem-table.js';
 
 /**
@@ -222,7 +222,7 @@ export class LogMetaStore implements MetaStore {
   /**
    * Applies `ops` atomically as one log record. An abort after the batch was accepted
    * only stops the wait for durability; the batch stays committed.
-   * @throws NOT_OPEN, INVALID_ARGUMENT (bad op, or over MAX_BATCH_BYTES = 64 MiB), ABORTED,
+   * @throws NOT_OPEN, INVALID_ARGUMENT (bad op, a wrong `replaces` hint, or over MAX_BATCH_BYTES = 64 MiB), ABORTED,
    * device errors (with `sync`), or the error that poisoned the handle
    */
   async batch(ops: readonly MetaOp[], options?: BatchOptions): Promise<void> {
@@ -237,6 +237,8 @@ export class LogMetaStore implements MetaStore {
         await new Promise<void>((resolve) => this.spaceWaiters.push(resolve));
         this.assertUsable();
       }
+      // Checked against the table as this batch will find it (after the wait above).
+      checkReplaces(ops, (key) => this.table.valueBytes(key));
       this.table.apply(ops);
       this.enqueue(RecordType.BATCH, record, payloadChecksum);
     }

@@ -9,7 +9,7 @@
 import { DrkitError, throwIfAborted } from '../core/errors.js';
 import type { IoOptions } from './block-device.js';
 import type { BatchOptions, MetaOp, MetaRange, MetaStore, MetaStoreStats } from './meta-store.js';
-import { validateBatch } from './internal/meta-batch.js';
+import { checkReplaces, validateBatch } from './internal/meta-batch.js';
 import { MemTable } from './internal/mem-table.js';
 
 /** Options of {@link MemoryMetaStore.open}. */
@@ -50,13 +50,14 @@ export class MemoryMetaStore implements MetaStore {
   }
 
   /**
-   * Applies `ops` atomically: validation happens before any op is applied.
+   * Applies `ops` atomically: validation (each `replaces` hint checked too) happens before any op is applied.
    * @throws NOT_OPEN, INVALID_ARGUMENT, ABORTED
    */
   async batch(ops: readonly MetaOp[], options?: BatchOptions): Promise<void> {
     this.assertOpen();
     throwIfAborted(options?.signal);
     validateBatch(ops);
+    checkReplaces(ops, (key) => this.table.valueBytes(key));
     this.table.apply(ops);
   }
 

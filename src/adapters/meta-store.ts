@@ -12,10 +12,20 @@
  */
 import type { IoOptions } from './block-device.js';
 
-/** One operation of an atomic batch. */
+/**
+ * One operation of an atomic batch.
+ *
+ * `replaces` is optional knowledge the caller has of the key before this op (after the
+ * batch's earlier ops): the byte length of the value it holds, or `null` when it holds
+ * none. It never changes what the op does; it lets a store keep its exact
+ * {@link MetaStoreStats} without reading the key again. `LmdbMetaStore` trusts it
+ * (a random read per op saved: a shadowed leaf's ~200 count updates); the stores that
+ * hold their data in memory check it and refuse a wrong one with INVALID_ARGUMENT, so a
+ * caller's tests catch a wrong hint. Leave it out unless it is known for certain.
+ */
 export type MetaOp =
-  | { readonly kind: 'put'; readonly key: Uint8Array; readonly value: Uint8Array }
-  | { readonly kind: 'del'; readonly key: Uint8Array };
+  | { readonly kind: 'put'; readonly key: Uint8Array; readonly value: Uint8Array; readonly replaces?: number | null }
+  | { readonly kind: 'del'; readonly key: Uint8Array; readonly replaces?: number | null };
 
 /** A key range for iteration. Bounds combine (all must hold); `prefix` is shorthand for a range. */
 export interface MetaRange {

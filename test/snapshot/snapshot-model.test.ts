@@ -137,8 +137,12 @@ const tmp = mkdtempSync(join(tmpdir(), 'drkit-snapmodel-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 let fileSeq = 0;
 
-/** The default stores, LMDB metadata and a crash-prone extents device (a process crash). */
-async function lmdbEnv(runSeed: number): Promise<SnapshotWorkloadEnv> {
+/**
+ * The default stores, LMDB metadata and a crash-prone extents device (a process crash).
+ * `expectExactStats` checks the LMDB store's counters against a scan: the tree's commits
+ * pass `replaces` hints, which LmdbMetaStore trusts instead of reading each key.
+ */
+async function lmdbEnv(runSeed: number): Promise<SnapshotWorkloadEnv & { expectExactStats(): Promise<void> }> {
   const path = join(tmp, `lmdb-${++fileSeq}`);
   const dataInner = await RawFileBlockDevice.open({ path: `${path}.img`, create: { byteLength: 1 << 20 } });
   let generation = 0;
@@ -179,6 +183,17 @@ async function lmdbEnv(runSeed: number): Promise<SnapshotWorkloadEnv> {
       dataDev.crashAfterWrites(Number.MAX_SAFE_INTEGER);
       return dataDev.crashed;
     },
+    expectExactStats: async () => {
+      await tree.flush();
+      let keyCount = 0;
+      let liveBytes = 0;
+      for await (const [key, value] of meta.iterate()) {
+        keyCount++;
+        liveBytes += key.length + value.length;
+      }
+      const stats = await meta.stats();
+      expect({ keyCount: stats.keyCount, liveBytes: stats.liveBytes }).toEqual({ keyCount, liveBytes });
+    },
   };
 }
 
@@ -214,7 +229,9 @@ describe('SnapshotTree against the model', () => {
     const g = geometries[1]!;
     await fc.assert(
       fc.asyncProperty(snapshotOpsArbitrary({ byteLength: g.byteLength, maxOps: 25 }), async (ops) => {
-        crashes += (await runSnapshotWorkload(await lmdbEnv(++run), ops, g)).crashes;
+        const env = await lmdbEnv(++run);
+        crashes += (await runSnapshotWorkload(env, ops, g)).crashes;
+        await env.expectExactStats();
       }),
       { seed, numRuns: 30 },
     );

@@ -33,6 +33,11 @@ export class MemTable {
     return this.map.get(bytesToKey(key))?.slice();
   }
 
+  /** Byte length of the value at a binary-string key ({@link bytesToKey}), or undefined (no copy, no check). */
+  valueBytes(key: string): number | undefined {
+    return this.map.get(key)?.length;
+  }
+
   /** Applies validated `ops` in order. `owned` values are stored without copying. */
   apply(ops: readonly MetaOp[], owned = false): void {
     for (const op of ops) this.applyOne(op.kind, bytesToKey(op.key), op.kind === 'put' ? (owned ? op.value : op.value.slice()) : undefined);

@@ -1,4 +1,5 @@
 /** Validation of MetaStore batches, shared by every MetaStore implementation. */
+import { bytesToKey } from '../../core/bytes.js';
 import { DrkitError } from '../../core/errors.js';
 import type { MetaOp } from '../meta-store.js';
 
@@ -60,6 +61,10 @@ export function validateBatch(ops: readonly MetaOp[], maxKeyBytes: number = MAX_
     } else if (op.kind !== 'del') {
       throw new DrkitError('INVALID_ARGUMENT', `ops[${i}].kind must be 'put' or 'del'`, { data: { name: 'kind', index: i } });
     }
+    const replaces = op.replaces;
+    if (replaces !== undefined && replaces !== null && !(Number.isSafeInteger(replaces) && replaces >= 0)) {
+      throw new DrkitError('INVALID_ARGUMENT', `ops[${i}].replaces must be a byte length (a non-negative integer) or null`, { data: { name: 'replaces', index: i, value: replaces } });
+    }
     if (byteLength > MAX_BATCH_BYTES) {
       throw new DrkitError('INVALID_ARGUMENT', `batch exceeds ${MAX_BATCH_BYTES} bytes`, {
         data: { name: 'ops', limitBytes: MAX_BATCH_BYTES },
@@ -67,4 +72,32 @@ export function validateBatch(ops: readonly MetaOp[], maxKeyBytes: number = MAX_
     }
   }
   return byteLength;
+}
+
+/**
+ * Checks every op's `replaces` hint (see {@link MetaOp}) against what the key holds after
+ * the batch's earlier ops, before any op is applied: `valueBytes(key)` is the byte length
+ * of the key's stored value (binary-string form, {@link bytesToKey}), or undefined. For
+ * the stores that hold their data in memory, where the check costs a map lookup.
+ * @throws INVALID_ARGUMENT naming the first op whose hint is wrong
+ */
+export function checkReplaces(ops: readonly MetaOp[], valueBytes: (key: string) => number | undefined): void {
+  let last = ops.length - 1;
+  while (last >= 0 && ops[last]!.replaces === undefined) last--;
+  if (last < 0) return;
+  // What the batch's earlier ops leave at a key, hinted or not (binary-string key -> length, null = none).
+  const overlay = new Map<string, number | null>();
+  for (let i = 0; i <= last; i++) {
+    const op = ops[i]!;
+    const key = bytesToKey(op.key);
+    if (op.replaces !== undefined) {
+      const actual = overlay.has(key) ? overlay.get(key)! : (valueBytes(key) ?? null);
+      if (actual !== op.replaces) {
+        throw new DrkitError('INVALID_ARGUMENT', `ops[${i}].replaces is ${op.replaces}, but the key holds ${actual === null ? 'no value' : `${actual} bytes`}`, {
+          data: { name: 'replaces', index: i, replaces: op.replaces, actual },
+        });
+      }
+    }
+    overlay.set(key, op.kind === 'put' ? op.value.length : null);
+  }
 }

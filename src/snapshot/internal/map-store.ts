@@ -47,6 +47,8 @@ import { decodeCount, encodeCount, encodeCounts, TAG, type TreeKeys } from './ke
  */
 const NODE_RC_BYTES = 64;
 const EXTENT_RC_BYTES = 160;
+/** Heap bytes of one entry of the stored-length map (the key string is shared with the pinned count's). */
+const STORED_LENGTH_BYTES = 32;
 
 /** How a tree's `cacheBytes` is shared: most to decoded nodes, which every read walks. */
 const NODE_CACHE_SHARE = 0.7;
@@ -78,6 +80,13 @@ export class MapStore {
    * and counts settled from deltas (a shadowed leaf's extents, rarely needed again soon).
    */
   readonly #uncachedExtentRc = new Set<string>();
+  /**
+   * Byte length of the stored value of a pinned count read from the MetaStore by
+   * {@link MapStore.prefetchExtentRcs} or {@link MapStore.settleExtentRcs} (null: no value), passed to the commit's ops
+   * as their `replaces` hint so that the store need not read each key again. Counts
+   * pinned from the cache have none (the length of what was read then is not kept).
+   */
+  readonly #storedExtentRcBytes = new Map<string, number | null>();
   /** Extents whose rc reached 0 since the last commit (to persist in the dead list). */
   readonly #newlyDead = new Set<string>();
   /** Dead extents revived (rc 0 -> 1) before they were deleted. */
@@ -112,7 +121,12 @@ export class MapStore {
 
   /** Estimated heap bytes pinned until the next commit (dirty nodes and counts, prefetched counts, deltas). */
   get pinnedBytes(): number {
-    return this.#dirtyNodeBytes + this.#dirtyNodeRc.size * NODE_RC_BYTES + (this.#pinnedExtentRc.size + this.#extentRcDelta.size) * EXTENT_RC_BYTES;
+    return (
+      this.#dirtyNodeBytes +
+      this.#dirtyNodeRc.size * NODE_RC_BYTES +
+      (this.#pinnedExtentRc.size + this.#extentRcDelta.size) * EXTENT_RC_BYTES +
+      this.#storedExtentRcBytes.size * STORED_LENGTH_BYTES
+    );
   }
 
   /** The node, from memory or the MetaStore. @throws CORRUPTION when a referenced node is missing */
@@ -227,7 +241,10 @@ export class MapStore {
     for (let i = 0; i < keys.length; i++) {
       const key = keys[i]!;
       // Another caller may have pinned it while the read was in flight: that count is newer.
-      if (!this.#pinnedExtentRc.has(key)) this.#pinStored(key, decodeCount(values[i]), cache);
+      if (this.#pinnedExtentRc.has(key)) continue;
+      const value = values[i];
+      this.#pinStored(key, decodeCount(value), cache);
+      this.#storedExtentRcBytes.set(key, value === undefined ? null : value.length);
     }
   }
 
@@ -345,7 +362,13 @@ export class MapStore {
     const rcs = changed.map((key) => this.#pinnedExtentRc.get(key)!);
     const rcKeys = k.fingerprintKeys(TAG.extentRc, changed);
     const rcValues = encodeCounts(rcs);
-    for (let i = 0; i < changed.length; i++) ops.push(rcs[i] === 0 ? { kind: 'del', key: rcKeys[i]! } : { kind: 'put', key: rcKeys[i]!, value: rcValues[i]! });
+    for (let i = 0; i < changed.length; i++) {
+      if (rcs[i] === 0) ops.push({ kind: 'del', key: rcKeys[i]! });
+      else {
+        const replaces = this.#storedExtentRcBytes.get(changed[i]!);
+        ops.push(replaces === undefined ? { kind: 'put', key: rcKeys[i]!, value: rcValues[i]! } : { kind: 'put', key: rcKeys[i]!, value: rcValues[i]!, replaces });
+      }
+    }
     const deadExtents = [...this.#newlyDead].map(keyToBytes);
     for (const fp of deadExtents) ops.push({ kind: 'put', key: k.fingerprint(TAG.deadExtent, fp), value: new Uint8Array(0) });
     const revivedExtents = [...this.#revived].map(keyToBytes);
@@ -364,6 +387,7 @@ export class MapStore {
     this.#dirtyNodeBytes = 0;
     this.#dirtyNodeRc.clear();
     this.#pinnedExtentRc.clear();
+    this.#storedExtentRcBytes.clear();
     this.#dirtyExtentRc.clear();
     this.#deletedNodes.clear();
     this.#newlyFree.length = 0;
@@ -382,6 +406,7 @@ export class MapStore {
     this.#dirtyNodeRc.clear();
     this.#cleanExtentRc.clear();
     this.#pinnedExtentRc.clear();
+    this.#storedExtentRcBytes.clear();
     this.#uncachedExtentRc.clear();
     this.#extentRcDelta.clear();
     this.#dirtyExtentRc.clear();
