@@ -12,7 +12,8 @@
 // receiver's own, steadier on a loaded machine than the cross-process bench.
 // Usage: node bench/receiver-extents.mjs [distDir] [imageMiB=1024]   (npm run build first)
 // Prints one JSON line per phase: cpuSeconds, cpuMsPerMB (per MB of extent content
-// sent), wallSeconds, extents, and the process's peak RSS at the end.
+// sent), wallSeconds, receiverWallSeconds (inside the receiver's calls), extents, and the
+// process's peak RSS at the end.
 import * as crypto from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -46,10 +47,13 @@ const sha256 = (data) => new Uint8Array(crypto.hash('sha256', data, 'buffer'));
 const scratch = new Uint8Array(BLOCK_BYTES + 1024) /* >= zstd's bound for 16 KiB */;
 
 let rxMicros = 0;
-/** Awaits the receiver's `fn`, counting the process CPU it takes. */
+let rxWallMs = 0;
+/** Awaits the receiver's `fn`, counting the process CPU (all threads) and the wall time it takes. */
 async function receiver(fn) {
   const c0 = process.cpuUsage();
+  const t0 = performance.now();
   const r = await fn();
+  rxWallMs += performance.now() - t0;
   const c = process.cpuUsage(c0);
   rxMicros += c.user + c.system;
   return r;
@@ -109,13 +113,14 @@ async function transfer(name, base, batches) {
     snapshot: { name, createdMs: 1, consistency: 'crash', userMetadata: {} }, ...(base === undefined ? {} : { baseOriginSnapshotId: base }),
   };
   rxMicros = 0;
+  rxWallMs = 0;
   const counters = { sentBytes: 0, extents: 0 };
   const t0 = performance.now();
   await receiver(() => rx.begin(request));
   for (const { cursorAfter, blocks } of batches()) await sendBatch(sessionId, cursorAfter, blocks, counters);
   await receiver(() => rx.commit([sessionId]));
   const cpuSeconds = rxMicros / 1e6;
-  const line = { phase: name, extents: counters.extents, sentMB: +(counters.sentBytes / 1e6).toFixed(1), cpuSeconds: +cpuSeconds.toFixed(2), cpuMsPerMB: +((cpuSeconds * 1000) / (counters.sentBytes / 1e6)).toFixed(2), wallSeconds: +((performance.now() - t0) / 1000).toFixed(2) };
+  const line = { phase: name, extents: counters.extents, sentMB: +(counters.sentBytes / 1e6).toFixed(1), cpuSeconds: +cpuSeconds.toFixed(2), cpuMsPerMB: +((cpuSeconds * 1000) / (counters.sentBytes / 1e6)).toFixed(2), wallSeconds: +((performance.now() - t0) / 1000).toFixed(2), receiverWallSeconds: +(rxWallMs / 1000).toFixed(2) };
   console.log(JSON.stringify(line));
   return line;
 }

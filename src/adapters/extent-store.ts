@@ -132,7 +132,12 @@ export interface PreparedExtentCommit {
 /** Fingerprint-addressed storage of immutable extents. */
 export interface ExtentStore {
   readonly capabilities: ExtentStoreCapabilities;
-  /** Stores extents; a fingerprint already present is skipped (content addressing). */
+  /**
+   * Stores extents; a fingerprint already present is skipped (content addressing). The
+   * store copies what it keeps: once the call settles, the caller may reuse every buffer
+   * it passed (`fingerprint`, `data`, `stored.bytes`), as a replication receiver reuses
+   * its frames and decode buffers.
+   */
   put(extents: readonly ExtentPut[], options?: IoOptions): Promise<void>;
   /** The extent's bytes, verified. @throws EXTENT_NOT_FOUND, CORRUPTION */
   get(fingerprint: Uint8Array, options?: IoOptions): Promise<Uint8Array>;

@@ -28,6 +28,7 @@ import type { SnapshotTree } from '../snapshot/index.js';
 import type { Volume } from '../snapshot/index.js';
 import { CODEC_RAW, ExtentCodec, isCodecId } from '../dedup/codec.js';
 import { originOf, stampOrigin, volumeKeyOf } from './origin.js';
+import { ArenaPool } from './internal/arena-pool.js';
 import { checkIncomingGeneration } from './generation-guard.js';
 import type { BeginRequest, BeginResponse, HeldSnapshot, ReplicationPort, WireBlock, WireExtent } from './replication-port.js';
 
@@ -43,6 +44,15 @@ interface SessionRecord {
   readonly stagingVolumeId: string;
   cursorBlock: number;
 }
+
+/**
+ * Bytes of one decode arena (4 MiB, the largest extent the codec accepts): a batch's
+ * compressed extents are decoded back to back into as many as they need. Fresh buffers
+ * per extent allocated ~540 MB per GiB received that lived only until the put settled.
+ */
+export const DECODE_ARENA_BYTES = 4 * 1024 * 1024;
+/** Idle decode arenas kept (a few batches of compressible data in flight over all connections). */
+const MAX_FREE_DECODE_ARENAS = 4;
 
 /** Receiver of replicated snapshots for one site's SnapshotTree. */
 export class ReceiverState implements ReplicationPort {
@@ -60,6 +70,8 @@ export class ReceiverState implements ReplicationPort {
   readonly #owners = new Map<string, object>();
   /** Commits run one after another: the already-committed check and the commit are one step. */
   #commitTail: Promise<unknown> = Promise.resolve();
+  /** Where compressed extents are decoded for verification (see {@link DECODE_ARENA_BYTES}). */
+  readonly #decodeArenas = new ArenaPool(DECODE_ARENA_BYTES, MAX_FREE_DECODE_ARENAS);
 
   private constructor(tree: SnapshotTree, meta: MetaStore, siteId: string, codec: ExtentCodec, checkpointBytes: number) {
     this.#tree = tree;
@@ -143,16 +155,50 @@ export class ReceiverState implements ReplicationPort {
     return this.#tree.haveExtents(fingerprints);
   }
 
+  /**
+   * Nothing of a batch is kept once `extents()` settles: the ExtentStore copies what it
+   * keeps (its put contract) and the decode buffers go back to this receiver's pool, so
+   * a Peer may read its next EXTENTS frame into this one's buffer.
+   */
+  get keepsNoFrameViews(): true {
+    return true;
+  }
+
+  /**
+   * Verifies and stores a batch of extents (see ReplicationPort.extents). Compressed
+   * extents are decoded into reused arenas, valid until the put settles: the content is
+   * needed only to check its fingerprint and checksum, the store keeps the form that
+   * arrived. @throws CORRUPTION (nothing of the batch is stored)
+   */
   async extents(extents: readonly WireExtent[]): Promise<void> {
-    const puts: ExtentPut[] = extents.map((e) => {
-      if (!isCodecId(e.codec)) throw new DrkitError('CORRUPTION', `unknown extent codec ${e.codec}`);
-      const data = this.#codec.decompress(e.codec, e.data, e.rawLength);
-      // The sender's checksum goes to the ExtentStore, whose contract verifies it before
-      // writing anything of the batch (CORRUPTION otherwise): one hash, not two. The form
-      // that arrived goes with it: a store that compresses at rest keeps it as is.
-      return { fingerprint: e.fingerprint, data, checksum: e.checksum, ...(e.codec === CODEC_RAW ? { incompressible: true } : { stored: { codec: e.codec, bytes: e.data } }) };
-    });
-    await this.#tree.putExtents(puts);
+    const arenas: Uint8Array[] = [];
+    let arena: Uint8Array | undefined;
+    let used = 0;
+    try {
+      const puts: ExtentPut[] = extents.map((e) => {
+        if (!isCodecId(e.codec)) throw new DrkitError('CORRUPTION', `unknown extent codec ${e.codec}`);
+        let data: Uint8Array;
+        if (e.codec === CODEC_RAW || e.rawLength > this.#decodeArenas.arenaBytes) {
+          data = this.#codec.decompress(e.codec, e.data, e.rawLength);
+        } else {
+          if (arena === undefined || arena.byteLength - used < e.rawLength) {
+            arena = this.#decodeArenas.take();
+            arenas.push(arena);
+            used = 0;
+          }
+          data = arena.subarray(used, used + e.rawLength);
+          this.#codec.decompressInto(e.codec, e.data, e.rawLength, data);
+          used += e.rawLength;
+        }
+        // The sender's checksum goes to the ExtentStore, whose contract verifies it before
+        // writing anything of the batch (CORRUPTION otherwise): one hash, not two. The form
+        // that arrived goes with it: a store that compresses at rest keeps it as is.
+        return { fingerprint: e.fingerprint, data, checksum: e.checksum, ...(e.codec === CODEC_RAW ? { incompressible: true } : { stored: { codec: e.codec, bytes: e.data } }) };
+      });
+      await this.#tree.putExtents(puts);
+    } finally {
+      for (const a of arenas) this.#decodeArenas.give(a);
+    }
   }
 
   /** Maps a batch of blocks (see ReplicationPort.blocks). @throws NOT_FOUND, BUSY (the session belongs to another owner) */

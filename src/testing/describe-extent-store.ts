@@ -11,6 +11,7 @@ import { rejection, expectCode } from './internal/suite-assertions.js';
 import { vitest } from './internal/vitest-api.js';
 import type { ExtentStore } from '../adapters/extent-store.js';
 import { loadXxh64 } from '../core/checksum.js';
+import { ExtentCodec } from '../dedup/codec.js';
 import { toHex } from '../core/bytes.js';
 import { isDrkitError } from '../core/errors.js';
 import { expectSameBytes, fixtureData, fixtureExtent, fixtureFingerprint } from './internal/extent-fixtures.js';
@@ -89,6 +90,25 @@ export function describeExtentStore(options: ExtentStoreSuiteOptions): void {
         expectSameBytes(got, e.data);
         got.fill(0);
         expectSameBytes(await store.get(e.fingerprint), e.data);
+      }));
+
+    vitest().it('keeps its own copy of a stored form: callers may reuse every buffer once put settles', () =>
+      withStore(async ({ store }) => {
+        const xxh = await loadXxh64();
+        const codec = await ExtentCodec.open();
+        const content = new Uint8Array(16384).map((_, i) => 97 + ((i * 7) % 13)); // compresses
+        const encoded = codec.compress(content);
+        vitest().expect(encoded.codec).not.toBe(0);
+        const fingerprint = fixtureFingerprint(9).slice();
+        const data = content.slice();
+        const bytes = encoded.bytes.slice();
+        await store.put([{ fingerprint, data, checksum: xxh.hash(content), stored: { codec: encoded.codec, bytes } }]);
+        fingerprint.fill(0);
+        data.fill(0);
+        bytes.fill(0);
+        expectSameBytes(await store.get(fixtureFingerprint(9)), content);
+        const [kept] = store.getStored === undefined ? [undefined] : await store.getStored([fixtureFingerprint(9)]);
+        if (kept !== undefined) expectSameBytes(codec.decompress(kept.codec, kept.bytes, kept.rawLength), content);
       }));
 
     vitest().it('stores a fingerprint once (dedup within and across calls) and counts it once', () =>
